@@ -1,0 +1,356 @@
+"""Configuration: load `config.yaml` (the device) and `pipelines/NAME.yaml` (the processing) into typed models.
+
+Owns the schema, `${VAR}` / `${VAR:-default}` substitution, `--set key.path=value` overrides with type coercion,
+and error messages of the form `FILE: key.path: what is wrong (the fix)`. Unknown keys are errors, with the
+closest valid key suggested, because a misspelt key silently ignored is a camera that does the wrong thing for
+months.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.errors import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
+PIPELINES_DIR = PROJECT_DIR / "pipelines"
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class ReconnectConfig(Strict):
+    initial_delay_s: float = Field(1.0, gt=0, description="first wait before reopening a failed source")
+    max_delay_s: float = Field(30.0, gt=0, description="longest wait between reopen attempts (doubling backoff)")
+
+
+class CameraConfig(Strict):
+    name: str = Field("cam0", description="the camera's name in results, topics and logs")
+    source: str = Field(
+        "auto",
+        description="auto | picamera2 | /dev/videoN | N | rtsp://… | http(s)://… | video file | image, "
+        "directory or glob | pattern",
+    )
+    width: int = Field(1280, gt=0, description="capture width (cameras, pattern)")
+    height: int = Field(720, gt=0, description="capture height (cameras, pattern)")
+    fps: float = Field(30.0, gt=0, description="capture rate asked of cameras; the pattern's rate")
+    fourcc: str = Field("", description="V4L2 pixel format, e.g. MJPG for USB cameras that need it for full fps")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
+    realtime: bool = Field(False, description="pace video files at their own fps, like a live camera")
+    loop: bool = Field(False, description="start a video file or image set again at the end")
+    reconnect: ReconnectConfig = ReconnectConfig()
+
+    @field_validator("fourcc")
+    @classmethod
+    def _fourcc_is_four_chars(cls, value: str) -> str:
+        if value and len(value) != 4:
+            raise ValueError("must be four characters, e.g. MJPG or YUYV (or empty for the camera's default)")
+        return value
+
+
+ACCELERATOR_PATTERN = r"^(auto|cpu|edgetpu(:usb(:\d+)?|:pci(:\d+)?)?)$"
+
+
+class ModelsConfig(Strict):
+    dir: str = Field("models", description="where named models live (relative paths: to the config file)")
+
+
+class JsonlConfig(Strict):
+    enabled: bool = Field(False, description="write one JSON line per processed frame")
+    path: str = Field("-", description="file to append to, or - for standard output")
+
+
+class LoggingConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DeviceConfig(Strict):
+    """`config.yaml`: what this board has and where results go."""
+
+    camera: CameraConfig = CameraConfig()
+    accelerator: str = Field(
+        "auto", pattern=ACCELERATOR_PATTERN, description="auto | cpu | edgetpu | edgetpu:usb[:N] | edgetpu:pci:N"
+    )
+    models: ModelsConfig = ModelsConfig()
+    jsonl: JsonlConfig = JsonlConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+# --- pipeline stages: one parameter model per stage name -------------------------------------------------------
+
+
+class PreprocessParams(Strict):
+    resize: Literal["stretch", "letterbox", "crop"] = Field(
+        "stretch", description="stretch: whole frame, aspect lost; letterbox: whole frame, padded; crop: centre"
+    )
+    float_range: tuple[float, float] = Field(
+        (-1.0, 1.0), description="pixel range a float32 model expects: [-1, 1] or [0, 1]"
+    )
+
+
+class InferenceParams(Strict):
+    model: str = Field(description="a named model (models/manifest.yaml) or a path to a .tflite file")
+    labels: str | None = Field(None, description="label file; default: the named model's, else the model's metadata")
+    accelerator: str | None = Field(
+        None, pattern=ACCELERATOR_PATTERN, description="overrides config.yaml's accelerator for this pipeline"
+    )
+    threads: int = Field(2, ge=1, le=16, description="CPU threads for XNNPACK")
+
+
+class AnchorParams(Strict):
+    """SSD anchor generation (MediaPipe's SsdAnchorsCalculator with fixed anchor size), e.g. BlazeFace."""
+
+    strides: list[int] = Field([8, 16, 16, 16], description="one per feature layer; equal strides share a grid")
+    anchors_per_layer: int = Field(2, ge=1, description="anchors each layer adds per grid cell")
+    offset: float = Field(0.5, description="anchor centre within its cell")
+    box_scale: float | None = Field(None, gt=0, description="regressor units per input; default the input size")
+
+
+class PostprocessParams(Strict):
+    kind: Literal["auto", "ssd", "ssd_anchors", "classifier"] = Field(
+        "auto", description="how to decode the outputs; auto decides from the output tensors"
+    )
+    min_score: float = Field(0.5, ge=0, le=1, description="drop results scoring below this")
+    max_results: int = Field(20, ge=1, description="keep at most this many (top-k for classifiers)")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="ssd_anchors: overlap above which boxes are merged")
+    anchors: AnchorParams = AnchorParams()
+
+
+class FilterParams(Strict):
+    labels: list[str] | None = Field(None, description="keep only these labels (default: all)")
+    min_score: float | None = Field(None, ge=0, le=1, description="a stricter score threshold than postprocess's")
+    min_area: float = Field(0.0, ge=0, le=1, description="drop boxes smaller than this fraction of the frame")
+
+
+STAGE_PARAMS: dict[str, type[Strict]] = {
+    "preprocess": PreprocessParams,
+    "inference": InferenceParams,
+    "postprocess": PostprocessParams,
+    "filter": FilterParams,
+}
+REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
+
+
+@dataclass
+class PipelineConfig:
+    """`pipelines/NAME.yaml`: the ordered stages and their parameters."""
+
+    name: str
+    description: str
+    stages: list[tuple[str, Strict]]
+
+    def params(self, stage: str) -> Any:
+        return next(p for name, p in self.stages if name == stage)
+
+
+@dataclass
+class Settings:
+    """Everything a run needs, validated: the device, the pipeline and where each came from."""
+
+    device: DeviceConfig
+    pipeline: PipelineConfig
+    config_path: Path
+    pipeline_path: Path
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from config.yaml: absolute, or relative to the config file's folder."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.config_path.parent / path)
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+@dataclass
+class _Problems:
+    """Collects every problem of one load so `validate` can show them all at once."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, where: str, path: str, message: str) -> None:
+        self.lines.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+
+def pipeline_names() -> list[str]:
+    return sorted(p.stem for p in PIPELINES_DIR.glob("*.yaml"))
+
+
+def pipeline_path(name: str) -> Path:
+    """`--pipeline NAME` is a file in pipelines/, or a path to a pipeline file."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    path = PIPELINES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, pipeline_names(), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"no pipeline named {name!r} ({hint}available: {', '.join(pipeline_names())})")
+    return path
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return data
+
+
+def _substitute_env(value: Any, path: str, where: str, problems: _Problems) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, recursively."""
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, f"{path}.{k}" if path else str(k), where, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, f"{path}[{i}]", where, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.add(where, path, f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
+        return ""
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set stages.inference.threads=2")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip().split("."), value
+
+
+def _apply_override(target: dict, keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        child = target.get(key)
+        if not isinstance(child, dict):
+            child = target[key] = {}
+        target = child
+    target[keys[-1]] = value
+
+
+def _stage_list(raw: Any, where: str, problems: _Problems) -> list[tuple[str, dict]]:
+    """`stages:` is a list of one-key mappings (`- preprocess: {resize: stretch}`)."""
+    if not isinstance(raw, list):
+        problems.add(where, "stages", "must be a list like `- preprocess: {resize: stretch}`")
+        return []
+    stages: list[tuple[str, dict]] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            problems.add(where, f"stages[{i}]", "each stage is one `name: {params}` mapping")
+            continue
+        (name, params), = item.items()
+        if name not in STAGE_PARAMS:
+            close = difflib.get_close_matches(str(name), STAGE_PARAMS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known stages: {', '.join(STAGE_PARAMS)}"
+            problems.add(where, f"stages.{name}", f"unknown stage ({hint})")
+            continue
+        stages.append((name, params or {}))
+    return stages
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config model that holds the key at `loc` (for suggesting the closest valid key)."""
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        annotation = getattr(info, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys: set[str], problems: _Problems):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(str(p) for p in error["loc"])
+            path = ".".join((prefix, *loc) if prefix else loc)
+            source = "--set" if path in set_keys else where
+            if error["type"] == "extra_forbidden":
+                parent = _model_at(model, loc[:-1])
+                close = difflib.get_close_matches(loc[-1], list(parent.model_fields) if parent else [], n=1)
+                parent_path = path.rpartition(".")[0]
+                hint = f"did you mean {'.'.join(filter(None, (parent_path, close[0])))}?" if close else (
+                    f"valid keys: {', '.join(parent.model_fields)}" if parent else "remove it")
+                problems.add(source, path, f"unknown key ({hint})")
+            else:
+                got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+                problems.add(source, path, f"{error['msg']}{got}")
+        return None
+
+
+def load_settings(pipeline: str, config: str | Path | None = None, overrides: list[str] = ()) -> Settings:
+    """Load, substitute, override and validate both files; raise ConfigError listing every problem."""
+    config_path = Path(config) if config else DEFAULT_CONFIG
+    pipe_path = pipeline_path(pipeline)
+    problems = _Problems()
+    device_raw = _substitute_env(_read_yaml(config_path), "", str(config_path), problems)
+    pipe_raw = _substitute_env(_read_yaml(pipe_path), "", str(pipe_path), problems)
+    stages = _stage_list(pipe_raw.pop("stages", None), str(pipe_path), problems)
+
+    set_keys: set[str] = set()
+    for text in overrides:
+        keys, value = _parse_override(text)
+        set_keys.add(".".join(keys))
+        if keys[0] == "stages":
+            stage = next((params for name, params in stages if name == keys[1]), None) if len(keys) > 2 else None
+            if stage is None:
+                names = ", ".join(name for name, _ in stages)
+                problems.add("--set", ".".join(keys), f"no such stage in {pipe_path.name} (its stages: {names})")
+                continue
+            _apply_override(stage, keys[2:], value)
+        else:
+            _apply_override(device_raw, keys, value)
+
+    description = pipe_raw.pop("description", "")
+    for key in pipe_raw:
+        problems.add(str(pipe_path), str(key), "unknown key (a pipeline file has `description` and `stages`)")
+    device = _validate(DeviceConfig, device_raw, "", str(config_path), set_keys, problems)
+    validated: list[tuple[str, Strict]] = []
+    for name, params in stages:
+        if not isinstance(params, dict):
+            problems.add(str(pipe_path), f"stages.{name}", "parameters must be a mapping, e.g. {threads: 2}")
+            continue
+        model = _validate(STAGE_PARAMS[name], params, f"stages.{name}", str(pipe_path), set_keys, problems)
+        if model is not None:
+            validated.append((name, model))
+    names = [name for name, _ in stages]
+    for required in REQUIRED_STAGES:
+        if required not in names:
+            problems.add(str(pipe_path), "stages", f"needs a {required} stage")
+    if names and [n for n in names if n in REQUIRED_STAGES] != list(REQUIRED_STAGES):
+        problems.add(str(pipe_path), "stages", "preprocess, inference and postprocess must come in that order")
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return Settings(device, PipelineConfig(pipe_path.stem, str(description), validated), config_path, pipe_path)

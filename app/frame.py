@@ -1,0 +1,104 @@
+"""Frame and the result types every stage and publisher share.
+
+A Frame is one captured image plus what stages add to it. Results are plain dataclasses so decoders read like
+pycoral's adapters and publishers turn them into the one JSON shape of a processed frame (`Frame.result`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: box in source-frame pixels (x0, y0, x1, y1), clipped to the frame."""
+
+    label: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "class_id": self.class_id,
+            "score": round(self.score, 4),
+            "box": [round(v, 1) for v in self.box],
+        }
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One class of a classifier's top-k."""
+
+    label: str
+    class_id: int
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "class_id": self.class_id, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """How the model's input maps onto the source frame, so decoders can return source pixels.
+
+    A point (u, v) normalised to the model input (0..1) is at
+    (u * scale_x + offset_x, v * scale_y + offset_y) in the source frame; stretch, letterbox and crop are all
+    this affine map with different numbers.
+    """
+
+    frame_width: int
+    frame_height: int
+    scale_x: float
+    scale_y: float
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Map normalised (N, 4) boxes as x0, y0, x1, y1 to source pixels, clipped to the frame."""
+        out = np.empty_like(boxes, dtype=np.float64)
+        out[:, 0::2] = boxes[:, 0::2] * self.scale_x + self.offset_x
+        out[:, 1::2] = boxes[:, 1::2] * self.scale_y + self.offset_y
+        np.clip(out[:, 0::2], 0, self.frame_width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.frame_height, out=out[:, 1::2])
+        return out
+
+
+@dataclass
+class Frame:
+    """One captured RGB image (H x W x 3, uint8) and what the stages add to it."""
+
+    image: np.ndarray
+    seq: int
+    source: str
+    t_capture: float = field(default_factory=time.monotonic)
+    ts: float = field(default_factory=time.time)
+    lores: np.ndarray | None = None
+    geometry: InputGeometry | None = None
+    detections: list[Detection] = field(default_factory=list)
+    classes: list[Classification] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the source image."""
+        return self.image.shape[1], self.image.shape[0]
+
+    def result(self, pipeline: str) -> dict:
+        """The one JSON shape every publisher emits for a processed frame (DESIGN.md, "One result, one shape")."""
+        out: dict = {
+            "pipeline": pipeline,
+            "source": self.source,
+            "seq": self.seq,
+            "ts": round(self.ts, 3),
+            "size": list(self.size),
+            "detections": [d.as_dict() for d in self.detections],
+        }
+        if self.classes:
+            out["classes"] = [c.as_dict() for c in self.classes]
+        out["timing_ms"] = {k: round(v, 2) for k, v in self.timing.items()}
+        return out

@@ -1,0 +1,171 @@
+"""The runner: builds the stages of a pipeline file and runs the three lanes of DESIGN.md.
+
+capture thread → [latest-frame slot] → inference lane (the stages) → [bounded queue] → output lane (publishers).
+Owns the model's loading and accelerator choice, the source's reconnects with backoff, per-stage timing, drop
+counting, and a shutdown that stops within 2 s with outputs flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from app.config import Settings
+from app.errors import SmartcamError
+from app.frame import Frame
+from app.handoff import Handoff
+from app.metrics import Stats
+from app.models import resolve_labels, resolve_model
+from app.publishers.base import Publisher
+from app.runtime import LoadedModel, choose_accelerator, load_model
+from app.sources import open_source
+from app.sources.base import EndOfStream, Source
+from app.stages import STAGES
+from app.stages.base import Stage, StageContext
+
+log = logging.getLogger(__name__)
+
+OUTPUT_QUEUE_SIZE = 8
+STOP_TIMEOUT_S = 1.5
+
+
+def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str]]:
+    """The inference stage's model on its accelerator, and its labels."""
+    params = settings.pipeline.params("inference")
+    models_dir = settings.resolve_path(settings.device.models.dir)
+    path = resolve_model(params.model, models_dir)
+    accelerator, why = choose_accelerator(params.accelerator or settings.device.accelerator, path)
+    log.info("accelerator %s: %s", accelerator, why)
+    model = load_model(path, accelerator, params.threads)
+    return model, resolve_labels(params.labels, params.model, models_dir, path)
+
+
+class Pipeline:
+    """One configured run: call `run()`; `stop()` (from a signal handler or another thread) ends it."""
+
+    def __init__(self, settings: Settings, publishers: list[Publisher]) -> None:
+        self.settings = settings
+        self.publishers = publishers
+        self.stats = Stats()
+        self.model, labels = load_pipeline_model(settings)
+        ctx = StageContext(settings.pipeline.name, self.model, labels)
+        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
+        for stage in self.stages:
+            stage.start(ctx)
+        self.source: Source = open_source(settings.device.camera, self.model.input_size)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        lossless = not self.source.live
+        self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"))
+        self._results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: self.stats.drop("output_full"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._slot.close()
+
+    def run(self, max_frames: int | None = None) -> Stats:
+        """Run until the source ends, `max_frames` are processed, or `stop()`; raise what failed, if anything."""
+        self.source.open()
+        log.info("source %s opened (%s)", self.source.description,
+                 "live: newest frame wins" if self.source.live else "every frame processed")
+        self.stats.started = time.monotonic()
+        lanes = [threading.Thread(target=self._guard, args=(lane,), name=name, daemon=True) for name, lane in (
+            ("capture", self._capture_lane),
+            ("inference", lambda: self._inference_lane(max_frames)),
+            ("output", self._output_lane))]
+        for lane in lanes:
+            lane.start()
+        while lanes[2].is_alive():
+            lanes[2].join(0.1)
+            if self._stop.is_set():
+                lanes[2].join(STOP_TIMEOUT_S)
+                break
+        self.stop()
+        for lane in lanes[:2]:
+            lane.join(STOP_TIMEOUT_S / 2)
+        for stage in self.stages:
+            stage.stop()
+        if not lanes[0].is_alive():
+            self.source.close()
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+    def _guard(self, lane) -> None:
+        """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""
+        try:
+            lane()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            if self._error is None:
+                self._error = exc
+            self.stop()
+            self._results.close()
+
+    def _capture_lane(self) -> None:
+        camera = self.settings.device.camera
+        delay, seq = camera.reconnect.initial_delay_s, 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    captured = self.source.read()
+                except OSError as exc:
+                    self.stats.drop("source_error")
+                    log.warning("source %s failed (%s); reopening in %.0f s", self.source.description, exc, delay)
+                    self.source.close()
+                    if self._stop.wait(delay):
+                        return
+                    delay = min(delay * 2, camera.reconnect.max_delay_s)
+                    self._reopen()
+                    continue
+                delay = camera.reconnect.initial_delay_s
+                seq += 1
+                self.stats.captured += 1
+                if not self._slot.put(Frame(captured.image, seq, camera.name, lores=captured.lores)):
+                    return
+        except EndOfStream:
+            log.info("source %s ended", self.source.description)
+        finally:
+            self._slot.close()
+
+    def _reopen(self) -> None:
+        try:
+            self.source.open()
+            log.info("source %s reopened", self.source.description)
+        except SmartcamError as exc:
+            log.warning("%s", exc)  # read() fails again and backs off further
+
+    def _inference_lane(self, max_frames: int | None) -> None:
+        try:
+            while (frame := self._slot.get()) is not None and not self._stop.is_set():
+                processed = self._process(frame)
+                if processed is None:
+                    continue
+                self.stats.observe(processed.timing)
+                self._results.put(processed)
+                if max_frames and self.stats.processed >= max_frames:
+                    self.stop()
+        finally:
+            self._results.close()
+
+    def _process(self, frame: Frame) -> Frame | None:
+        for stage in self.stages:
+            started = time.perf_counter()
+            result = stage.process(frame)
+            frame.timing[stage.name] = (time.perf_counter() - started) * 1000
+            if result is None:
+                self.stats.drop(f"dropped_by_{stage.name}")
+                return None
+            frame = result
+        frame.timing["capture_to_result"] = (time.monotonic() - frame.t_capture) * 1000
+        return frame
+
+    def _output_lane(self) -> None:
+        try:
+            while (frame := self._results.get()) is not None:
+                result = frame.result(self.settings.pipeline.name)
+                for publisher in self.publishers:
+                    publisher.publish(frame, result)
+        finally:
+            for publisher in self.publishers:
+                publisher.close()

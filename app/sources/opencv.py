@@ -1,0 +1,159 @@
+"""Sources read through OpenCV's VideoCapture: V4L2 cameras, network streams and video files.
+
+Owns opening each with the right backend and settings, and turning a failed read into what the capture thread
+expects: OSError for a camera or stream (it reconnects), EndOfStream at the end of a file (or a seek back to the
+start when `camera.loop`). Also owns the two helpers every source shares, so they exist once: `to_rgb` (OpenCV
+decodes BGR; every Source returns RGB) and `Pacer` (a frame rate on the monotonic clock).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+
+import cv2
+import numpy as np
+
+from app.config import CameraConfig
+from app.errors import SourceError
+from app.sources.base import Captured, EndOfStream, Source
+
+log = logging.getLogger(__name__)
+
+#: a stream that stops sending fails (OSError, then a reconnect) after this long instead of hanging the thread
+STREAM_TIMEOUT_MS = 10_000
+
+
+def to_rgb(bgr: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR image as the RGB one every Source returns."""
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class Pacer:
+    """Spaces calls to `wait` at least 1/fps apart; a caller that falls behind is not given a burst to catch up."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval = 1.0 / fps
+        self._due = 0.0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if now < self._due:
+            time.sleep(self._due - now)
+            now = self._due
+        self._due = now + self.interval
+
+
+class _CaptureSource(Source):
+    """One cv2.VideoCapture: subclasses choose the backend, settings, hint and what a failed read means."""
+
+    api: int = cv2.CAP_ANY
+    hint: str = ""
+
+    def __init__(self, camera: CameraConfig, target: str) -> None:
+        self.camera = camera
+        self.target = target
+        self.description = re.sub(r"//[^/@]*@", "//***@", target)  # no stream passwords in logs
+        self._cap: cv2.VideoCapture | None = None
+
+    def _params(self) -> list[int]:
+        """Open-time VideoCapture properties, as [prop, value, ...]."""
+        return []
+
+    def _configure(self, cap: cv2.VideoCapture) -> None:
+        """Settings applied once the capture is open."""
+
+    def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
+        """Called when `cap.read()` gives no frame: return a frame or raise."""
+        raise OSError(f"{self.description}: no frame (unplugged, or the stream dropped)")
+
+    def open(self) -> None:
+        self.close()
+        cap = cv2.VideoCapture(self.target, self.api, self._params())
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self.description}: {self.hint}")
+        self._configure(cap)
+        self._cap = cap
+
+    def read(self) -> Captured:
+        if self._cap is None:
+            raise OSError(f"{self.description} is not open")
+        ok, bgr = self._cap.read()
+        return Captured(to_rgb(bgr if ok else self._read_failed(self._cap)))
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class V4L2Source(_CaptureSource):
+    """A USB (UVC) or other V4L2 camera such as /dev/video0, asked for camera.width x height at camera.fps."""
+
+    api = cv2.CAP_V4L2
+    hint = (
+        "check it is listed by `v4l2-ctl --list-devices` and that the user is in group `video` "
+        "(sudo usermod -aG video $USER, then log in again)"
+    )
+
+    def _configure(self, cap: cv2.VideoCapture) -> None:
+        cam = self.camera
+        if cam.fourcc:  # before the size: many cameras offer full resolution at full rate only as MJPG
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cam.fourcc))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, cam.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cam.height)
+        cap.set(cv2.CAP_PROP_FPS, cam.fps)
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace")
+        log.info("%s: %dx%d at %g fps, %s", self.description, *size, cap.get(cv2.CAP_PROP_FPS), fourcc)
+        if size != (cam.width, cam.height):
+            log.warning("%s gives %dx%d, not the %dx%d asked for", self.description, *size, cam.width, cam.height)
+
+
+class StreamSource(_CaptureSource):
+    """A network stream through FFmpeg: rtsp://, http(s):// (MJPEG, HLS) and the like."""
+
+    api = cv2.CAP_FFMPEG
+    hint = "check that it plays in `ffplay URL` or VLC on this machine; for RTSP try the other camera.rtsp_transport"
+
+    def _params(self) -> list[int]:
+        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+
+    def open(self) -> None:
+        if self.target.lower().startswith("rtsp"):  # read by OpenCV's FFmpeg backend when it opens a capture
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.camera.rtsp_transport}"
+        super().open()
+
+
+class VideoFileSource(_CaptureSource):
+    """A video file: as fast as the pipeline reads (nothing lost), or at its own fps with `camera.realtime`."""
+
+    hint = "check that it is a video FFmpeg can decode (`ffprobe FILE`)"
+
+    def __init__(self, camera: CameraConfig, target: str) -> None:
+        super().__init__(camera, target)
+        self.live = camera.realtime
+        self._pacer: Pacer | None = None
+
+    def _configure(self, cap: cv2.VideoCapture) -> None:
+        if self.camera.realtime:
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            if not 0 < fps < 1000:  # also false for NaN
+                log.warning("%s has no usable frame rate; pacing at camera.fps %g", self.description, self.camera.fps)
+                fps = self.camera.fps
+            self._pacer = Pacer(fps)
+
+    def read(self) -> Captured:
+        if self._pacer is not None:
+            self._pacer.wait()
+        return super().read()
+
+    def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
+        if self.camera.loop and cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            ok, bgr = cap.read()
+            if ok:
+                return bgr
+        raise EndOfStream(self.description)

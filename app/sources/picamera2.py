@@ -1,0 +1,114 @@
+"""Raspberry Pi CSI cameras through picamera2 (libcamera).
+
+Owns configuring the ISP for an RGB main stream and, when the model's input size is known, a second "lores"
+stream the ISP scales for free, so the pipeline need not resize on the CPU. picamera2 is imported only inside
+functions: it exists only on a Pi (as the apt package python3-picamera2), and importing it starts libcamera.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.config import CameraConfig
+from app.errors import SourceError
+from app.sources.base import Captured, Source
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "picamera2 is not installed: sudo apt install python3-picamera2, and make the venv with "
+    "--system-site-packages (./install.sh does both on a Pi)"
+)
+READ_TIMEOUT_S = 5.0  # a camera that stops delivering raises OSError (the capture thread reopens it)
+
+# picamera2 names formats the libcamera/DRM way, listing channels from the most significant byte of a
+# little-endian pixel, so "BGR888" is R, G, B in memory: the RGB array we want, with no copy. ("RGB888" would be
+# OpenCV's B, G, R.) See "Image formats" in the Picamera2 manual.
+RGB_FORMAT = "BGR888"
+
+
+def _picamera2_class() -> Any:
+    try:
+        from picamera2 import Picamera2
+    except ImportError as e:
+        raise SourceError(INSTALL_HINT) from e
+    return Picamera2
+
+
+def picamera2_cameras() -> list[dict]:
+    """The cameras libcamera sees (dicts with Model, Id, Num, ...), or [] where picamera2 is not installed."""
+    try:
+        return _picamera2_class().global_camera_info()
+    except SourceError:
+        return []
+
+
+class Picamera2Source(Source):
+    """The first Pi camera: main stream at camera.width x height, plus lores at `lores_size` when given."""
+
+    live = True
+
+    def __init__(self, camera: CameraConfig, lores_size: tuple[int, int] | None = None) -> None:
+        self.camera = camera
+        self.lores_size = lores_size
+        self.description = "Pi camera (picamera2)"
+        self._cam: Any = None
+        self._lores_yuv = False
+        self._lores_width = 0  # as libcamera configured it, to crop the YUV420 row padding
+
+    def open(self) -> None:
+        picamera2 = _picamera2_class()
+        self.close()
+        # The VC4 ISP (Pi 4 and older) only makes YUV420 on the lores stream; the PiSP (Pi 5) can make RGB. Ask
+        # picamera2, which checks exactly this; versions without `platform` predate the Pi 5.
+        self._lores_yuv = getattr(getattr(picamera2, "platform", None), "name", "VC4") != "PISP"
+        streams: dict[str, dict] = {"main": {"size": (self.camera.width, self.camera.height), "format": RGB_FORMAT}}
+        if self.lores_size:
+            streams["lores"] = {"size": tuple(self.lores_size), "format": "YUV420" if self._lores_yuv else RGB_FORMAT}
+        cam = None
+        try:
+            cam = picamera2()
+            cam.configure(cam.create_video_configuration(**streams, controls={"FrameRate": self.camera.fps}))
+            cam.start()
+        except Exception as e:  # libcamera fails with RuntimeError, IndexError (no camera), ... in its own words
+            if cam is not None:
+                cam.close()
+            raise SourceError(
+                f"cannot open the Pi camera: {e} (check the ribbon cable and `rpicam-hello --list-cameras`)"
+            ) from e
+        self._cam = cam
+        if self.lores_size:
+            self._lores_width = cam.stream_configuration("lores")["size"][0]
+        log.info("%s: %dx%d at %g fps, lores %s", self.description, self.camera.width, self.camera.height,
+                 self.camera.fps, streams.get("lores", "off"))
+
+    def _lores_rgb(self, array: np.ndarray) -> np.ndarray:
+        if not self._lores_yuv:
+            return array
+        # picamera2 gives YUV420 as (h * 3/2, stride): the I420 layout of an image `stride` wide, so convert it
+        # whole and crop the padding.
+        rgb = cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420)
+        return np.ascontiguousarray(rgb[:, : self._lores_width])
+
+    def read(self) -> Captured:
+        if self._cam is None:
+            raise OSError(f"{self.description} is not open")
+        try:
+            request = self._cam.capture_request(wait=READ_TIMEOUT_S)  # TimeoutError is an OSError
+        except RuntimeError as e:
+            raise OSError(f"{self.description}: {e}") from e
+        try:
+            image = request.make_array("main")
+            lores = self._lores_rgb(request.make_array("lores")) if self.lores_size else None
+        finally:
+            request.release()
+        return Captured(image, lores)
+
+    def close(self) -> None:
+        if self._cam is not None:
+            cam, self._cam = self._cam, None
+            cam.close()  # also stops it

@@ -1,0 +1,73 @@
+"""Preprocess: fit the frame to the model's input and write it straight into the interpreter's input tensor.
+
+`stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
+the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
+The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted by 128, float32 scaled to
+`float_range`. A camera that already delivered the frame at model size (`frame.lores`) skips the resize.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.frame import Frame, InputGeometry
+from app.stages.base import Stage, StageContext
+
+
+def fit(width: int, height: int, model_w: int, model_h: int, resize: str) -> tuple[InputGeometry, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """Where the frame goes: its geometry, the source region (x, y, w, h) and the target region in the input."""
+    if resize == "letterbox":
+        scale = min(model_w / width, model_h / height)
+        new_w, new_h = round(width * scale), round(height * scale)
+        pad_x, pad_y = (model_w - new_w) // 2, (model_h - new_h) // 2
+        geometry = InputGeometry(width, height, model_w / scale, model_h / scale, -pad_x / scale, -pad_y / scale)
+        return geometry, (0, 0, width, height), (pad_x, pad_y, new_w, new_h)
+    if resize == "crop":
+        crop_w = min(width, round(height * model_w / model_h))
+        crop_h = min(height, round(crop_w * model_h / model_w))
+        x0, y0 = (width - crop_w) // 2, (height - crop_h) // 2
+        return InputGeometry(width, height, crop_w, crop_h, x0, y0), (x0, y0, crop_w, crop_h), (0, 0, model_w, model_h)
+    return InputGeometry(width, height, width, height), (0, 0, width, height), (0, 0, model_w, model_h)
+
+
+class Preprocess(Stage):
+    name = "preprocess"
+
+    def start(self, ctx: StageContext) -> None:
+        self.model = ctx.model
+        self.model_w, self.model_h = ctx.model.input_size
+        self.dtype = np.dtype(ctx.model.input.dtype)
+        low, high = self.params.float_range
+        self.float_scale, self.float_offset = (high - low) / 255.0, low
+
+    def process(self, frame: Frame) -> Frame:
+        lores = frame.lores
+        if lores is not None and lores.shape[:2] == (self.model_h, self.model_w):
+            # the camera's ISP scaled the whole field of view for free: the stretch geometry of the main frame
+            frame.geometry, _, _ = fit(*frame.size, self.model_w, self.model_h, "stretch")
+            self._write(lores, (0, 0, self.model_w, self.model_h))
+            return frame
+        frame.geometry, (sx, sy, sw, sh), target = fit(*frame.size, self.model_w, self.model_h, self.params.resize)
+        region = frame.image[sy:sy + sh, sx:sx + sw]
+        self._write(cv2.resize(region, target[2:], interpolation=cv2.INTER_LINEAR), target)
+        return frame
+
+    def _write(self, pixels: np.ndarray, target: tuple[int, int, int, int]) -> None:
+        """Encode uint8 RGB `pixels` into the input tensor's region `target`; the rest is padding (black)."""
+        buffer = self.model.input_buffer()
+        x, y, w, h = target
+        if (w, h) != (self.model_w, self.model_h):
+            buffer[...] = self._encode_black()
+        region = buffer[y:y + h, x:x + w]
+        if self.dtype == np.uint8:
+            region[...] = pixels
+        elif self.dtype == np.int8:
+            region[...] = (pixels ^ 0x80).view(np.int8)  # p - 128 without a wider temporary
+        else:
+            np.multiply(pixels, self.float_scale, out=region, casting="unsafe")
+            region += self.float_offset
+        del buffer, region  # the interpreter refuses to invoke while a view of its tensor is alive
+
+    def _encode_black(self) -> float | int:
+        return {np.dtype(np.uint8): 0, np.dtype(np.int8): -128}.get(self.dtype, self.float_offset)

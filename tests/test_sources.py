@@ -1,0 +1,210 @@
+"""Sources against real files: a video made at run time, the shared test images, the synthetic pattern."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.config import CameraConfig
+from app.errors import ConfigError, SourceError
+from app.sources import EndOfStream, Source, open_source, picamera2_cameras, video_devices
+from app.sources.images import ImageSource
+from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
+from app.sources.pattern import PatternSource
+from app.sources.picamera2 import Picamera2Source
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+IMAGES = SHARED / "images"
+FRAMES, W, H = 30, 320, 180
+
+
+def camera(source: str | Path, **kw) -> CameraConfig:
+    return CameraConfig(source=str(source), **kw)
+
+
+def read_all(source: Source, limit: int = 1000) -> list[np.ndarray]:
+    """Every frame until EndOfStream (at most `limit`)."""
+    frames = []
+    source.open()
+    try:
+        while len(frames) < limit:
+            try:
+                frames.append(source.read().image)
+            except EndOfStream:
+                break
+    finally:
+        source.close()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10 fps mp4 of a pan across the cat picture."""
+    path = tmp_path_factory.mktemp("video") / "pan.mp4"
+    cat = cv2.resize(cv2.imread(str(IMAGES / "cat_720p.jpg")), (W * 2, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (W, H))
+    assert writer.isOpened()
+    for i in range(FRAMES):
+        x = i * W // FRAMES
+        writer.write(np.ascontiguousarray(cat[:, x : x + W]))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """a.bmp, b.jpg, c.png (three different pictures) and a text file."""
+    shutil.copy(IMAGES / "cat.bmp", tmp_path / "a.bmp")
+    shutil.copy(IMAGES / "cat_720p.jpg", tmp_path / "b.jpg")
+    cv2.imwrite(str(tmp_path / "c.png"), cv2.imread(str(IMAGES / "owl.jpg")))
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def test_video_file_reads_every_frame_as_rgb_then_ends(video: Path) -> None:
+    source = open_source(camera(video))
+    assert isinstance(source, VideoFileSource) and not source.live
+    frames = read_all(source)
+    assert len(frames) == FRAMES
+    assert all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in frames)
+    first_bgr = cv2.VideoCapture(str(video)).read()[1]
+    np.testing.assert_array_equal(frames[0], first_bgr[..., ::-1])
+
+
+def test_video_file_loop_goes_past_the_end(video: Path) -> None:
+    frames = read_all(open_source(camera(video, loop=True)), limit=FRAMES * 2 + 5)
+    assert len(frames) == FRAMES * 2 + 5
+
+
+def test_video_file_realtime_is_live_and_paced(video: Path) -> None:
+    source = open_source(camera(video, realtime=True))
+    assert source.live
+    source.open()
+    try:
+        start = time.monotonic()
+        for _ in range(10):
+            source.read()
+        assert time.monotonic() - start >= 0.8  # 10 frames at 10 fps: a lower bound only
+    finally:
+        source.close()
+        source.close()  # safe twice
+
+
+def test_single_image_is_one_rgb_frame(tmp_path: Path) -> None:
+    source = open_source(camera(IMAGES / "cat.bmp"))
+    assert isinstance(source, ImageSource) and not source.live
+    frames = read_all(source)
+    assert len(frames) == 1
+    np.testing.assert_array_equal(frames[0], cv2.imread(str(IMAGES / "cat.bmp"))[..., ::-1])
+
+
+def test_directory_reads_images_sorted_and_skips_others(image_dir: Path) -> None:
+    frames = read_all(open_source(camera(image_dir)))
+    expected = [cv2.imread(str(image_dir / n))[..., ::-1] for n in ("a.bmp", "b.jpg", "c.png")]
+    assert len(frames) == 3
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_glob_reads_matching_images(image_dir: Path) -> None:
+    source = open_source(camera(image_dir / "*.jpg"))
+    assert isinstance(source, ImageSource)
+    frames = read_all(source)
+    assert len(frames) == 1
+    np.testing.assert_array_equal(frames[0], cv2.imread(str(image_dir / "b.jpg"))[..., ::-1])
+
+
+def test_image_loop_starts_again(image_dir: Path) -> None:
+    assert len(read_all(open_source(camera(image_dir, loop=True)), limit=7)) == 7
+
+
+def test_unreadable_image_is_skipped_with_a_warning(image_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (image_dir / "broken.jpg").write_bytes(b"not a jpeg")
+    assert len(read_all(open_source(camera(image_dir)))) == 3
+    assert "broken.jpg" in caplog.text
+
+
+def test_no_readable_image_is_a_source_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(SourceError, match="could be read"):
+        read_all(open_source(camera(tmp_path)))
+
+
+def test_empty_directory_and_glob_are_source_errors(tmp_path: Path) -> None:
+    for spec in (tmp_path, tmp_path / "*.jpg"):
+        with pytest.raises(SourceError, match=str(tmp_path)):
+            open_source(camera(spec)).open()
+
+
+def test_pattern_has_the_configured_size_and_moves() -> None:
+    source = open_source(camera("pattern", width=160, height=120, fps=100))
+    assert isinstance(source, PatternSource) and source.live
+    source.open()
+    frames = [source.read().image for _ in range(3)]
+    source.close()
+    assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+    np.testing.assert_array_equal(source.render(1), frames[1])  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("/dev/video0", V4L2Source),
+        ("0", V4L2Source),
+        ("rtsp://x", StreamSource),
+        ("http://x/y.mjpg", StreamSource),
+        ("pattern", PatternSource),
+        ("picamera2", Picamera2Source),
+        (IMAGES / "cat_720p.jpg", ImageSource),
+        (IMAGES, ImageSource),
+        (IMAGES / "*.bmp", ImageSource),
+    ],
+)
+def test_open_source_picks_the_kind(spec: str | Path, kind: type) -> None:
+    assert type(open_source(camera(spec))) is kind
+
+
+def test_open_source_picks_video_file(video: Path) -> None:
+    assert type(open_source(camera(video))) is VideoFileSource
+
+
+def test_index_means_dev_video() -> None:
+    assert open_source(camera("2")).description == "/dev/video2"
+
+
+def test_stream_description_hides_the_password() -> None:
+    assert open_source(camera("rtsp://admin:secret@cam/stream")).description == "rtsp://***@cam/stream"
+
+
+@pytest.mark.parametrize("spec", ["/nonexistent/clip.mp4", "", "ftp://x/y"])
+def test_bad_spec_is_a_config_error_naming_it(spec: str) -> None:
+    with pytest.raises(ConfigError, match="camera.source") as error:
+        open_source(camera(spec))
+    assert repr(spec) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_device_is_a_source_error() -> None:
+    with pytest.raises(SourceError, match="/dev/video99.*v4l2-ctl"):
+        open_source(camera("/dev/video99")).open()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed here")
+def test_picamera2_without_the_package_says_how_to_install_it() -> None:
+    with pytest.raises(SourceError, match="python3-picamera2"):
+        open_source(camera("picamera2"), lores_size=(300, 300)).open()
+    assert picamera2_cameras() == []
+
+
+@pytest.mark.skipif(bool(video_devices() or picamera2_cameras()), reason="needs a machine without cameras")
+def test_auto_without_cameras_lists_what_to_pass() -> None:
+    with pytest.raises(SourceError) as error:
+        open_source(camera("auto"))
+    for alternative in ("--source /dev/video0", "--source rtsp://", "--source clip.mp4", "--source pattern"):
+        assert alternative in str(error.value)
