@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list.
+"""The command line: run (default) · validate · list · models.
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable
 
 from app import __version__
-from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_settings, pipeline_names
+from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings, pipeline_names
 from app.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list")
+COMMANDS = ("run", "validate", "list", "models")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list. `python -m app COMMAND --help` for each.")
+        epilog="Commands: run (the default) · validate · list · models. `python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -60,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
                                               "whether each is downloaded.")
     _common(listing)
     listing.set_defaults(handler=command_list)
+
+    models = commands.add_parser("models", help="fetch, list and verify the named models",
+                                 description="Named models are listed in models/manifest.yaml and stored in "
+                                             "models.dir (config.yaml).")
+    actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pull = actions.add_parser("pull", help="download and verify models",
+                              description="Download (or copy from --from), verify the checksums, move into place "
+                                          "atomically. A mismatch is refused and the existing file kept.")
+    pull.add_argument("names", nargs="*", metavar="NAME",
+                      help="manifest names, or all (default: the models the shipped pipelines use)")
+    pull.add_argument("--from", dest="origin", metavar="DIR|URL",
+                      help="an offline folder or a mirror URL holding the files under their names")
+    _common(pull)
+    pull.set_defaults(handler=command_models_pull)
+    models_list = actions.add_parser("list", help="the named models and whether each is present")
+    _common(models_list)
+    models_list.set_defaults(handler=command_models_list)
+    models_verify = actions.add_parser("verify", help="check the present models against their checksums")
+    _common(models_verify)
+    models_verify.set_defaults(handler=command_models_verify)
     return parser
 
 
@@ -116,18 +136,52 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from app.models import manifest
-
-    settings = load_settings(pipeline_names()[0], args.config, args.overrides)
     print("pipelines:")
     for name in pipeline_names():
         pipeline = load_settings(name, args.config, args.overrides).pipeline
         print(f"  {name:<12} {pipeline.description}  (model: {pipeline.params('inference').model})")
-    models_dir = settings.resolve_path(settings.device.models.dir)
+    return command_models_list(args)
+
+
+def command_models_list(args: argparse.Namespace) -> int:
+    from app.models import manifest
+
+    models_dir = load_device(args.config, args.overrides).models_dir
     print(f"models (in {models_dir}):")
     for name, entry in manifest().items():
         present = "present" if (models_dir / entry.file).is_file() else f"missing: python -m app models pull {name}"
         print(f"  {name:<50} {entry.kind:<12} {present}")
+    return EXIT_OK
+
+
+def _pipeline_models() -> list[str]:
+    """The named models the shipped pipelines use."""
+    from app.models import is_path
+
+    models = (load_settings(name).pipeline.params("inference").model for name in pipeline_names())
+    return sorted({m for m in models if not is_path(m)})
+
+
+def command_models_pull(args: argparse.Namespace) -> int:
+    from app.model_fetch import entries_named, pull
+
+    models_dir = load_device(args.config, args.overrides).models_dir
+    for line in pull(entries_named(args.names, _pipeline_models()), models_dir, args.origin):
+        print(line)
+    return EXIT_OK
+
+
+def command_models_verify(args: argparse.Namespace) -> int:
+    from app.model_fetch import FetchError, entries_named, verify
+
+    models_dir = load_device(args.config, args.overrides).models_dir
+    bad = []
+    for name, problem in verify(entries_named(["all"], []), models_dir):
+        print(f"{name}: {problem or 'ok'}")
+        if problem:
+            bad.append(f"{name}: {problem} (python -m app models pull again to replace it)")
+    if bad:
+        raise FetchError("\n".join(bad))
     return EXIT_OK
 
 

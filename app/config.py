@@ -160,14 +160,18 @@ class Settings:
     """Everything a run needs, validated: the device, the pipeline and where each came from."""
 
     device: DeviceConfig
-    pipeline: PipelineConfig
+    pipeline: PipelineConfig | None
     config_path: Path
-    pipeline_path: Path
+    pipeline_path: Path | None
 
     def resolve_path(self, value: str) -> Path:
         """A path from config.yaml: absolute, or relative to the config file's folder."""
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else (self.config_path.parent / path)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.resolve_path(self.device.models.dir)
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
@@ -310,33 +314,61 @@ def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys
         return None
 
 
-def load_settings(pipeline: str, config: str | Path | None = None, overrides: list[str] = ()) -> Settings:
+def _split_overrides(overrides: list[str] | tuple[str, ...], problems: _Problems):
+    """Parsed `--set` overrides: (device ones, stage ones, every key path set)."""
+    device, stages, keys = [], [], set()
+    for text in overrides:
+        path, value = _parse_override(text)
+        keys.add(".".join(path))
+        if path[0] != "stages":
+            device.append((path, value))
+        elif len(path) < 3:
+            problems.add("--set", ".".join(path), "stage parameters are set as stages.<stage>.<param>=VALUE")
+        else:
+            stages.append((path, value))
+    return device, stages, keys
+
+
+def _device(config_path: Path, overrides: list, set_keys: set[str], problems: _Problems) -> DeviceConfig | None:
+    raw = _substitute_env(_read_yaml(config_path), "", str(config_path), problems)
+    for path, value in overrides:
+        _apply_override(raw, path, value)
+    return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems)
+
+
+def load_device(config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+    """config.yaml alone (for commands that need no pipeline); `settings.pipeline` is None."""
+    config_path = Path(config) if config else DEFAULT_CONFIG
+    problems = _Problems()
+    device_overrides, stage_overrides, set_keys = _split_overrides(overrides, problems)
+    if stage_overrides:
+        problems.add("--set", ".".join(stage_overrides[0][0]), "this command runs no pipeline")
+    device = _device(config_path, device_overrides, set_keys, problems)
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return Settings(device, None, config_path, None)
+
+
+def load_settings(pipeline: str, config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Load, substitute, override and validate both files; raise ConfigError listing every problem."""
     config_path = Path(config) if config else DEFAULT_CONFIG
     pipe_path = pipeline_path(pipeline)
     problems = _Problems()
-    device_raw = _substitute_env(_read_yaml(config_path), "", str(config_path), problems)
+    device_overrides, stage_overrides, set_keys = _split_overrides(overrides, problems)
+    device = _device(config_path, device_overrides, set_keys, problems)
     pipe_raw = _substitute_env(_read_yaml(pipe_path), "", str(pipe_path), problems)
     stages = _stage_list(pipe_raw.pop("stages", None), str(pipe_path), problems)
-
-    set_keys: set[str] = set()
-    for text in overrides:
-        keys, value = _parse_override(text)
-        set_keys.add(".".join(keys))
-        if keys[0] == "stages":
-            stage = next((params for name, params in stages if name == keys[1]), None) if len(keys) > 2 else None
-            if stage is None:
-                names = ", ".join(name for name, _ in stages)
-                problems.add("--set", ".".join(keys), f"no such stage in {pipe_path.name} (its stages: {names})")
-                continue
-            _apply_override(stage, keys[2:], value)
-        else:
-            _apply_override(device_raw, keys, value)
+    for path, value in stage_overrides:
+        stage = next((params for name, params in stages if name == path[1]), None)
+        if stage is None:
+            names = ", ".join(name for name, _ in stages)
+            problems.add("--set", ".".join(path), f"no such stage in {pipe_path.name} (its stages: {names})")
+            continue
+        _apply_override(stage, path[2:], value)
 
     description = pipe_raw.pop("description", "")
     for key in pipe_raw:
         problems.add(str(pipe_path), str(key), "unknown key (a pipeline file has `description` and `stages`)")
-    device = _validate(DeviceConfig, device_raw, "", str(config_path), set_keys, problems)
     validated: list[tuple[str, Strict]] = []
     for name, params in stages:
         if not isinstance(params, dict):

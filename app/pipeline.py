@@ -33,7 +33,7 @@ STOP_TIMEOUT_S = 1.5
 def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str]]:
     """The inference stage's model on its accelerator, and its labels."""
     params = settings.pipeline.params("inference")
-    models_dir = settings.resolve_path(settings.device.models.dir)
+    models_dir = settings.models_dir
     path = resolve_model(params.model, models_dir)
     accelerator, why = choose_accelerator(params.accelerator or settings.device.accelerator, path)
     log.info("accelerator %s: %s", accelerator, why)
@@ -44,7 +44,7 @@ def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str]
 class Pipeline:
     """One configured run: call `run()`; `stop()` (from a signal handler or another thread) ends it."""
 
-    def __init__(self, settings: Settings, publishers: list[Publisher]) -> None:
+    def __init__(self, settings: Settings, publishers: list[Publisher], source: Source | None = None) -> None:
         self.settings = settings
         self.publishers = publishers
         self.stats = Stats()
@@ -53,7 +53,7 @@ class Pipeline:
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
         for stage in self.stages:
             stage.start(ctx)
-        self.source: Source = open_source(settings.device.camera, self.model.input_size)
+        self.source = source or open_source(settings.device.camera, self.model.input_size)
         self._stop = threading.Event()
         self._error: BaseException | None = None
         lossless = not self.source.live

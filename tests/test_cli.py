@@ -1,0 +1,164 @@
+"""`python -m app` as a user runs it: exit codes (0 done, 2 bad usage/config, 1 run-time failure) and output.
+
+Covers `validate`, `list`, the done-when classify run on cat.bmp with JSON lines to stdout and to a file, every
+user mistake as one `error: ` line without a traceback (broken model, Edge TPU model or accelerator without the
+Edge TPU runtime, missing model/source files, named models not downloaded, bad config, bad `--set`/`--output`),
+`--debug` tracebacks and `--help` for each command. Real models and images from ../shared; no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from app.models import manifest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MODELS, IMAGES = SHARED / "models", SHARED / "images"
+CAT = IMAGES / "cat.bmp"
+CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
+                "--labels", MODELS / "imagenet_labels.txt", "--max-frames", "1"]
+RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "classes", "timing_ms"}
+TIMING_KEYS = {"preprocess", "inference", "postprocess", "capture_to_result"}
+
+
+def app(*args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "SMARTCAM_SOURCE"}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def error_line(proc: subprocess.CompletedProcess, exit_code: int) -> str:
+    """The one `error: ` line of a run that failed with `exit_code`, without a traceback."""
+    assert proc.returncode == exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def bad_config(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text("camera: {sorce: x}\n")
+    return path
+
+
+# --- validate and list -------------------------------------------------------------------------------------------
+
+
+def test_validate_shipped_files():
+    proc = app("validate")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
+
+
+def test_validate_bad_config_is_one_line(tmp_path):
+    config = bad_config(tmp_path)
+    line = error_line(app("validate", "--config", config), 2)
+    assert line.startswith(f"error: {config}: camera.sorce: ") and "did you mean camera.source?" in line
+
+
+@pytest.mark.parametrize("models_dir, present", [
+    (None, set()), (MODELS, {"mobilenet_v2_1.0_224_quant", "face_detection_short_range"})], ids=["empty", "shared"])
+def test_list_shows_pipelines_and_models(tmp_path, models_dir, present):
+    models_dir = models_dir or tmp_path
+    proc = app("list", "--set", f"models.dir={models_dir}")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for pipeline in ("detect", "classify", "face"):
+        assert any(line.split()[:1] == [pipeline] and "(model: " in line for line in lines), proc.stdout
+    assert f"models (in {models_dir}):" in lines
+    for name in manifest():
+        row = next(line for line in lines if line.split()[:1] == [name])
+        assert row.endswith("present" if name in present else f"missing: python -m app models pull {name}"), row
+
+
+# --- a real run --------------------------------------------------------------------------------------------------
+
+
+def test_classify_cat_prints_one_json_line():
+    proc = app(*CLASSIFY_CAT, "--output", "jsonl:-")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    result = json.loads(lines[0])
+    assert set(result) == RESULT_KEYS and set(result["timing_ms"]) == TIMING_KEYS
+    assert (result["classes"][0]["label"], result["classes"][0]["class_id"]) == ("Egyptian cat", 286)
+    height, width = cv2.imread(str(CAT)).shape[:2]
+    assert (result["pipeline"], result["source"], result["seq"], result["size"]) == ("classify", "cam0", 1,
+                                                                                     [width, height])
+    assert result["detections"] == [] and all(v >= 0 for v in result["timing_ms"].values())
+
+
+def test_jsonl_file_is_appended_to(tmp_path):
+    out = tmp_path / "results.jsonl"
+    for _ in range(2):
+        proc = app(*CLASSIFY_CAT, "--output", f"jsonl:{out}")
+        assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["classes"][0]["class_id"] for r in results] == [286, 286]
+
+
+# --- failures: one line, the right exit code ---------------------------------------------------------------------
+
+
+def test_broken_model_fails_at_run_time():
+    model = MODELS / "invalid_model_invoking_error.tflite"
+    line = error_line(app(*CLASSIFY_CAT, "--model", model), 1)
+    assert str(model) in line and "fake-op-double" in line
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "accelerator=cpu"]], ids=["auto", "cpu"])
+def test_edgetpu_model_without_tpu_names_the_cpu_model(extra):
+    line = error_line(app(*CLASSIFY_CAT, "--model", MODELS / "mobilenet_v1_0.25_128_quant_edgetpu.tflite", *extra), 2)
+    assert "mobilenet_v1_0.25_128_quant.tflite" in line and "./install.sh --coral" in line
+
+
+def test_edgetpu_accelerator_without_runtime():
+    line = error_line(app(*CLASSIFY_CAT, "--set", "accelerator=edgetpu"), 2)
+    assert "libedgetpu.so.1" in line and "./install.sh --coral" in line
+
+
+@pytest.mark.parametrize("args, expected", [
+    (lambda tmp: ["--model", tmp / "missing.tflite"], lambda tmp: [f"{tmp / 'missing.tflite'}", "not found"]),
+    (lambda tmp: ["--pipeline", "detect", "--model", "ssd_mobilenet_v1_coco_quant_postprocess",
+                  "--set", f"models.dir={tmp}"],
+     lambda tmp: ["python -m app models pull ssd_mobilenet_v1_coco_quant_postprocess"]),
+    (lambda tmp: ["--source", tmp / "missing.bmp"], lambda tmp: [f"{tmp / 'missing.bmp'}"]),
+    (lambda tmp: ["--config", bad_config(tmp)], lambda tmp: [f"{tmp / 'bad.yaml'}: camera.sorce: "]),
+    (lambda tmp: ["--set", "camera.width=wide"], lambda tmp: ["camera.width", "'wide'"]),
+    (lambda tmp: ["--output", "bogus"], lambda tmp: ["--output bogus"]),
+    (lambda tmp: ["--max-frames", "0"], lambda tmp: ["--max-frames"]),
+], ids=["model-file", "named-model", "source-file", "unknown-key", "wrong-type", "output", "max-frames"])
+def test_usage_mistake_exits_2(tmp_path, args, expected):
+    line = error_line(app(*CLASSIFY_CAT, *args(tmp_path)), 2)
+    for part in expected(tmp_path):
+        assert part in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = app(*CLASSIFY_CAT, "--source", tmp_path / "missing.bmp", "--debug")
+    assert proc.returncode == 2 and "Traceback" in proc.stderr
+    assert f"error: camera.source: '{tmp_path / 'missing.bmp'}'" in proc.stderr
+
+
+# --- help --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command, options", [
+    ("run", ["--pipeline", "--source", "--model", "--labels", "--max-frames", "--output", "--config", "--set",
+             "--debug"]),
+    ("validate", ["--pipeline", "--config", "--set", "--debug"]),
+    ("list", ["--config", "--set", "--debug"]),
+])
+def test_help(command, options):
+    proc = app(command, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m app {command} "), proc.stderr
+    for option in options:
+        assert option in proc.stdout

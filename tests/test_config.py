@@ -1,0 +1,220 @@
+"""`app.config.load_settings`: the shipped files load, and every kind of mistake is one `FILE: key.path: ...` line.
+
+Covers the shipped config.yaml and pipelines, unknown keys with a suggested fix, wrong types, pipeline stage
+checks (unknown param or stage, missing or misordered stages), several problems reported at once, `${VAR}` and
+`${VAR:-default}` substitution, `--set` overrides with type coercion and their errors, `Settings.resolve_path`,
+unknown pipeline names, invalid YAML and the accelerator pattern.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_settings, pipeline_names
+from app.errors import ConfigError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+STAGES_OK = """stages:
+  - preprocess: {resize: stretch}
+  - inference: {model: model.tflite, threads: 2}
+  - postprocess: {min_score: 0.5}
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def problems(pipeline: str | Path = "classify", config: str | Path | None = None, overrides=()) -> list[str]:
+    """The problem lines of a load that must fail."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(pipeline), config, list(overrides))
+    assert str(caught.value) == "\n".join(caught.value.problems)
+    return caught.value.problems
+
+
+def only_problem(*args, **kwargs) -> str:
+    found = problems(*args, **kwargs)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- the shipped files -------------------------------------------------------------------------------------------
+
+
+def test_shipped_pipelines_are_listed():
+    assert {"classify", "detect", "face"} <= set(pipeline_names())
+
+
+@pytest.mark.parametrize("name", pipeline_names())
+def test_shipped_config_and_pipeline_load(name, monkeypatch):
+    monkeypatch.delenv("SMARTCAM_SOURCE", raising=False)
+    settings = load_settings(name)
+    assert settings.config_path == DEFAULT_CONFIG
+    assert settings.pipeline.name == name and settings.pipeline.description
+    assert [n for n, _ in settings.pipeline.stages][:3] == list(REQUIRED_STAGES)
+    assert settings.pipeline.params("inference").model
+    assert settings.device.camera.source == "auto"  # ${SMARTCAM_SOURCE:-auto}
+    assert settings.device.accelerator == "auto"
+
+
+def test_shipped_config_reads_source_from_environment(monkeypatch):
+    monkeypatch.setenv("SMARTCAM_SOURCE", "/dev/video7")
+    assert load_settings("classify").device.camera.source == "/dev/video7"
+
+
+# --- config.yaml mistakes ----------------------------------------------------------------------------------------
+
+
+def test_unknown_key_names_file_path_and_closest_key(tmp_path):
+    config = write(tmp_path, "config.yaml", "camera: {sorce: x}\n")
+    line = only_problem(config=config)
+    assert line.startswith(f"{config}: camera.sorce: ")
+    assert "unknown key" in line and "did you mean camera.source" in line
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    config = write(tmp_path, "config.yaml", "camera: {width: wide}\n")
+    line = only_problem(config=config)
+    assert line.startswith(f"{config}: camera.width: ") and "'wide'" in line
+
+
+# --- pipeline file mistakes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    (STAGES_OK.replace("threads: 2", "thread: 2"),
+     ["stages.inference.thread: ", "unknown key", "did you mean stages.inference.threads?"]),
+    (STAGES_OK + "  - filtr: {}\n", ["stages.filtr: ", "unknown stage", "did you mean filter?"]),
+    (STAGES_OK.replace("model: model.tflite, ", ""), ["stages.inference.model: ", "required"]),
+    (STAGES_OK.replace("{min_score: 0.5}", "3"), ["stages.postprocess: ", "must be a mapping"]),
+    ("descripton: typo\n" + STAGES_OK, ["descripton: ", "unknown key"]),
+    ("\n".join(STAGES_OK.splitlines()[:3]) + "\n", ["stages: ", "needs a postprocess stage"]),
+    ("stages:\n" + "\n".join(reversed(STAGES_OK.splitlines()[1:])) + "\n", ["stages: ", "in that order"]),
+], ids=["unknown-param", "unknown-stage", "missing-param", "params-not-mapping", "unknown-top-key",
+        "missing-stage", "wrong-order"])
+def test_pipeline_mistake_is_one_line(tmp_path, text, expected):
+    pipeline = write(tmp_path, "mine.yaml", text)
+    line = only_problem(pipeline)
+    assert line.startswith(f"{pipeline}: {expected[0]}")
+    for part in expected[1:]:
+        assert part in line
+
+
+def test_pipeline_file_by_path_loads(tmp_path):
+    settings = load_settings(str(write(tmp_path, "mine.yaml", STAGES_OK)))
+    assert settings.pipeline.name == "mine"
+    assert settings.pipeline.params("inference").model == "model.tflite"
+
+
+def test_every_problem_is_reported_once(tmp_path):
+    config = write(tmp_path, "config.yaml", "camera: {sorce: x, width: wide}\naccelerator: tpu\n")
+    pipeline = write(tmp_path, "p.yaml", STAGES_OK.replace("threads: 2", "thread: 2"))
+    found = problems(pipeline, config)
+    assert sorted(line.split(": ")[1] for line in found) == [
+        "accelerator", "camera.sorce", "camera.width", "stages.inference.thread"]
+    assert all(line.startswith((f"{config}: ", f"{pipeline}: ")) for line in found)
+
+
+# --- ${VAR} substitution -----------------------------------------------------------------------------------------
+
+ENV_CONFIG = "camera:\n  source: ${SC_SOURCE}\n  name: ${SC_NAME:-fallback}\n  width: ${SC_WIDTH:-640}\n"
+
+
+def test_environment_variables_and_defaults(tmp_path, monkeypatch):
+    config = write(tmp_path, "config.yaml", ENV_CONFIG)
+    monkeypatch.setenv("SC_SOURCE", "rtsp://cam/live")
+    monkeypatch.delenv("SC_NAME", raising=False)
+    monkeypatch.delenv("SC_WIDTH", raising=False)
+    camera = load_settings("classify", config).device.camera
+    assert (camera.source, camera.name, camera.width) == ("rtsp://cam/live", "fallback", 640)
+    monkeypatch.setenv("SC_NAME", "porch")
+    monkeypatch.setenv("SC_WIDTH", "320")
+    camera = load_settings("classify", config).device.camera
+    assert (camera.name, camera.width) == ("porch", 320)
+
+
+def test_unset_variable_without_default_is_a_problem(tmp_path, monkeypatch):
+    config = write(tmp_path, "config.yaml", ENV_CONFIG)
+    monkeypatch.delenv("SC_SOURCE", raising=False)
+    line = only_problem(config=config)
+    assert line.startswith(f"{config}: camera.source: ") and "SC_SOURCE" in line and "not set" in line
+
+
+# --- --set overrides ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, get, expected", [
+    ("camera.width=640", lambda s: s.device.camera.width, 640),
+    ("camera.source=0", lambda s: s.device.camera.source, "0"),
+    ("camera.reconnect.max_delay_s=5", lambda s: s.device.camera.reconnect.max_delay_s, 5.0),
+    ("stages.inference.threads=1", lambda s: s.pipeline.params("inference").threads, 1),
+    ("stages.postprocess.min_score=0.7", lambda s: s.pipeline.params("postprocess").min_score, 0.7),
+    ("stages.preprocess.float_range=[0, 1]", lambda s: s.pipeline.params("preprocess").float_range, (0.0, 1.0)),
+])
+def test_override_is_coerced_to_the_key_type(override, get, expected):
+    value = get(load_settings("classify", overrides=[override]))
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("override, start, part", [
+    ("stages.inference.threads=zero", "--set: stages.inference.threads: ", "'zero'"),
+    ("stages.inference.threads=99", "--set: stages.inference.threads: ", "99"),
+    ("camera.sorce=1", "--set: camera.sorce: ", "did you mean camera.source?"),
+    ("stages.filter.min_area=0.1", "--set: stages.filter.min_area: ", "no such stage in classify.yaml"),
+    ("foo", "--set foo: ", "KEY=VALUE"),
+    ("=1", "--set =1: ", "KEY=VALUE"),
+])
+def test_bad_override_is_reported_as_set(override, start, part):
+    line = only_problem(overrides=[override])
+    assert line.startswith(start) and part in line
+
+
+# --- paths, pipeline names, YAML, accelerator --------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    config = write(tmp_path / "device", "config.yaml", "models: {dir: my_models}\n")
+    settings = load_settings("classify", config)
+    assert settings.resolve_path(settings.device.models.dir) == tmp_path / "device" / "my_models"
+    assert settings.resolve_path(str(SHARED / "models")) == SHARED / "models"
+    assert load_settings("classify").resolve_path("models") == DEFAULT_CONFIG.parent / "models"
+
+
+@pytest.mark.parametrize("name, hint", [("nosuch", None), ("detct", "did you mean detect?")])
+def test_unknown_pipeline_lists_the_available_ones(name, hint):
+    line = only_problem(name)
+    assert repr(name) in line and f"available: {', '.join(pipeline_names())}" in line
+    assert (hint in line) if hint else ("did you mean" not in line)
+
+
+@pytest.mark.parametrize("which", ["config", "pipeline"])
+def test_invalid_yaml_names_file_and_line(tmp_path, which):
+    broken = write(tmp_path, "broken.yaml", "camera:\n  width: 1\n   height: 2\n")
+    line = only_problem(broken, None) if which == "pipeline" else only_problem(config=broken)
+    assert line.startswith(f"{broken}: line 3: ") and "not valid YAML" in line
+
+
+def test_missing_config_file_is_a_problem(tmp_path):
+    assert only_problem(config=tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: file not found"
+
+
+@pytest.mark.parametrize("value", ["auto", "cpu", "edgetpu", "edgetpu:usb", "edgetpu:usb:1", "edgetpu:pci:0"])
+def test_accelerator_accepted(tmp_path, value):
+    config = write(tmp_path, "config.yaml", f"accelerator: {value}\n")
+    settings = load_settings("classify", config, [f"stages.inference.accelerator={value}"])
+    assert settings.device.accelerator == value == settings.pipeline.params("inference").accelerator
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu", "edgetpu:usb:x", "edgetpu:"])
+def test_accelerator_rejected(tmp_path, value):
+    config = write(tmp_path, "config.yaml", f"accelerator: '{value}'\n")
+    line = only_problem(config=config)
+    assert line.startswith(f"{config}: accelerator: ") and repr(value) in line
+    line = only_problem(overrides=[f"stages.inference.accelerator='{value}'"])
+    assert line.startswith("--set: stages.inference.accelerator: ") and repr(value) in line

@@ -1,0 +1,196 @@
+"""The runner: the three lanes, the two hand-offs, drops by reason, reconnects, shutdown, the summary line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.config import load_settings
+from app.frame import Frame
+from app.handoff import Handoff
+from app.pipeline import Pipeline
+from app.publishers.base import Publisher
+from app.sources.base import Captured, Source
+from conftest import MODELS, read_rgb
+from test_known_answers import CAT_BREEDS
+
+PROJECT = Path(__file__).resolve().parents[1]
+PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
+       f"stages.inference.labels={MODELS / 'pet_labels.txt'}"]
+
+
+class Collect(Publisher):
+    def __init__(self) -> None:
+        self.results: list[dict] = []
+        self.closed = False
+
+    def publish(self, frame: Frame, result: dict) -> None:
+        self.results.append(result)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FlakyCamera(Source):
+    """A live camera that unplugs after 5 frames and comes back on the next open."""
+
+    description = "flaky test camera"
+
+    def __init__(self) -> None:
+        self.image = read_rgb("cat.bmp")
+        self.opens = self.reads = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self) -> Captured:
+        self.reads += 1
+        if self.reads == 5:
+            raise OSError("unplugged")
+        time.sleep(0.01)
+        return Captured(self.image)
+
+    def close(self) -> None:
+        pass
+
+
+def _pipeline(*overrides: str, publishers=(), source: Source | None = None) -> Pipeline:
+    settings = load_settings("detect", None, [*PET, *overrides])
+    return Pipeline(settings, list(publishers), source)
+
+
+def test_handoff_drops_oldest_and_counts():
+    drops = []
+    slot: Handoff[int] = Handoff(1, lossless=False, on_drop=lambda: drops.append(1))
+    for i in range(5):
+        assert slot.put(i)
+    assert slot.get() == 4 and len(drops) == 4
+    slot.close()
+    assert slot.get() is None and not slot.put(9)
+
+
+def test_lossless_handoff_waits_for_the_consumer():
+    queue: Handoff[int] = Handoff(2, lossless=True, on_drop=lambda: None)
+    produced = []
+
+    def produce():
+        for i in range(6):
+            queue.put(i)
+            produced.append(i)
+        queue.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.1)
+    assert len(produced) == 2  # blocked on a full queue, nothing dropped
+    received = []
+    while (item := queue.get()) is not None:
+        received.append(item)
+    producer.join()
+    assert received == list(range(6))
+
+
+def test_file_source_processes_every_frame_up_to_max_frames(cat_clip):
+    collect = Collect()
+    stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=60)
+    assert stats.processed == 60 and len(collect.results) == 60 and collect.closed
+    assert [r["seq"] for r in collect.results] == list(range(1, 61))
+    assert sum(stats.drops.values()) == 0
+    with_cat = [r for r in collect.results if r["detections"] and r["detections"][0]["label"] in CAT_BREEDS]
+    assert len(with_cat) >= 45
+
+
+def test_live_source_drops_stale_frames_and_counts_them():
+    pipeline = _pipeline("camera.source=pattern", "camera.fps=1000", "camera.width=320", "camera.height=240")
+    threading.Timer(1.0, pipeline.stop).start()
+    stats = pipeline.run()
+    assert stats.processed > 0 and stats.drops["stale"] > 0
+    in_flight = stats.captured - stats.processed - stats.drops["stale"]
+    assert 0 <= in_flight <= 2  # one in the slot, one in the inference lane: nothing piles up
+
+
+def test_a_camera_that_fails_is_reopened_and_the_run_goes_on():
+    camera = FlakyCamera()
+    stats = _pipeline("camera.reconnect.initial_delay_s=0.05", source=camera).run(max_frames=10)
+    assert stats.processed == 10
+    assert camera.opens == 2 and stats.drops["source_error"] == 1
+
+
+def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
+    collect = Collect()
+    stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=5)
+    assert set(collect.results[0]["timing_ms"]) == {"preprocess", "inference", "postprocess", "capture_to_result"}
+    summary = stats.summary()
+    for word in ("captured", "processed 5", "dropped 0", "fps", "inference", "p50", "p95"):
+        assert word in summary
+
+
+def test_a_failing_publisher_stops_the_run_with_its_error(cat_clip):
+    class Broken(Collect):
+        def publish(self, frame, result):
+            raise OSError("disk full")
+
+    broken = Broken()
+    pipeline = _pipeline(f"camera.source={cat_clip}", publishers=[broken])
+    try:
+        pipeline.run(max_frames=5)
+    except OSError as exc:
+        assert "disk full" in str(exc)
+    else:
+        raise AssertionError("the publisher's failure was swallowed")
+    assert broken.closed
+
+
+def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path):
+    out = tmp_path / "results.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "--pipeline", "detect", "--source", "pattern", *sum((["--set", o] for o in PET), []),
+         "--set", "camera.fps=30", "--output", f"jsonl:{out}"],
+        cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or len(out.read_text().splitlines()) < 5) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, stderr = process.communicate(timeout=10)
+    assert time.monotonic() - signalled < 2.0, stderr
+    assert process.returncode == 0, stderr
+    lines = out.read_text().splitlines()
+    assert all(json.loads(line)["pipeline"] == "detect" for line in lines)  # every line complete
+    assert "captured" in stderr and "processed" in stderr
+
+
+def test_filter_keeps_only_the_chosen_labels(tmp_path, cat_clip):
+    pipeline_file = tmp_path / "cats.yaml"
+    pipeline_file.write_text(
+        "description: only Bengals\nstages:\n  - preprocess: {}\n"
+        f"  - inference: {{model: {MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}, "
+        f"labels: {MODELS / 'pet_labels.txt'}}}\n"
+        "  - postprocess: {min_score: 0.1}\n  - filter: {labels: [Bengal], min_area: 0.01}\n")
+    collect = Collect()
+    Pipeline(load_settings(str(pipeline_file), None, [f"camera.source={cat_clip}"]), [collect]).run(max_frames=20)
+    labels = {d["label"] for r in collect.results for d in r["detections"]}
+    assert labels <= {"Bengal"}
+
+
+def test_lores_frames_skip_the_resize():
+    """A camera that delivers the model-size frame (picamera2 lores) is used as is, with stretch geometry."""
+    from app.config import PreprocessParams
+    from app.runtime import load_model
+    from app.stages.base import StageContext
+    from app.stages.preprocess import Preprocess
+
+    model = load_model(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite")
+    stage = Preprocess(PreprocessParams(resize="letterbox"))
+    stage.start(StageContext("test", model, {}))
+    lores = np.full((300, 300, 3), 77, np.uint8)
+    frame = stage.process(Frame(np.zeros((720, 1280, 3), np.uint8), 1, "test", lores=lores))
+    assert np.all(model.input_buffer() == 77)
+    assert (frame.geometry.scale_x, frame.geometry.scale_y, frame.geometry.offset_x) == (1280, 720, 0)
