@@ -146,7 +146,8 @@ def command_list(args: argparse.Namespace) -> int:
 def command_models_list(args: argparse.Namespace) -> int:
     from app.models import manifest
 
-    models_dir = load_device(args.config, args.overrides).models_dir
+    device_overrides = [o for o in args.overrides if not o.startswith("stages.")]
+    models_dir = load_device(args.config, device_overrides).models_dir
     print(f"models (in {models_dir}):")
     for name, entry in manifest().items():
         present = "present" if (models_dir / entry.file).is_file() else f"missing: python -m app models pull {name}"

@@ -356,8 +356,9 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
     problems = _Problems()
     device_overrides, stage_overrides, set_keys = _split_overrides(overrides, problems)
     device = _device(config_path, device_overrides, set_keys, problems)
-    pipe_raw = _substitute_env(_read_yaml(pipe_path), "", str(pipe_path), problems)
-    stages = _stage_list(pipe_raw.pop("stages", None), str(pipe_path), problems)
+    pipe_raw = _read_yaml(pipe_path)
+    stages = [(name, _substitute_env(params, f"stages.{name}", str(pipe_path), problems))
+              for name, params in _stage_list(pipe_raw.pop("stages", None), str(pipe_path), problems)]
     for path, value in stage_overrides:
         stage = next((params for name, params in stages if name == path[1]), None)
         if stage is None:
@@ -366,7 +367,7 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
             continue
         _apply_override(stage, path[2:], value)
 
-    description = pipe_raw.pop("description", "")
+    description = _substitute_env(pipe_raw.pop("description", ""), "description", str(pipe_path), problems)
     for key in pipe_raw:
         problems.add(str(pipe_path), str(key), "unknown key (a pipeline file has `description` and `stages`)")
     validated: list[tuple[str, Strict]] = []
@@ -381,7 +382,8 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
     for required in REQUIRED_STAGES:
         if required not in names:
             problems.add(str(pipe_path), "stages", f"needs a {required} stage")
-    if names and [n for n in names if n in REQUIRED_STAGES] != list(REQUIRED_STAGES):
+    present = [n for n in names if n in REQUIRED_STAGES]
+    if present != [n for n in REQUIRED_STAGES if n in present]:
         problems.add(str(pipe_path), "stages", "preprocess, inference and postprocess must come in that order")
     if problems.lines:
         raise ConfigError(problems.lines)

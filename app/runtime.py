@@ -134,16 +134,17 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _edgetpu_delegate(accelerator: str) -> Any:
+def _edgetpu_delegate(accelerator: str, path: Path) -> Any:
+    instead = (f"use the CPU model {cpu_variant_name(path)}" if is_edgetpu_model(path) else "set accelerator: cpu")
     if not edgetpu_library_loads():
-        raise ConfigError(f"accelerator {accelerator}: {EDGETPU_LIBRARY} is not installed ({CORAL_FIX}), "
-                          "or set accelerator: cpu")
+        raise ConfigError(f"accelerator {accelerator}: {EDGETPU_LIBRARY} is not installed: {CORAL_FIX}, "
+                          f"or {instead}")
     device = edgetpu_device(accelerator)
     try:
         return interpreter_api().load_delegate(EDGETPU_LIBRARY, {"device": device} if device else {})
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"accelerator {accelerator}: no Edge TPU answered ({_first_line(exc)}); check that it is "
-                          "plugged in (lsusb shows 18d1:9302 or 1a6e:089a) or set accelerator: cpu") from exc
+        raise ConfigError(f"accelerator {accelerator}: no Edge TPU answered ({_first_line(exc)}): check that it is "
+                          f"plugged in (lsusb shows 18d1:9302 or 1a6e:089a), or {instead}") from exc
 
 
 def load_model(path: Path, accelerator: str = "cpu", threads: int = 2) -> LoadedModel:
@@ -154,7 +155,7 @@ def load_model(path: Path, accelerator: str = "cpu", threads: int = 2) -> Loaded
     delegates = []
     on_tpu = accelerator.startswith("edgetpu")
     if on_tpu:
-        delegates.append(_edgetpu_delegate(accelerator))
+        delegates.append(_edgetpu_delegate(accelerator, path))
     elif is_edgetpu_model(path):
         raise ConfigError(
             f"{path}: this model is compiled for the Edge TPU and cannot run on the CPU: use the CPU model "
