@@ -106,14 +106,13 @@ def _quoted(value: str) -> str:
 
 def command_run(args: argparse.Namespace) -> int:
     from app.pipeline import Pipeline
-    from app.publishers.jsonl import JsonLines
+    from app.publishers import build_publishers
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be at least 1")
     settings = load_settings(args.pipeline, args.config, _run_overrides(args))
     _configure_logging(settings.device.logging.level, args.debug)
-    publishers = [JsonLines(settings.device.jsonl.path)] if settings.device.jsonl.enabled else []
-    pipeline = Pipeline(settings, publishers)
+    pipeline = Pipeline(settings, build_publishers(settings))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: pipeline.stop())
     stats = pipeline.run(args.max_frames)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.errors import ConfigError
 
@@ -76,6 +76,85 @@ class LoggingConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class TlsConfig(Strict):
+    enabled: bool = Field(False, description="connect with TLS (port 8883 usually)")
+    ca: str = Field("", description="CA certificate file; empty: the system's trusted CAs")
+    cert: str = Field("", description="client certificate file, for brokers that require one")
+    key: str = Field("", description="the client certificate's private key file")
+    insecure: bool = Field(False, description="skip the server certificate check (testing only)")
+
+
+class DiscoveryConfig(Strict):
+    enabled: bool = Field(True, description="publish Home Assistant MQTT discovery documents")
+    prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
+
+
+class MqttConfig(Strict):
+    enabled: bool = False
+    host: str = Field("localhost", description="broker host")
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field("", description="default: smartcam-<camera.name>")
+    username: str = Field("", description="e.g. ${MQTT_USERNAME}")
+    password: str = Field("", description="e.g. ${MQTT_PASSWORD}")
+    tls: TlsConfig = TlsConfig()
+    keepalive_s: int = Field(60, ge=5)
+    qos: Literal[0, 1, 2] = 1
+    topic_prefix: str = Field("smartcam", min_length=1)
+    stats_interval_s: float = Field(30.0, gt=0, description="how often {prefix}/stats is published")
+    publish_results: bool = Field(False, description="every processed frame on {prefix}/{camera}/results")
+    outbox_size: int = Field(200, ge=1, description="messages held while the broker is slow or gone")
+    discovery: DiscoveryConfig = DiscoveryConfig()
+
+
+class StreamConfig(Strict):
+    max_fps: float = Field(10.0, gt=0, description="/stream.mjpg frame rate cap")
+    width: int = Field(0, ge=0, description="/stream.mjpg width in pixels (0: the source's)")
+    quality: int = Field(80, ge=10, le=100, description="JPEG quality")
+
+
+class HttpConfig(Strict):
+    enabled: bool = False
+    bind: str = Field("127.0.0.1", description="address to listen on; not loopback needs auth")
+    port: int = Field(8080, ge=0, le=65535)
+    token: str = Field("", description="bearer token (Authorization: Bearer …, or ?token=…)")
+    username: str = Field("", description="basic auth user")
+    password: str = Field("", description="basic auth password")
+    allow_unauthenticated: bool = Field(False, description="allow a non-loopback bind without auth")
+    stall_after_s: float = Field(5.0, gt=0, description="/healthz turns 503 after this long without a frame")
+    stream: StreamConfig = StreamConfig()
+
+    @property
+    def has_auth(self) -> bool:
+        return bool(self.token or (self.username and self.password))
+
+    @model_validator(mode="after")
+    def _open_bind_needs_auth(self) -> "HttpConfig":
+        loopback = self.bind in ("localhost", "::1") or self.bind.startswith("127.")
+        if self.enabled and not loopback and not self.has_auth and not self.allow_unauthenticated:
+            raise ValueError(f"binding {self.bind} exposes the camera to the network: set http.token (or "
+                             "http.username and http.password), or write http.allow_unauthenticated: true")
+        return self
+
+
+class SnapshotsConfig(Strict):
+    enabled: bool = False
+    dir: str = Field("snapshots", description="where JPEGs are written (relative: to the config file)")
+    cooldown_s: float = Field(30.0, ge=0, description="at most one snapshot per label this often")
+    max_files: int = Field(1000, ge=1, description="oldest deleted beyond this count")
+    max_mb: float = Field(500.0, gt=0, description="oldest deleted beyond this total size")
+    min_free_mb: float = Field(200.0, ge=0, description="pause (with a warning) when free disk is below this")
+    annotated: bool = Field(True, description="draw the boxes on snapshots")
+    quality: int = Field(90, ge=10, le=100, description="JPEG quality")
+
+
+class WebhooksConfig(Strict):
+    enabled: bool = False
+    urls: list[str] = Field([], description="POST the event JSON to each")
+    timeout_s: float = Field(5.0, gt=0)
+    retries: int = Field(3, ge=0, description="attempts after the first, with doubling backoff")
+    queue_size: int = Field(100, ge=1, description="events held for slow receivers; the oldest dropped")
+
+
 class DeviceConfig(Strict):
     """`config.yaml`: what this board has and where results go."""
 
@@ -85,6 +164,10 @@ class DeviceConfig(Strict):
     )
     models: ModelsConfig = ModelsConfig()
     jsonl: JsonlConfig = JsonlConfig()
+    mqtt: MqttConfig = MqttConfig()
+    http: HttpConfig = HttpConfig()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
@@ -134,12 +217,38 @@ class FilterParams(Strict):
     min_area: float = Field(0.0, ge=0, le=1, description="drop boxes smaller than this fraction of the frame")
 
 
+class OverlayParams(Strict):
+    """Drawn on a copy, and only when an output needs pixels (stream, snapshot)."""
+
+    boxes: bool = Field(True, description="draw boxes with `label score`, a stable colour per label")
+    banner: bool = Field(True, description="a banner with fps, inference ms and the time")
+
+
+class SnapshotParams(Strict):
+    labels: list[str] | None = Field(None, description="labels that take a snapshot (default: publish.labels)")
+    min_score: float = Field(0.6, ge=0, le=1, description="the detection's score needed for a snapshot")
+
+
+class PublishParams(Strict):
+    """What matters to this pipeline's outputs: events, counts, snapshots, Home Assistant entities."""
+
+    labels: list[str] | None = Field(None, description="the labels watched for events and counts (default: all)")
+    min_score: float = Field(0.5, ge=0, le=1, description="detections counted for events")
+    appear_frames: int = Field(2, ge=1, description="frames a new count must hold before an event fires")
+    clear_frames: int = Field(5, ge=1, description="frames without a label before it is cleared")
+    snapshots: SnapshotParams = SnapshotParams()
+
+
 STAGE_PARAMS: dict[str, type[Strict]] = {
     "preprocess": PreprocessParams,
     "inference": InferenceParams,
     "postprocess": PostprocessParams,
     "filter": FilterParams,
+    "overlay": OverlayParams,
+    "publish": PublishParams,
 }
+#: stages that run in the output lane: their parameters configure the publishers
+OUTPUT_STAGES = ("overlay", "publish")
 REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
 
 
@@ -152,7 +261,9 @@ class PipelineConfig:
     stages: list[tuple[str, Strict]]
 
     def params(self, stage: str) -> Any:
-        return next(p for name, p in self.stages if name == stage)
+        """The stage's parameters; an output-lane stage the file leaves out has its defaults."""
+        found = next((p for name, p in self.stages if name == stage), None)
+        return found if found is not None else STAGE_PARAMS[stage]()
 
 
 @dataclass

@@ -20,6 +20,11 @@ class Stats:
         self.started = time.monotonic()
         self.captured = 0
         self.processed = 0
+        #: monotonic times of the newest captured frame and the newest result (None before the first)
+        self.last_capture: float | None = None
+        self.last_result: float | None = None
+        #: facts about the run for status pages: model, accelerator, runtime, warnings
+        self.info: dict[str, object] = {}
         self.drops: Counter[str] = Counter()
         self._latency: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -32,6 +37,7 @@ class Stats:
         """Record one processed frame's stage timings."""
         with self._lock:
             self.processed += 1
+            self.last_result = time.monotonic()
             for name, ms in timing_ms.items():
                 self._latency.setdefault(name, deque(maxlen=LATENCY_SAMPLES)).append(ms)
 
@@ -39,6 +45,13 @@ class Stats:
         with self._lock:
             samples = list(self._latency.get(name, ()))
         return float(np.percentile(samples, q)) if samples else None
+
+    def captured_frame(self) -> None:
+        self.captured += 1
+        self.last_capture = time.monotonic()
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
 
     def fps(self) -> float:
         elapsed = time.monotonic() - self.started

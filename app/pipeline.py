@@ -13,11 +13,12 @@ import time
 
 from app.config import Settings
 from app.errors import SmartcamError
+from app.events import EventTracker
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
 from app.models import resolve_labels, resolve_model
-from app.publishers.base import Publisher
+from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, choose_accelerator, load_model
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
@@ -50,7 +51,8 @@ class Pipeline:
         self.stats = Stats()
         self.model, labels = load_pipeline_model(settings)
         ctx = StageContext(settings.pipeline.name, self.model, labels)
-        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
+        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages
+                                    if name in STAGES]
         for stage in self.stages:
             stage.start(ctx)
         self.source = source or open_source(settings.device.camera, self.model.input_size)
@@ -70,6 +72,12 @@ class Pipeline:
         log.info("source %s opened (%s)", self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
         self.stats.started = time.monotonic()
+        self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
+                               runtime=self.model.runtime, source=self.source.description,
+                               pipeline=self.settings.pipeline.name, camera=self.settings.device.camera.name)
+        ctx = PublishContext(self.settings, self.stats, self.model.path.name, self.settings.pipeline.params("publish"))
+        for publisher in self.publishers:
+            publisher.start(ctx)
         lanes = [threading.Thread(target=self._guard, args=(lane,), name=name, daemon=True) for name, lane in (
             ("capture", self._capture_lane),
             ("inference", lambda: self._inference_lane(max_frames)),
@@ -120,7 +128,7 @@ class Pipeline:
                     continue
                 delay = camera.reconnect.initial_delay_s
                 seq += 1
-                self.stats.captured += 1
+                self.stats.captured_frame()
                 if not self._slot.put(Frame(captured.image, seq, camera.name, lores=captured.lores)):
                     return
         except EndOfStream:
@@ -161,11 +169,16 @@ class Pipeline:
         return frame
 
     def _output_lane(self) -> None:
+        pipeline = self.settings.pipeline
+        publish, overlay = pipeline.params("publish"), pipeline.params("overlay")
+        tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames)
         try:
             while (frame := self._results.get()) is not None:
-                result = frame.result(self.settings.pipeline.name)
+                events = tracker.update(frame)
+                out = Output(frame, frame.result(pipeline.name), events, dict(tracker.counts), overlay,
+                             self.stats.fps())
                 for publisher in self.publishers:
-                    publisher.publish(frame, result)
+                    publisher.publish(out)
         finally:
             for publisher in self.publishers:
                 publisher.close()

@@ -16,7 +16,7 @@ from app.config import load_settings
 from app.frame import Frame
 from app.handoff import Handoff
 from app.pipeline import Pipeline
-from app.publishers.base import Publisher
+from app.publishers.base import Output, Publisher
 from app.sources.base import Captured, Source
 from conftest import MODELS, read_rgb
 from test_known_answers import CAT_BREEDS
@@ -31,8 +31,8 @@ class Collect(Publisher):
         self.results: list[dict] = []
         self.closed = False
 
-    def publish(self, frame: Frame, result: dict) -> None:
-        self.results.append(result)
+    def publish(self, out: Output) -> None:
+        self.results.append(out.result)
 
     def close(self) -> None:
         self.closed = True
@@ -134,7 +134,7 @@ def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
 
 def test_a_failing_publisher_stops_the_run_with_its_error(cat_clip):
     class Broken(Collect):
-        def publish(self, frame, result):
+        def publish(self, out):
             raise OSError("disk full")
 
     broken = Broken()

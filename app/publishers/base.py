@@ -1,16 +1,82 @@
-"""The Publisher interface: an output that receives every processed frame in the output lane."""
+"""The Publisher interface, and `Output`: one processed frame as every publisher sees it.
+
+`Output` computes what several outputs share once per frame and only on demand: the annotated image (drawn on a
+copy the first time an output asks) and JPEG encodings (cached by size and quality).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
+import cv2
+import numpy as np
+
+from app.config import OverlayParams, PublishParams, Settings
+from app.events import Event
 from app.frame import Frame
+from app.metrics import Stats
+from app.overlay import draw
+
+
+@dataclass
+class PublishContext:
+    """What publishers need to know about the run they publish."""
+
+    settings: Settings
+    stats: Stats
+    model: str
+    publish: PublishParams
+
+    @property
+    def camera(self) -> str:
+        return self.settings.device.camera.name
+
+    @property
+    def pipeline(self) -> str:
+        return self.settings.pipeline.name
+
+
+@dataclass
+class Output:
+    frame: Frame
+    result: dict
+    events: list[Event]
+    counts: dict[str, int]
+    overlay: OverlayParams
+    fps: float
+    _annotated: np.ndarray | None = field(default=None, repr=False)
+    _jpegs: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
+
+    def annotated(self) -> np.ndarray:
+        """The frame with boxes and banner drawn, RGB (drawn once, on a copy)."""
+        if self._annotated is None:
+            self._annotated = draw(self.frame, self.overlay, self.fps)
+        return self._annotated
+
+    def jpeg(self, width: int = 0, quality: int = 80, annotated: bool = True) -> bytes:
+        """The frame as JPEG, scaled to `width` (0: as captured); encoded once per (width, quality, annotated)."""
+        key = (width, quality, annotated)
+        if key not in self._jpegs:
+            image = self.annotated() if annotated else self.frame.image
+            if width and width != image.shape[1]:
+                height = round(image.shape[0] * width / image.shape[1])
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                    [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise ValueError("JPEG encoding failed")
+            self._jpegs[key] = data.tobytes()
+        return self._jpegs[key]
 
 
 class Publisher(ABC):
+    def start(self, ctx: PublishContext) -> None:
+        """Connect, listen, create folders; called once before the first frame."""
+
     @abstractmethod
-    def publish(self, frame: Frame, result: dict) -> None:
-        """Send one processed frame; `result` is its JSON shape. Must not block for long: drop and count instead."""
+    def publish(self, out: Output) -> None:
+        """Take one processed frame. Must return quickly: a slow peer is fed from an outbox that drops, counting."""
 
     def close(self) -> None:
         """Flush and release; called once when the run ends."""

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import ConfigError
-from app.frame import Frame
-from app.publishers.base import Publisher
+from app.publishers.base import Output, Publisher
 
 
 class JsonLines(Publisher):
@@ -23,8 +22,8 @@ class JsonLines(Publisher):
         except OSError as exc:
             raise ConfigError(f"jsonl.path: cannot open {path} for writing ({exc.strerror})") from None
 
-    def publish(self, frame: Frame, result: dict) -> None:
-        self._out.write(json.dumps(result, separators=(",", ":")) + "\n")
+    def publish(self, out: Output) -> None:
+        self._out.write(json.dumps(out.result, separators=(",", ":")) + "\n")
         self._out.flush()
 
     def close(self) -> None:

@@ -1,0 +1,54 @@
+"""Events: when a watched label appears, changes count or disappears — with hysteresis.
+
+One flickering frame must not fire an event: a new count becomes the current count only after it has held for
+`appear_frames` frames, and a label clears only after `clear_frames` frames without it. MQTT, snapshots and
+webhooks all read the same events, computed once per frame in the output lane.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from app.frame import Frame
+
+
+@dataclass(frozen=True)
+class Event:
+    """`kind` is appeared (0 → n), changed (n → m) or cleared (n → 0)."""
+
+    kind: str
+    label: str
+    count: int
+    previous: int
+
+
+class EventTracker:
+    def __init__(self, labels: list[str] | None, min_score: float, appear_frames: int, clear_frames: int) -> None:
+        self.labels = set(labels) if labels else None
+        self.min_score = min_score
+        self.appear_frames = appear_frames
+        self.clear_frames = clear_frames
+        #: the current (stable) count of every label seen; watched labels start at 0
+        self.counts: dict[str, int] = dict.fromkeys(labels or (), 0)
+        self._candidate: dict[str, tuple[int, int]] = {}  # label -> (count, frames it has held)
+
+    def update(self, frame: Frame) -> list[Event]:
+        """Feed one processed frame; return the events it completes."""
+        raw = Counter(d.label for d in frame.detections
+                      if d.score >= self.min_score and (self.labels is None or d.label in self.labels))
+        events = []
+        for label in set(self.counts) | set(raw):
+            seen, current = raw.get(label, 0), self.counts.get(label, 0)
+            if seen == current:
+                self._candidate.pop(label, None)
+                continue
+            count, held = self._candidate.get(label, (seen, 0))
+            held = held + 1 if count == seen else 1
+            self._candidate[label] = (seen, held)
+            if held >= (self.clear_frames if seen == 0 else self.appear_frames):
+                del self._candidate[label]
+                self.counts[label] = seen
+                kind = "appeared" if current == 0 else "cleared" if seen == 0 else "changed"
+                events.append(Event(kind, label, seen, current))
+        return events

@@ -1,0 +1,52 @@
+"""Overlay: boxes with `label score` in a stable colour per label, and a banner with fps, inference ms and time.
+
+Always drawn on a copy of the frame, and only when an output asks for pixels (`Output.annotated`), so a camera
+nobody is watching spends nothing on drawing.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import cv2
+import numpy as np
+
+from app.config import OverlayParams
+from app.frame import Frame
+
+
+def label_colour(label: str) -> tuple[int, int, int]:
+    """The same bright RGB colour for a label in every run (a hash of its name picks the hue)."""
+    hue = zlib.crc32(label.encode()) % 180
+    hsv = np.array([[[hue, 200, 255]]], np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
+    """The frame's image with its results drawn on, as a new RGB array."""
+    image = frame.image.copy()
+    height, width = image.shape[:2]
+    scale = max(0.4, min(width, height) / 720)
+    thickness = max(1, round(2 * scale))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    if params.boxes:
+        for d in frame.detections:
+            colour = label_colour(d.label)
+            x0, y0, x1, y1 = (round(v) for v in d.box)
+            cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
+            text = f"{d.label} {d.score:.2f}"
+            (tw, th), base = cv2.getTextSize(text, font, 0.6 * scale, thickness)
+            ty = max(y0, th + base + 2)
+            cv2.rectangle(image, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, cv2.FILLED)
+            cv2.putText(image, text, (x0 + 2, ty - base), font, 0.6 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        for i, c in enumerate(frame.classes[:3]):
+            cv2.putText(image, f"{c.label} {c.score:.2f}", (8, round((60 + 30 * i) * scale)), font, 0.7 * scale,
+                        label_colour(c.label), thickness, cv2.LINE_AA)
+    if params.banner:
+        inference = frame.timing.get("inference", 0.0)
+        text = f"{fps:.1f} fps  inference {inference:.1f} ms  {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        (_, th), base = cv2.getTextSize(text, font, 0.6 * scale, thickness)
+        cv2.rectangle(image, (0, 0), (width, th + base + 10), (0, 0, 0), cv2.FILLED)
+        cv2.putText(image, text, (8, th + 5), font, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
