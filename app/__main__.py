@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list · models.
+"""The command line: run (default) · validate · list · models · devices.
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -18,7 +18,7 @@ from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings
 from app.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models")
+COMMANDS = ("run", "validate", "list", "models", "devices")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models. `python -m app COMMAND --help` for each.")
+        epilog="Commands: run (the default) · validate · list · models · devices. "
+               "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     models_verify = actions.add_parser("verify", help="check the present models against their checksums")
     _common(models_verify)
     models_verify.set_defaults(handler=command_models_verify)
+
+    devices = commands.add_parser("devices", help="the cameras and Edge TPUs this board has",
+                                  description="V4L2 cameras, Pi cameras (when picamera2 is installed) and Coral "
+                                              "Edge TPUs (USB and PCIe), with what to write in config.yaml.")
+    devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
+    devices.set_defaults(handler=command_devices)
     return parser
 
 
@@ -182,6 +189,21 @@ def command_models_verify(args: argparse.Namespace) -> int:
             bad.append(f"{name}: {problem} (python -m app models pull again to replace it)")
     if bad:
         raise FetchError("\n".join(bad))
+    return EXIT_OK
+
+
+def command_devices(args: argparse.Namespace) -> int:
+    from app.accelerator import edgetpu_unavailable
+    from app.devices import edgetpus, v4l2_cameras
+    from app.sources import picamera2_cameras
+
+    print("cameras:")
+    pi_cameras = [f"  picamera2    {info.get('Model', '?')} ({info.get('Id', '')})" for info in picamera2_cameras()]
+    v4l2 = [f"  {d.path:<12} {d.name}" for d in v4l2_cameras()]
+    print("\n".join(pi_cameras + v4l2) or "  none (camera.source: pattern or a file needs no camera)")
+    print("edge tpus:")
+    print("\n".join(f"  {d.path:<14} {d.name}" for d in edgetpus()) or "  none")
+    print(f"edge tpu runtime: {edgetpu_unavailable() or 'installed'}")
     return EXIT_OK
 
 

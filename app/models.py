@@ -37,6 +37,7 @@ class ModelEntry:
     git_sha1: str | None = None
     sha256: str | None = None
     edgetpu_variant: str | None = None
+    edgetpu_ms: float | None = None
 
     @property
     def file(self) -> str:

@@ -11,15 +11,16 @@ import logging
 import threading
 import time
 
+from app.accelerator import ModelChoice, choose, load_choice, slow_tpu_warning
 from app.config import Settings
-from app.errors import SmartcamError
+from app.errors import ModelError, SmartcamError
 from app.events import EventTracker
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
 from app.models import resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
-from app.runtime import LoadedModel, choose_accelerator, load_model
+from app.runtime import LoadedModel, load_model
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
 from app.stages import STAGES
@@ -29,17 +30,18 @@ log = logging.getLogger(__name__)
 
 OUTPUT_QUEUE_SIZE = 8
 STOP_TIMEOUT_S = 1.5
+#: frames after which the Edge TPU's speed is judged (after its first, slow, invocations)
+TPU_CHECK_AFTER = 50
 
 
-def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str]]:
-    """The inference stage's model on its accelerator, and its labels."""
+def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str], ModelChoice]:
+    """The inference stage's model on the accelerator chosen for it, its labels, and the choice made."""
     params = settings.pipeline.params("inference")
-    models_dir = settings.models_dir
-    path = resolve_model(params.model, models_dir)
-    accelerator, why = choose_accelerator(params.accelerator or settings.device.accelerator, path)
-    log.info("accelerator %s: %s", accelerator, why)
-    model = load_model(path, accelerator, params.threads)
-    return model, resolve_labels(params.labels, params.model, models_dir, path)
+    path = resolve_model(params.model, settings.models_dir)
+    choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
+    model, choice = load_choice(choice, params.threads)
+    log.info("accelerator %s: %s", choice.accelerator, choice.reason)
+    return model, resolve_labels(params.labels, params.model, settings.models_dir, path), choice
 
 
 class Pipeline:
@@ -49,18 +51,37 @@ class Pipeline:
         self.settings = settings
         self.publishers = publishers
         self.stats = Stats()
-        self.model, labels = load_pipeline_model(settings)
-        ctx = StageContext(settings.pipeline.name, self.model, labels)
+        self.model, self.labels, self.choice = load_pipeline_model(settings)
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages
                                     if name in STAGES]
-        for stage in self.stages:
-            stage.start(ctx)
+        self._start_stages()
         self.source = source or open_source(settings.device.camera, self.model.input_size)
         self._stop = threading.Event()
         self._error: BaseException | None = None
         lossless = not self.source.live
         self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"))
         self._results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: self.stats.drop("output_full"))
+
+    def _start_stages(self) -> None:
+        ctx = StageContext(self.settings.pipeline.name, self.model, self.labels)
+        for stage in self.stages:
+            stage.start(ctx)
+
+    def _fall_back_to_cpu(self, failure: ModelError) -> None:
+        """The Edge TPU failed mid-run (unplugged): carry on with the CPU model `auto` kept in reserve."""
+        fallback = self.choice.fallback
+        log.warning("Edge TPU failed (%s); switching to the CPU model %s", failure, fallback.name)
+        self.model = load_model(fallback, "cpu", self.settings.pipeline.params("inference").threads)
+        self.choice = ModelChoice(fallback, "cpu", "the Edge TPU failed mid-run")
+        self._start_stages()
+        self.stats.info.update(model=fallback.name, accelerator="cpu")
+        self.stats.drop("accelerator_lost")
+
+    def _check_tpu_speed(self) -> None:
+        warning = slow_tpu_warning(self.choice, self.stats.percentile("inference", 50))
+        if warning:
+            log.warning("%s", warning)
+            self.stats.info.setdefault("warnings", []).append(warning)
 
     def stop(self) -> None:
         self._stop.set()
@@ -146,10 +167,18 @@ class Pipeline:
     def _inference_lane(self, max_frames: int | None) -> None:
         try:
             while (frame := self._slot.get()) is not None and not self._stop.is_set():
-                processed = self._process(frame)
+                try:
+                    processed = self._process(frame)
+                except ModelError as failure:
+                    if self.choice.fallback is None:
+                        raise
+                    self._fall_back_to_cpu(failure)
+                    continue
                 if processed is None:
                     continue
                 self.stats.observe(processed.timing)
+                if self.stats.processed == TPU_CHECK_AFTER:
+                    self._check_tpu_speed()
                 self._results.put(processed)
                 if max_frames and self.stats.processed >= max_frames:
                     self.stop()

@@ -169,13 +169,3 @@ def load_model(path: Path, accelerator: str = "cpu", threads: int = 2) -> Loaded
     log.info("model %s on %s (%s, %d threads)", path.name, accelerator if on_tpu else "cpu", api.package, threads)
     return LoadedModel(path, interpreter, accelerator if on_tpu else "cpu", api.package)
 
-
-def choose_accelerator(requested: str, path: Path) -> tuple[str, str]:
-    """What `requested` (auto | cpu | edgetpu…) means for the model at `path`, and why, for one log line."""
-    if requested != "auto":
-        return requested, "as configured"
-    if is_edgetpu_model(path):
-        return "edgetpu", f"{path.name} is compiled for the Edge TPU"
-    if not edgetpu_library_loads():
-        return "cpu", f"no Edge TPU runtime ({EDGETPU_LIBRARY} not found)"
-    return "cpu", f"{path.name} is not compiled for the Edge TPU"

@@ -115,10 +115,19 @@ def test_broken_model_fails_at_run_time():
 
 
 @pytest.mark.parametrize("extra", [[], ["--set", "accelerator=cpu"]], ids=["auto", "cpu"])
-def test_edgetpu_model_without_tpu_names_the_cpu_model(extra):
-    model = MODELS / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+def test_edgetpu_model_without_tpu_names_the_cpu_model(tmp_path, extra):
+    model = tmp_path / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"  # alone: no CPU variant beside it
+    model.write_bytes((MODELS / model.name).read_bytes())
     line = error_line(app(*CLASSIFY_CAT, "--model", model, *extra), 2)
     assert "mobilenet_v1_0.25_128_quant.tflite" in line and "./install.sh --coral" in line
+
+
+def test_auto_without_tpu_runs_the_cpu_variant_and_says_why():
+    proc = app(*CLASSIFY_CAT, "--model", MODELS / "mobilenet_v1_0.5_160_quant_edgetpu.tflite", "--output", "jsonl:-")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["classes"][0]["class_id"] == 286
+    assert ("accelerator cpu: mobilenet_v1_0.5_160_quant.tflite on the CPU: no Edge TPU runtime (libedgetpu.so.1 "
+            "not found") in proc.stderr
 
 
 def test_edgetpu_accelerator_without_runtime():

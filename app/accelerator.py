@@ -1,0 +1,101 @@
+"""Which model file runs on which accelerator, and why — the decision `accelerator: auto` makes for the user.
+
+`auto` uses the Edge TPU when its runtime loads and the model has an Edge TPU variant (or is one), and otherwise
+the CPU model; the reason goes into one log line. A run that chose the TPU by itself also knows the CPU model to
+fall back to if the TPU disappears mid-run, and how fast the TPU should be, to say when it is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import ConfigError
+from app.models import is_path, manifest
+from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, cpu_variant_name, edgetpu_library_loads,
+                         is_edgetpu_model, load_model)
+
+log = logging.getLogger(__name__)
+
+#: "several times slower than expected" for the slow-link diagnosis
+SLOW_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    path: Path
+    accelerator: str
+    reason: str
+    #: the CPU model to switch to if the Edge TPU fails mid-run (only when `auto` chose the TPU)
+    fallback: Path | None = None
+    #: the Edge TPU's expected inference time in ms, when the manifest knows it
+    expected_ms: float | None = None
+
+
+def _variant(ref: str, path: Path, models_dir: Path, to_tpu: bool) -> Path | None:
+    """The same model compiled for the other side (Edge TPU or CPU), if its file is present."""
+    if is_path(ref):
+        name = re.sub(r"\.tflite$", "_edgetpu.tflite", path.name) if to_tpu else cpu_variant_name(path)
+        candidate = path.with_name(name)
+    else:
+        entries = manifest()
+        name = entries[ref].edgetpu_variant if to_tpu else re.sub(r"_edgetpu$", "", ref)
+        candidate = models_dir / entries[name].file if name in entries else None
+    return candidate if candidate is not None and candidate != path and candidate.is_file() else None
+
+
+def _expected_ms(tpu_path: Path) -> float | None:
+    entry = manifest().get(tpu_path.stem)
+    return entry.edgetpu_ms if entry else None
+
+
+def edgetpu_unavailable() -> str | None:
+    """Why the Edge TPU cannot be used here, or None when its runtime is installed."""
+    if not edgetpu_library_loads():
+        return f"no Edge TPU runtime ({EDGETPU_LIBRARY} not found; {CORAL_FIX})"
+    return None
+
+
+def choose(requested: str, ref: str, path: Path, models_dir: Path) -> ModelChoice:
+    """The model file and accelerator for `requested` (auto | cpu | edgetpu…) and the model `ref` at `path`."""
+    compiled = is_edgetpu_model(path)
+    if requested == "cpu":
+        return ModelChoice(path, "cpu", "as configured")
+    if requested.startswith("edgetpu"):
+        tpu = path if compiled else _variant(ref, path, models_dir, to_tpu=True)
+        if tpu is None:
+            log.warning("%s has no Edge TPU variant here: the delegate will leave every op to the CPU", path.name)
+        return ModelChoice(tpu or path, requested, "as configured", expected_ms=_expected_ms(tpu or path))
+    cpu = _variant(ref, path, models_dir, to_tpu=False) if compiled else path
+    tpu = path if compiled else _variant(ref, path, models_dir, to_tpu=True)
+    unavailable = edgetpu_unavailable()
+    if tpu is not None and unavailable is None:
+        return ModelChoice(tpu, "edgetpu", f"{tpu.name} on the Edge TPU", cpu, _expected_ms(tpu))
+    if cpu is None:  # an Edge TPU model with no CPU variant here: load_model names the fix
+        return ModelChoice(path, "cpu", unavailable or "")
+    why = unavailable or f"{path.name} has no Edge TPU variant in {models_dir}"
+    return ModelChoice(cpu, "cpu", f"{cpu.name} on the CPU: {why}")
+
+
+def load_choice(choice: ModelChoice, threads: int) -> tuple[LoadedModel, ModelChoice]:
+    """Load the chosen model; when `auto` chose a TPU that does not answer, the CPU model instead."""
+    try:
+        return load_model(choice.path, choice.accelerator, threads), choice
+    except ConfigError as exc:
+        if choice.fallback is None:
+            raise
+        cpu = ModelChoice(choice.fallback, "cpu", f"{choice.fallback.name} on the CPU: {exc}")
+        return load_model(cpu.path, "cpu", threads), cpu
+
+
+def slow_tpu_warning(choice: ModelChoice, median_ms: float | None) -> str | None:
+    """A warning when the Edge TPU answers but runs several times slower than it should."""
+    if choice.accelerator == "cpu" or not choice.expected_ms or median_ms is None:
+        return None
+    if median_ms < SLOW_FACTOR * choice.expected_ms:
+        return None
+    return (f"Edge TPU inference takes {median_ms:.1f} ms, {median_ms / choice.expected_ms:.0f}x the expected "
+            f"{choice.expected_ms:.1f} ms: a USB 2 port, an unpowered hub or a thermal throttle? Use a USB 3 port "
+            "(blue) and a powered hub")

@@ -1,0 +1,69 @@
+"""Events with hysteresis, and the overlay and JPEGs every publisher shares."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.config import OverlayParams
+from app.events import Event, EventTracker
+from app.frame import Detection, Frame
+from app.overlay import label_colour
+from app.publishers.base import Output
+from conftest import read_rgb
+
+
+def _frame(*labels: str, score: float = 0.9) -> Frame:
+    frame = Frame(np.zeros((72, 128, 3), np.uint8), 1, "cam")
+    frame.detections = [Detection(label, 0, score, (10, 10, 50, 50)) for label in labels]
+    return frame
+
+
+def _feed(tracker: EventTracker, *frames: Frame) -> list[Event]:
+    return [event for frame in frames for event in tracker.update(frame)]
+
+
+def test_a_label_appears_changes_and_clears_once_each():
+    tracker = EventTracker(None, 0.5, appear_frames=2, clear_frames=3)
+    assert _feed(tracker, _frame("person")) == []
+    assert _feed(tracker, _frame("person")) == [Event("appeared", "person", 1, 0)]
+    assert _feed(tracker, _frame("person", "person"), _frame("person", "person")) == [
+        Event("changed", "person", 2, 1)]
+    assert _feed(tracker, _frame(), _frame()) == []
+    assert _feed(tracker, _frame()) == [Event("cleared", "person", 0, 2)]
+    assert tracker.counts == {"person": 0}
+
+
+def test_one_flickering_frame_fires_nothing():
+    tracker = EventTracker(None, 0.5, appear_frames=2, clear_frames=3)
+    _feed(tracker, _frame("car"), _frame("car"))
+    assert _feed(tracker, _frame(), _frame("car"), _frame("truck"), _frame("car")) == []
+    assert tracker.counts["car"] == 1
+
+
+def test_only_watched_labels_and_scores_count():
+    tracker = EventTracker(["person"], 0.6, appear_frames=1, clear_frames=1)
+    assert tracker.counts == {"person": 0}
+    assert _feed(tracker, _frame("cat"), _frame("person", score=0.5)) == []
+    assert _feed(tracker, _frame("person", score=0.7)) == [Event("appeared", "person", 1, 0)]
+
+
+def test_overlay_draws_on_a_copy_and_jpegs_are_cached():
+    frame = Frame(read_rgb("cat.bmp"), 1, "cam")
+    original = frame.image.copy()
+    frame.detections = [Detection("Egyptian_Mau", 11, 0.9, (185, 35, 338, 221))]
+    out = Output(frame, {}, [], {}, OverlayParams(), 12.0)
+    annotated = out.annotated()
+    assert np.array_equal(frame.image, original)
+    assert tuple(annotated[100, 185]) == label_colour("Egyptian_Mau")  # the box's left edge
+    assert out.annotated() is annotated
+    jpeg = out.jpeg(width=256)
+    assert jpeg.startswith(b"\xff\xd8") and out.jpeg(width=256) is jpeg
+    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[1] == 256
+    clean = cv2.imdecode(np.frombuffer(out.jpeg(annotated=False), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.abs(clean.astype(int) - original).mean() < 4  # no boxes, only JPEG noise
+
+
+def test_label_colours_are_stable_and_differ():
+    assert label_colour("person") == label_colour("person")
+    assert len({label_colour(label) for label in ("person", "car", "dog", "cat", "bicycle")}) >= 4
