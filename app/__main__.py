@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list · models · devices.
+"""The command line: run (default) · validate · list · models · devices · bench.
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -18,7 +18,7 @@ from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings
 from app.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices")
+COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices. "
+        epilog="Commands: run (the default) · validate · list · models · devices · bench. "
                "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
                                               "Edge TPUs (USB and PCIe), with what to write in config.yaml.")
     devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
     devices.set_defaults(handler=command_devices)
+
+    bench = commands.add_parser("bench", help="measure a pipeline end to end at each thread count",
+                                description="Runs the real pipeline (three lanes, no outputs) on a live source "
+                                            "and prints a Markdown table: fps, per-stage ms, drops.")
+    bench.add_argument("--pipeline", default="detect", metavar="NAME", help="the pipeline to measure")
+    bench.add_argument("--source", default="pattern", metavar="SRC",
+                       help="frames to use (default: the synthetic pattern, unpaced)")
+    bench.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
+    bench.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
+    bench.add_argument("--threads", default="1,2", metavar="N,N", help="thread counts to compare (default 1,2)")
+    bench.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
+    _common(bench)
+    bench.set_defaults(handler=command_bench, output=[])
     return parser
 
 
@@ -189,6 +202,21 @@ def command_models_verify(args: argparse.Namespace) -> int:
             bad.append(f"{name}: {problem} (python -m app models pull again to replace it)")
     if bad:
         raise FetchError("\n".join(bad))
+    return EXIT_OK
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from app.bench import bench, table
+
+    try:
+        threads = [int(n) for n in args.threads.split(",")]
+    except ValueError:
+        raise ConfigError(f"--threads {args.threads}: expected counts like 1,2,4") from None
+    overrides = _run_overrides(args)
+    if args.source == "pattern":
+        overrides.append("camera.fps=1000")
+    _configure_logging("warning", args.debug)
+    print(table(bench(args.pipeline, args.config, overrides, threads, args.frames)))
     return EXIT_OK
 
 

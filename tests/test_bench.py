@@ -1,0 +1,31 @@
+"""`python -m app bench`: the real pipeline at each thread count, one Markdown table row per count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import MODELS
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_prints_a_row_per_thread_count():
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "bench", "--model", str(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite"),
+         "--labels", str(MODELS / "pet_labels.txt"), "--threads", "1,2", "--frames", "20"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.strip("|").split("|") for line in proc.stdout.splitlines() if line.startswith("| ")]
+    header, body = rows[0], rows[1:]
+    assert [cell.strip() for cell in header][:2] == ["threads", "fps"]
+    assert [int(row[0]) for row in body] == [1, 2]
+    for row in body:
+        assert float(row[1]) > 0 and float(row[3]) > 0  # fps and inference ms were measured
+
+
+def test_bench_rejects_bad_thread_counts():
+    proc = subprocess.run([sys.executable, "-m", "app", "bench", "--threads", "one"], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--threads one" in proc.stderr
