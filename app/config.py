@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from app.errors import ConfigError
 
@@ -113,13 +113,14 @@ class StreamConfig(Strict):
 
 
 class HttpConfig(Strict):
+    # `bind` comes after the auth keys so its check can see them
     enabled: bool = False
-    bind: str = Field("127.0.0.1", description="address to listen on; not loopback needs auth")
-    port: int = Field(8080, ge=0, le=65535)
     token: str = Field("", description="bearer token (Authorization: Bearer …, or ?token=…)")
     username: str = Field("", description="basic auth user")
     password: str = Field("", description="basic auth password")
     allow_unauthenticated: bool = Field(False, description="allow a non-loopback bind without auth")
+    bind: str = Field("127.0.0.1", description="address to listen on; not loopback needs auth")
+    port: int = Field(8080, ge=0, le=65535)
     stall_after_s: float = Field(5.0, gt=0, description="/healthz turns 503 after this long without a frame")
     stream: StreamConfig = StreamConfig()
 
@@ -127,13 +128,16 @@ class HttpConfig(Strict):
     def has_auth(self) -> bool:
         return bool(self.token or (self.username and self.password))
 
-    @model_validator(mode="after")
-    def _open_bind_needs_auth(self) -> "HttpConfig":
-        loopback = self.bind in ("localhost", "::1") or self.bind.startswith("127.")
-        if self.enabled and not loopback and not self.has_auth and not self.allow_unauthenticated:
-            raise ValueError(f"binding {self.bind} exposes the camera to the network: set http.token (or "
-                             "http.username and http.password), or write http.allow_unauthenticated: true")
-        return self
+    @field_validator("bind")
+    @classmethod
+    def _open_bind_needs_auth(cls, bind: str, info: ValidationInfo) -> str:
+        given = info.data
+        loopback = bind in ("localhost", "::1") or bind.startswith("127.")
+        auth = given.get("token") or (given.get("username") and given.get("password"))
+        if given.get("enabled") and not loopback and not auth and not given.get("allow_unauthenticated"):
+            raise ValueError("binding it exposes the camera to the network: set http.token (or http.username "
+                             "and http.password), or write http.allow_unauthenticated: true")
+        return bind
 
 
 class SnapshotsConfig(Strict):
@@ -421,7 +425,8 @@ def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys
                 problems.add(source, path, f"unknown key ({hint})")
             else:
                 got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
-                problems.add(source, path, f"{error['msg']}{got}")
+                message = error["msg"].removeprefix("Value error, ")
+                problems.add(source, path, f"{message}{got}")
         return None
 
 

@@ -1,18 +1,55 @@
-"""Run statistics: frames captured and processed, drops by reason, and per-stage latency.
+"""Run statistics: frames captured and processed, drops by reason, per-stage latency, and their Prometheus text.
 
-Written by the lanes, read by the summary line (and later by `/metrics` and `/api/stats`). Latencies keep the
-most recent samples only, so a camera running for months uses constant memory.
+Written by the lanes, read by the summary line, `/api/stats` and `/metrics`. Latencies keep the most recent
+samples only (for percentiles) plus a fixed-bucket histogram per timing (cumulative since start, for Prometheus),
+so a camera running for months uses constant memory.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import Counter, deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
 LATENCY_SAMPLES = 2048
+#: histogram upper bounds in seconds: 1 ms to 10 s, dense where CPU and Edge TPU inference land
+HISTOGRAM_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+                       5.0, 10.0)
+#: the window `recent_fps` counts results over
+RATE_WINDOW_S = 5.0
+#: timings exported as Prometheus histograms: timing name -> metric name
+PROMETHEUS_HISTOGRAMS = {"inference": "smartcam_inference_seconds",
+                         "capture_to_result": "smartcam_capture_to_result_seconds"}
+
+
+@dataclass
+class Histogram:
+    """Counts per fixed bucket (not cumulative; `cumulative` makes Prometheus' `le` counts), sum and count."""
+
+    bounds: tuple[float, ...] = HISTOGRAM_BUCKETS_S
+    counts: list[int] = field(default_factory=lambda: [0] * (len(HISTOGRAM_BUCKETS_S) + 1))
+    sum: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # le is inclusive: value <= bound
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, observations <= le) for every bound and +Inf."""
+        running, out = 0, []
+        for bound, n in zip((*(_number(b) for b in self.bounds), "+Inf"), self.counts):
+            running += n
+            out.append((bound, running))
+        return out
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.counts), self.sum, self.count)
 
 
 class Stats:
@@ -27,6 +64,8 @@ class Stats:
         self.info: dict[str, object] = {}
         self.drops: Counter[str] = Counter()
         self._latency: dict[str, deque[float]] = {}
+        self._histograms: dict[str, Histogram] = {}
+        self._recent: deque[float] = deque()  # monotonic times of the results in the last RATE_WINDOW_S
         self._lock = threading.Lock()
 
     def drop(self, reason: str, count: int = 1) -> None:
@@ -35,16 +74,30 @@ class Stats:
 
     def observe(self, timing_ms: dict[str, float]) -> None:
         """Record one processed frame's stage timings."""
+        now = time.monotonic()
         with self._lock:
             self.processed += 1
-            self.last_result = time.monotonic()
+            self.last_result = now
+            self._recent.append(now)
+            self._forget_before(now - RATE_WINDOW_S)
             for name, ms in timing_ms.items():
                 self._latency.setdefault(name, deque(maxlen=LATENCY_SAMPLES)).append(ms)
+                self._histograms.setdefault(name, Histogram()).observe(ms / 1000)
+
+    def drop_counts(self) -> dict[str, int]:
+        """A copy of the drops by reason, safe to read while the lanes count."""
+        with self._lock:
+            return dict(self.drops)
 
     def percentile(self, name: str, q: float) -> float | None:
         with self._lock:
             samples = list(self._latency.get(name, ()))
         return float(np.percentile(samples, q)) if samples else None
+
+    def histogram(self, name: str) -> Histogram:
+        """A copy of one timing's histogram (seconds), empty when it was never observed."""
+        with self._lock:
+            return self._histograms.get(name, Histogram()).copy()
 
     def captured_frame(self) -> None:
         self.captured += 1
@@ -57,6 +110,19 @@ class Stats:
         elapsed = time.monotonic() - self.started
         return self.processed / elapsed if elapsed > 0 else 0.0
 
+    def recent_fps(self) -> float:
+        """Results per second over the last RATE_WINDOW_S (0 while stalled), for live pages and gauges."""
+        now = time.monotonic()
+        with self._lock:
+            self._forget_before(now - RATE_WINDOW_S)
+            count = len(self._recent)
+        window = min(RATE_WINDOW_S, max(1.0, now - self.started))  # no wild rates in the first second
+        return count / window
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._recent and self._recent[0] < cutoff:
+            self._recent.popleft()
+
     def summary(self) -> str:
         """The one line printed when a run ends."""
         drops = sum(self.drops.values())
@@ -67,3 +133,61 @@ class Stats:
         if p50 is not None:
             line += f", inference {p50:.1f} ms p50 / {p95:.1f} ms p95"
         return line
+
+    def prometheus(self) -> str:
+        """Everything above in Prometheus text exposition format 0.0.4, read consistently under one lock."""
+        fps, uptime = self.recent_fps(), self.uptime()
+        with self._lock:
+            captured, processed, drops = self.captured, self.processed, dict(self.drops)  # one consistent read
+            histograms = {metric: self._histograms.get(name, Histogram()).copy()
+                          for name, metric in PROMETHEUS_HISTOGRAMS.items()}
+        info = {k: str(v) for k, v in self.info.items()
+                if k in ("model", "accelerator", "runtime", "pipeline", "camera", "source")}
+        parts = [
+            prometheus_family("smartcam_frames_captured_total", "counter", "Frames read from the source.",
+                              [({}, captured)]),
+            prometheus_family("smartcam_frames_processed_total", "counter", "Frames through inference and postprocess.",
+                              [({}, processed)]),
+            prometheus_family("smartcam_frames_dropped_total", "counter", "Frames dropped, by reason.",
+                              [({"reason": r}, n) for r, n in sorted(drops.items())]),
+            prometheus_family("smartcam_fps", "gauge",
+                              f"Processed frames per second over the last {RATE_WINDOW_S:g} s.", [({}, round(fps, 3))]),
+            prometheus_family("smartcam_uptime_seconds", "gauge", "Seconds since the pipeline started.",
+                              [({}, round(uptime, 3))]),
+            prometheus_family("smartcam_info", "gauge", "The run: model, accelerator, runtime, pipeline, camera.",
+                              [(info, 1)]),
+            prometheus_histogram("smartcam_inference_seconds", "Model invocation time.",
+                                 histograms["smartcam_inference_seconds"]),
+            prometheus_histogram("smartcam_capture_to_result_seconds", "From capture to a decoded result.",
+                                 histograms["smartcam_capture_to_result_seconds"]),
+        ]
+        return "".join(parts)
+
+
+def prometheus_family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> str:
+    """One metric family: HELP and TYPE lines, then `name{labels} value` per sample."""
+    lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+def prometheus_histogram(name: str, help_text: str, histogram: Histogram) -> str:
+    lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} histogram"]
+    lines += [f'{name}_bucket{{le="{le}"}} {n}' for le, n in histogram.cumulative()]
+    lines += [f"{name}_sum {_number(histogram.sum)}", f"{name}_count {histogram.count}"]
+    return "\n".join(lines) + "\n"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    escaped = (str(v).replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n") for v in labels.values())
+    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(labels, escaped)) + "}"
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))

@@ -30,6 +30,12 @@ def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
     scale = max(0.4, min(width, height) / 720)
     thickness = max(1, round(2 * scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
+    if params.banner:
+        inference = frame.timing.get("inference", 0.0)
+        text = f"{fps:.1f} fps  inference {inference:.1f} ms  {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        (_, th), base = cv2.getTextSize(text, font, 0.6 * scale, thickness)
+        cv2.rectangle(image, (0, 0), (width, th + base + 10), (0, 0, 0), cv2.FILLED)
+        cv2.putText(image, text, (8, th + 5), font, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
     if params.boxes:
         for d in frame.detections:
             colour = label_colour(d.label)
@@ -43,10 +49,4 @@ def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
         for i, c in enumerate(frame.classes[:3]):
             cv2.putText(image, f"{c.label} {c.score:.2f}", (8, round((60 + 30 * i) * scale)), font, 0.7 * scale,
                         label_colour(c.label), thickness, cv2.LINE_AA)
-    if params.banner:
-        inference = frame.timing.get("inference", 0.0)
-        text = f"{fps:.1f} fps  inference {inference:.1f} ms  {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        (_, th), base = cv2.getTextSize(text, font, 0.6 * scale, thickness)
-        cv2.rectangle(image, (0, 0), (width, th + base + 10), (0, 0, 0), cv2.FILLED)
-        cv2.putText(image, text, (8, th + 5), font, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return image

@@ -89,16 +89,7 @@ class Pipeline:
 
     def run(self, max_frames: int | None = None) -> Stats:
         """Run until the source ends, `max_frames` are processed, or `stop()`; raise what failed, if anything."""
-        self.source.open()
-        log.info("source %s opened (%s)", self.source.description,
-                 "live: newest frame wins" if self.source.live else "every frame processed")
-        self.stats.started = time.monotonic()
-        self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
-                               runtime=self.model.runtime, source=self.source.description,
-                               pipeline=self.settings.pipeline.name, camera=self.settings.device.camera.name)
-        ctx = PublishContext(self.settings, self.stats, self.model.path.name, self.settings.pipeline.params("publish"))
-        for publisher in self.publishers:
-            publisher.start(ctx)
+        self._start_outputs_and_source()
         lanes = [threading.Thread(target=self._guard, args=(lane,), name=name, daemon=True) for name, lane in (
             ("capture", self._capture_lane),
             ("inference", lambda: self._inference_lane(max_frames)),
@@ -120,6 +111,27 @@ class Pipeline:
         if self._error is not None:
             raise self._error
         return self.stats
+
+    def _start_outputs_and_source(self) -> None:
+        """Start the publishers, then open the source; on failure close what was started."""
+        self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
+                               runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
+                               camera=self.settings.device.camera.name)
+        ctx = PublishContext(self.settings, self.stats, self.model.path.name, self.settings.pipeline.params("publish"))
+        started: list[Publisher] = []
+        try:
+            for publisher in self.publishers:
+                publisher.start(ctx)
+                started.append(publisher)
+            self.source.open()
+        except BaseException:
+            for publisher in started:
+                publisher.close()
+            raise
+        self.stats.info["source"] = self.source.description
+        log.info("source %s opened (%s)", self.source.description,
+                 "live: newest frame wins" if self.source.live else "every frame processed")
+        self.stats.started = time.monotonic()
 
     def _guard(self, lane) -> None:
         """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""

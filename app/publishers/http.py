@@ -1,0 +1,428 @@
+"""HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics and snapshot files.
+
+Standard library only (`http.server`), one thread per connection, all daemons, so the camera needs no web
+framework. It owns three promises:
+
+- It never slows the pipeline. `publish` keeps a reference to the newest Output and, only while someone watches
+  `/stream.mjpg`, encodes at most `stream.max_fps` JPEGs a second into one latest-JPEG slot. Each stream client's
+  thread waits for a frame newer than the one it sent; a slow client skips frames, and one that takes more than
+  `send_timeout_s` to accept a frame is dropped and counted. `/snapshot.jpg` encodes on request, in the
+  requester's thread.
+- Nothing leaves the snapshots folder: a file name is decoded once, must match a plain `NAME.jpg` pattern, and its
+  resolved path must sit directly in the folder; anything else is a 404 that says nothing more.
+- With `http.token` or `http.username`/`password` set, everything but `/healthz` needs them (a Bearer header,
+  `?token=`, the cookie `/?token=` sets for the page's image and fetches, or HTTP Basic), compared in constant
+  time. Binding beyond loopback without either is refused by the config schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hmac
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+import time
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from app.config import HttpConfig
+from app.errors import ConfigError
+from app.metrics import Stats, prometheus_family
+from app.publishers.base import Output, PublishContext, Publisher
+
+log = logging.getLogger(__name__)
+
+#: a stream client that cannot take one frame within this long is dropped
+SEND_TIMEOUT_S = 10.0
+#: how often a stream thread wakes to notice a shutdown when no frames come
+STREAM_WAKE_S = 1.0
+BOUNDARY = "frame"
+COOKIE = "smartcam_token"
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.jpe?g", re.IGNORECASE)
+QUERY_TOKEN = re.compile(r"([?&])token=[^&\s]*")  # kept out of the logs
+PAGE_POLICY = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
+
+
+class Response(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(status, json.dumps(data, default=str).encode(), "application/json")
+
+
+def text_response(text: str, status: int = 200) -> Response:
+    return Response(status, f"{text}\n".encode(), "text/plain; charset=utf-8")
+
+
+class FrameSlot:
+    """The newest stream JPEG and its sequence number; readers wait for one newer than the one they have."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.seq = 0
+        self._jpeg = b""
+        self._closed = False
+
+    def put(self, jpeg: bytes) -> None:
+        with self._cond:
+            self.seq += 1
+            self._jpeg = jpeg
+            self._cond.notify_all()
+
+    def wait_newer(self, seq: int, timeout: float) -> tuple[int, bytes] | None:
+        """(seq, jpeg) of a frame newer than `seq`, or None after `timeout` or once closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.seq > seq or self._closed, timeout)
+            return None if self._closed or self.seq <= seq else (self.seq, self._jpeg)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class HttpPublisher(Publisher):
+    #: class default; a test may lower it on an instance before `start`
+    send_timeout_s = SEND_TIMEOUT_S
+
+    def __init__(self, config: HttpConfig) -> None:
+        self.config = config
+        self.page = resources.files(__package__).joinpath("page.html").read_bytes()
+        self.frames = FrameSlot()
+        #: the bound port once started (the chosen one when http.port is 0)
+        self.port: int | None = None
+        self.ctx: PublishContext | None = None
+        self.snapshots_dir: Path | None = None
+        self.latest: Output | None = None
+        self.stream_clients = 0
+        self.stream_clients_dropped = 0
+        self._clients_lock = threading.Lock()
+        self._next_encode = 0.0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- the Publisher interface ---------------------------------------------------------------------------------
+
+    def start(self, ctx: PublishContext) -> None:
+        self.ctx = ctx
+        self.snapshots_dir = ctx.settings.resolve_path(ctx.settings.device.snapshots.dir)
+        self._server = _listen(self.config, self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="http", daemon=True)
+        self._thread.start()
+        modes = [name for name, on in (("token", self.config.token),
+                                       ("basic", self.config.username and self.config.password)) if on]
+        log.info("http: listening on http://%s:%d/ (auth: %s)", self.config.bind, self.port,
+                 " or ".join(modes) or "none")
+
+    def publish(self, out: Output) -> None:
+        self.latest = out
+        if not self.stream_clients:
+            return
+        now = time.monotonic()
+        if now < self._next_encode:
+            return
+        # keep the max_fps grid when a frame comes a little late; restart it after a gap
+        self._next_encode = max(self._next_encode + 1 / self.config.stream.max_fps, now)
+        self.frames.put(out.jpeg(width=self.config.stream.width, quality=self.config.stream.quality))
+
+    def close(self) -> None:
+        self.frames.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(2)
+            self._server = None
+
+    # --- stream clients ------------------------------------------------------------------------------------------
+
+    def stream_opened(self) -> None:
+        with self._clients_lock:
+            self.stream_clients += 1
+
+    def stream_closed(self, dropped: bool) -> None:
+        with self._clients_lock:
+            self.stream_clients -= 1
+            self.stream_clients_dropped += int(dropped)
+
+    # --- the endpoints that are one response -----------------------------------------------------------------------
+
+    def page_for(self, query_token: str) -> Response:
+        """The live page; a valid `?token=` is kept in a cookie, so the page's <img> and fetches need none."""
+        headers = [("Content-Security-Policy", PAGE_POLICY)]
+        if self.config.token and query_token and _same(query_token, self.config.token):
+            headers.append(("Set-Cookie", f"{COOKIE}={quote(query_token, safe='')}; Path=/; HttpOnly; "
+                                          "SameSite=Strict"))
+        return Response(200, self.page, "text/html; charset=utf-8", tuple(headers))
+
+    def api_latest(self) -> Response:
+        out = self.latest
+        if out is None:
+            return json_response({"error": "no frame processed yet"}, 503)
+        return json_response({**out.result, "counts": out.counts})
+
+    def snapshot(self) -> Response:
+        out = self.latest
+        if out is None:
+            return json_response({"error": "no frame processed yet"}, 503)
+        return Response(200, out.jpeg(quality=self.config.stream.quality), "image/jpeg")
+
+    def api_stats(self) -> Response:
+        stats = self.ctx.stats
+        drops = stats.drop_counts()
+        info = dict(stats.info)
+        return json_response({
+            **info,
+            "warnings": list(info.get("warnings", [])),
+            "fps": round(stats.recent_fps(), 2),
+            "captured": stats.captured,
+            "processed": stats.processed,
+            "dropped": sum(drops.values()),
+            "drops": drops,
+            "inference_ms": _percentiles(stats, "inference"),
+            "capture_to_result_ms": _percentiles(stats, "capture_to_result"),
+            "uptime_s": round(stats.uptime(), 1),
+            "stream": {"clients": self.stream_clients, "clients_dropped": self.stream_clients_dropped,
+                       "max_fps": self.config.stream.max_fps},
+        })
+
+    def health(self) -> Response:
+        last = self.ctx.stats.last_capture
+        if last is None:
+            return text_response("starting: no frame captured yet", 503)
+        age = time.monotonic() - last
+        if age > self.config.stall_after_s:
+            source = self.ctx.stats.info.get("source", "the source")
+            return text_response(f"stalled: no frame captured from {source} for {age:.1f} s", 503)
+        return text_response("ok")
+
+    def metrics(self) -> Response:
+        text = self.ctx.stats.prometheus()
+        text += prometheus_family("smartcam_stream_clients", "gauge", "Clients watching /stream.mjpg.",
+                                  [({}, self.stream_clients)])
+        slow = f"Stream clients dropped for taking over {self.send_timeout_s:g} s to accept a frame."
+        text += prometheus_family("smartcam_stream_clients_dropped_total", "counter", slow,
+                                  [({}, self.stream_clients_dropped)])
+        return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def snapshot_list(self) -> Response:
+        return json_response({"files": _list_snapshots(self.snapshots_dir)})
+
+    def snapshot_file(self, raw_name: str) -> Response:
+        path = _snapshot_path(self.snapshots_dir, raw_name)
+        try:
+            return Response(200, path.read_bytes(), "image/jpeg") if path else _not_found()
+        except OSError:  # deleted by the snapshot rotation in between
+            return _not_found()
+
+    # --- auth ------------------------------------------------------------------------------------------------------
+
+    def authorized(self, authorization: str, query_token: str, cookie_token: str) -> bool:
+        """Whether a request's credentials match the configured token or username and password."""
+        config = self.config
+        if not config.has_auth:
+            return True
+        scheme, _, value = authorization.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if config.token:
+            offered = (value if scheme == "bearer" else "", query_token, cookie_token)
+            if any(_same(candidate, config.token) for candidate in offered if candidate):
+                return True
+        if config.username and config.password and scheme == "basic":
+            user, password = _basic_credentials(value)
+            return _same(user, config.username) & _same(password, config.password)
+        return False
+
+    def unauthorized(self) -> Response:
+        challenges = []
+        if self.config.username and self.config.password:
+            challenges.append(("WWW-Authenticate", 'Basic realm="smartcam", charset="UTF-8"'))
+        if self.config.token:
+            challenges.append(("WWW-Authenticate", 'Bearer realm="smartcam"'))
+        body = json.dumps({"error": "authentication required: open /?token=TOKEN, send Authorization: Bearer "
+                                    "TOKEN, or sign in with the configured username and password"}).encode()
+        return Response(401, body, "application/json", tuple(challenges))
+
+
+def _percentiles(stats: Stats, name: str) -> dict[str, float | None]:
+    values = {f"p{q}": stats.percentile(name, q) for q in (50, 95)}
+    return {k: None if v is None else round(v, 2) for k, v in values.items()}
+
+
+def _same(offered: str, secret: str) -> bool:
+    return hmac.compare_digest(offered.encode(), secret.encode())
+
+
+def _basic_credentials(value: str) -> tuple[str, str]:
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password
+
+
+def _not_found() -> Response:
+    return json_response({"error": "not found"}, 404)
+
+
+def _snapshot_path(folder: Path, raw_name: str) -> Path | None:
+    """The file `raw_name` (as sent, percent-encoded) names directly inside `folder`, or None."""
+    name = unquote(raw_name)
+    if any(bad in name for bad in ("/", "\\", "..", "\0")) or not SNAPSHOT_NAME.fullmatch(name):
+        return None
+    root = folder.resolve()
+    path = (root / name).resolve()
+    return path if path.parent == root and path.is_file() else None
+
+
+def _list_snapshots(folder: Path) -> list[dict]:
+    """The JPEGs `/snapshots/NAME` would serve, newest first."""
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return []
+    files = []
+    for path in filter(None, (_snapshot_path(folder, name) for name in names)):
+        try:
+            info = path.stat()
+        except OSError:  # rotated away meanwhile
+            continue
+        files.append({"name": path.name, "size": info.st_size, "mtime": round(info.st_mtime, 3),
+                      "url": f"/snapshots/{quote(path.name)}"})
+    return sorted(files, key=lambda f: f["mtime"], reverse=True)
+
+
+# --- the server -------------------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def version_string(self) -> str:
+        return "smartcam"
+
+    def setup(self) -> None:
+        self.timeout = self.server.publisher.send_timeout_s  # reads and writes: a silent peer is let go
+        super().setup()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("http: %s %s", self.address_string(), QUERY_TOKEN.sub(r"\1token=…", format % args))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        try:
+            self._route()
+        except (ConnectionError, TimeoutError) as exc:
+            log.debug("http: %s went away (%s)", self.address_string(), exc)
+
+    def _route(self) -> None:
+        app = self.server.publisher
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        query_token = query.get("token", [""])[0]
+        if url.path != "/healthz" and not app.authorized(self.headers.get("Authorization", ""), query_token,
+                                                         self._cookie_token()):
+            self._send(app.unauthorized())
+        elif url.path == "/":
+            self._send(app.page_for(query_token))
+        elif url.path == "/stream.mjpg":
+            self._stream()
+        elif url.path.startswith("/snapshots/") and url.path != "/snapshots/":
+            self._send(app.snapshot_file(url.path[len("/snapshots/"):]))
+        else:
+            endpoint = {
+                "/snapshot.jpg": app.snapshot, "/api/latest": app.api_latest, "/api/stats": app.api_stats,
+                "/healthz": app.health, "/metrics": app.metrics, "/snapshots": app.snapshot_list,
+                "/snapshots/": app.snapshot_list,
+            }.get(url.path, _not_found)
+            self._send(endpoint())
+
+    def _cookie_token(self) -> str:
+        try:
+            morsel = SimpleCookie(self.headers.get("Cookie", "")).get(COOKIE)
+        except CookieError:
+            return ""
+        return unquote(morsel.value) if morsel else ""
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def _stream(self) -> None:
+        """Send every newer frame until the client leaves, is too slow, or the server closes."""
+        app = self.server.publisher
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        app.stream_opened()
+        dropped = False
+        try:
+            seq = app.frames.seq  # start with the next frame, not a stale one
+            while not app.frames.closed:
+                got = app.frames.wait_newer(seq, STREAM_WAKE_S)
+                if got is not None:
+                    seq, jpeg = got
+                    self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                     % (BOUNDARY.encode(), len(jpeg), jpeg))
+        except TimeoutError:
+            dropped = True
+            log.info("http: stream client %s took over %g s to accept a frame; dropped", self.address_string(),
+                     app.send_timeout_s)
+        finally:
+            app.stream_closed(dropped)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], publisher: HttpPublisher) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.publisher = publisher
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks up the host's FQDN, which hangs on a board whose DNS is not up yet
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address) -> None:
+        log.exception("http: request from %s failed", client_address[0])
+
+
+def _listen(config: HttpConfig, publisher: HttpPublisher) -> _Server:
+    try:
+        return _Server((config.bind, config.port), publisher)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"http.port {config.port} is in use on {config.bind}: another smartcam or web server "
+                              "listens there; choose another port (e.g. --set http.port=8081)") from None
+        raise ConfigError(f"http.bind {config.bind}, http.port {config.port}: cannot listen ({exc.strerror or exc}); "
+                          "use 127.0.0.1, 0.0.0.0 or an address of this board, and a port above 1023") from None

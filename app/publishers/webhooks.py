@@ -1,0 +1,159 @@
+"""Webhooks: every event POSTed as JSON to each configured URL (Home Assistant, Node-RED, ntfy, a script).
+
+Owns the event document (`event_document`: the same one MQTT publishes on its events topic) and a delivery that
+never holds up the output lane: each URL has its own bounded outbox drained by its own sender thread, so a slow or
+dead receiver delays neither the pipeline nor the other receivers; when an outbox is full the oldest event goes,
+counted. Connection errors and 5xx are retried with doubling backoff; a 4xx is not (asking again will not change
+the answer). The standard library's urllib only: one POST does not justify a dependency on the device.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections import deque
+from http.client import HTTPException
+from urllib.error import HTTPError
+from urllib.parse import urlsplit
+
+from app import __version__
+from app.config import WebhooksConfig
+from app.errors import ConfigError
+from app.events import Event
+from app.metrics import Stats
+from app.publishers.base import Output, PublishContext, Publisher
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_DELAY_S = 0.5
+CLOSE_TIMEOUT_S = 2.0
+HEADERS = {"Content-Type": "application/json", "User-Agent": f"smartcam/{__version__}"}
+
+
+def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:
+    """An event as every output sends it: what happened, where, and the frame's result."""
+    return {"type": event.kind, "label": event.label, "count": event.count, "previous": event.previous,
+            "camera": ctx.camera, "pipeline": ctx.pipeline, "result": out.result}
+
+
+def post(url: str, body: bytes, timeout: float) -> None:
+    """POST `body` as JSON; raise on a connection error, a timeout or a status other than 2xx."""
+    request = urllib.request.Request(url, body, HEADERS, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout):
+        pass
+
+
+def retryable(exc: Exception) -> bool:
+    """Connection errors and server errors may pass; a client error (4xx) will not."""
+    return not (isinstance(exc, HTTPError) and exc.code < 500)
+
+
+def describe(exc: Exception) -> str:
+    if isinstance(exc, HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(exc, "reason", None) or exc)
+
+
+class Sender:
+    """One URL's outbox and the thread that drains it."""
+
+    def __init__(self, url: str, name: str, config: WebhooksConfig, stats: Stats) -> None:
+        self.url = url
+        self.name = name  # for logs: the URL may hold a secret
+        self.config = config
+        self.stats = stats
+        self._outbox: deque[bytes] = deque()
+        self._ready = threading.Condition()
+        self._closing = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._thread.start()
+
+    def put(self, body: bytes) -> None:
+        with self._ready:
+            if len(self._outbox) >= self.config.queue_size:
+                self._outbox.popleft()
+                self.stats.drop("webhook_queue")
+            self._outbox.append(body)
+            self._ready.notify()
+
+    def finish(self) -> None:
+        """Take no more events; the thread ends once the outbox is empty."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+
+    def stop(self, deadline: float) -> None:
+        """Wait until `deadline` (monotonic) for the outbox to empty, then give up on what is left."""
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._stopped.set()
+        with self._ready:
+            unsent = len(self._outbox)
+            self._outbox.clear()
+        if unsent:
+            log.warning("webhook %s: %d events not sent before shutdown", self.name, unsent)
+            self.stats.drop("webhook_queue", unsent)
+
+    def _next(self) -> bytes | None:
+        with self._ready:
+            while not self._outbox and not self._closing:
+                self._ready.wait()
+            return self._outbox.popleft() if self._outbox and not self._stopped.is_set() else None
+
+    def _run(self) -> None:
+        while (body := self._next()) is not None:
+            self._deliver(body)
+
+    def _deliver(self, body: bytes) -> None:
+        delay = FIRST_RETRY_DELAY_S
+        for attempt in itertools.count():
+            try:
+                post(self.url, body, self.config.timeout_s)
+                return
+            except (OSError, HTTPException) as exc:
+                if not retryable(exc) or attempt >= self.config.retries or self._stopped.wait(delay):
+                    log.warning("webhook %s failed: %s (attempts: %d)", self.name, describe(exc), attempt + 1)
+                    self.stats.drop("webhook_failed")
+                    return
+            delay *= 2
+
+
+def check_urls(urls: list[str]) -> None:
+    """Refuse at startup what could never be delivered."""
+    if not urls:
+        raise ConfigError("webhooks.urls: empty (add a URL, or set webhooks.enabled: false)")
+    for i, url in enumerate(urls):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"webhooks.urls[{i}]: {url!r} is not an http:// or https:// URL")
+
+
+class WebhookPublisher(Publisher):
+    def __init__(self, config: WebhooksConfig) -> None:
+        check_urls(config.urls)
+        self.config = config
+        self._ctx: PublishContext  # set by start()
+        self._senders: list[Sender] = []
+
+    def start(self, ctx: PublishContext) -> None:
+        self._ctx = ctx
+        self._senders = [Sender(url, f"urls[{i}] ({urlsplit(url).hostname})", self.config, ctx.stats)
+                         for i, url in enumerate(self.config.urls)]
+
+    def publish(self, out: Output) -> None:
+        for event in out.events:
+            body = json.dumps(event_document(event, out, self._ctx), separators=(",", ":")).encode()
+            for sender in self._senders:
+                sender.put(body)
+
+    def close(self) -> None:
+        """Give the senders up to CLOSE_TIMEOUT_S, together, to deliver what they hold."""
+        for sender in self._senders:
+            sender.finish()
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        for sender in self._senders:
+            sender.stop(deadline)
