@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from app import __version__
 from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings, pipeline_names
-from app.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, SmartcamError
+from app.errors import EXIT_OK, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
 COMMANDS = ("run", "validate", "list", "models", "devices", "bench")

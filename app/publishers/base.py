@@ -70,6 +70,12 @@ class Output:
         return self._jpegs[key]
 
 
+def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:
+    """An event as every output sends it (MQTT, webhooks): what happened, where, and the frame's result."""
+    return {"type": event.kind, "label": event.label, "count": event.count, "previous": event.previous,
+            "camera": ctx.camera, "pipeline": ctx.pipeline, "result": out.result}
+
+
 class Publisher(ABC):
     def start(self, ctx: PublishContext) -> None:
         """Connect, listen, create folders; called once before the first frame."""

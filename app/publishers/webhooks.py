@@ -1,6 +1,6 @@
 """Webhooks: every event POSTed as JSON to each configured URL (Home Assistant, Node-RED, ntfy, a script).
 
-Owns the event document (`event_document`: the same one MQTT publishes on its events topic) and a delivery that
+Owns a delivery of the event document (`event_document`, the one MQTT publishes too) that
 never holds up the output lane: each URL has its own bounded outbox drained by its own sender thread, so a slow or
 dead receiver delays neither the pipeline nor the other receivers; when an outbox is full the oldest event goes,
 counted. Connection errors and 5xx are retried with doubling backoff; a 4xx is not (asking again will not change
@@ -23,21 +23,14 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import WebhooksConfig
 from app.errors import ConfigError
-from app.events import Event
 from app.metrics import Stats
-from app.publishers.base import Output, PublishContext, Publisher
+from app.publishers.base import Output, PublishContext, Publisher, event_document
 
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_DELAY_S = 0.5
 CLOSE_TIMEOUT_S = 2.0
 HEADERS = {"Content-Type": "application/json", "User-Agent": f"smartcam/{__version__}"}
-
-
-def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:
-    """An event as every output sends it: what happened, where, and the frame's result."""
-    return {"type": event.kind, "label": event.label, "count": event.count, "previous": event.previous,
-            "camera": ctx.camera, "pipeline": ctx.pipeline, "result": out.result}
 
 
 def post(url: str, body: bytes, timeout: float) -> None:
