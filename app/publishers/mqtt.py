@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = 20
 #: how long `close()` may take to deliver what is waiting and `offline`
 CLOSE_TIMEOUT_S = 1.0
+#: longest wait between attempts to reach a broker that went away
+RECONNECT_MAX_S = 10
 ONLINE, OFFLINE = "online", "offline"
 SNAPSHOT_EVENTS = ("appeared", "changed")
 
@@ -292,7 +294,7 @@ class MqttPublisher(Publisher):
         if config.tls.enabled:
             self._set_tls(client, ctx)
         client.will_set(self._topics.availability, OFFLINE, config.qos, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -337,8 +339,9 @@ class MqttPublisher(Publisher):
         with self._wake:
             self._connected, self._warned = True, False
             self._session += 1
-            if self.config.qos == 0:
-                self._sent = self._acked = 0  # paho forgets unwritten QoS 0 messages when it reconnects
+            # a new connection starts a new count: paho forgets unwritten QoS 0 messages, and the QoS 1/2 ones it
+            # resends may be acknowledged or not, so the old count could hold the sender back for good
+            self._sent = self._acked = 0
             self._resend_state()
             self._wake.notify_all()
 
@@ -357,7 +360,7 @@ class MqttPublisher(Publisher):
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
                     properties: Properties) -> None:
         with self._wake:
-            self._acked += 1
+            self._acked = min(self._acked + 1, self._sent)  # acks of a previous connection's resends count for nothing
             self._wake.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
