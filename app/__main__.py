@@ -127,15 +127,21 @@ def _quoted(value: str) -> str:
 def command_run(args: argparse.Namespace) -> int:
     from app.pipeline import Pipeline
     from app.publishers import build_publishers
+    from app.service import ServiceMonitor
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be at least 1")
     settings = load_settings(args.pipeline, args.config, _run_overrides(args))
     _configure_logging(settings.device.logging.level, args.debug)
     pipeline = Pipeline(settings, build_publishers(settings))
+    monitor = ServiceMonitor(pipeline.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: pipeline.stop())
-    stats = pipeline.run(args.max_frames)
+    monitor.start()
+    try:
+        stats = pipeline.run(args.max_frames)
+    finally:
+        monitor.stop()
     log.info("%s", stats.summary())
     return EXIT_OK
 

@@ -7,20 +7,27 @@ fall back to if the TPU disappears mid-run, and how fast the TPU should be, to s
 
 from __future__ import annotations
 
+import configparser
+import importlib.metadata
 import logging
 import re
+import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+from app.config import PROJECT_DIR
 from app.errors import ConfigError
 from app.models import is_path, manifest
 from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, cpu_variant_name, edgetpu_library_loads,
-                         is_edgetpu_model, load_model)
+                         interpreter_api, is_edgetpu_model, load_model)
 
 log = logging.getLogger(__name__)
 
 #: "several times slower than expected" for the slow-link diagnosis
 SLOW_FACTOR = 3.0
+#: the Edge TPU runtime and the interpreter built from the same TensorFlow (install.sh --coral installs them)
+MATCHED_PAIR = PROJECT_DIR / "constraints" / "edgetpu.ini"
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,58 @@ def _expected_ms(tpu_path: Path) -> float | None:
     return entry.edgetpu_ms if entry else None
 
 
+@dataclass(frozen=True)
+class MatchedPair:
+    library_packages: tuple[str, ...]
+    library_version: str
+    interpreter_package: str
+    interpreter_version: str
+
+    @classmethod
+    def read(cls, path: Path = MATCHED_PAIR) -> "MatchedPair":
+        ini = configparser.ConfigParser(inline_comment_prefixes=("#",))
+        ini.read(path)
+        return cls(tuple(ini["libedgetpu"]["packages"].split()), ini["libedgetpu"]["version"],
+                   ini["interpreter"]["package"], ini["interpreter"]["version"])
+
+    def problem(self, library: tuple[str, str] | None, interpreter: tuple[str, str]) -> str | None:
+        """Why the installed (package, version) of libedgetpu and of the interpreter are not this pair, if so.
+
+        A library dpkg does not know (built by hand) cannot be checked and is trusted."""
+        if library is None:
+            return None
+        package, version = library
+        if version != self.library_version:
+            return (f"{package} {version} is not the Edge TPU runtime matched to the interpreter "
+                    f"({self.library_version}; Coral's own 16.0 crashes with TFLite 2.12 and later): {CORAL_FIX}")
+        if interpreter != (self.interpreter_package, self.interpreter_version):
+            return (f"{package} {version} needs {self.interpreter_package} {self.interpreter_version}, not "
+                    f"{' '.join(interpreter)}: {CORAL_FIX}")
+        return None
+
+
+def installed_library(packages: tuple[str, ...]) -> tuple[str, str] | None:
+    """(package, version) of the libedgetpu package dpkg has installed, or None."""
+    for package in packages:
+        try:
+            result = subprocess.run(["dpkg-query", "-W", "-f", "${Status} ${Version}", package],
+                                    capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        status = result.stdout.split()
+        if result.returncode == 0 and status[:3] == ["install", "ok", "installed"] and len(status) == 4:
+            return package, status[3]
+    return None
+
+
+@cache
 def edgetpu_unavailable() -> str | None:
-    """Why the Edge TPU cannot be used here, or None when its runtime is installed."""
+    """Why the Edge TPU cannot be used here, or None when its runtime is installed and matches the interpreter."""
     if not edgetpu_library_loads():
         return f"no Edge TPU runtime ({EDGETPU_LIBRARY} not found; {CORAL_FIX})"
-    return None
+    pair = MatchedPair.read()
+    package = interpreter_api().package
+    return pair.problem(installed_library(pair.library_packages), (package, importlib.metadata.version(package)))
 
 
 def choose(requested: str, ref: str, path: Path, models_dir: Path) -> ModelChoice:
@@ -64,6 +118,9 @@ def choose(requested: str, ref: str, path: Path, models_dir: Path) -> ModelChoic
     if requested == "cpu":
         return ModelChoice(path, "cpu", "as configured")
     if requested.startswith("edgetpu"):
+        mismatch = edgetpu_library_loads() and edgetpu_unavailable()
+        if mismatch:  # a mismatched pair crashes inside invoke(): refuse before the camera opens
+            raise ConfigError(f"accelerator {requested}: {mismatch}")
         tpu = path if compiled else _variant(ref, path, models_dir, to_tpu=True)
         if tpu is None:
             log.warning("%s has no Edge TPU variant here: the delegate will leave every op to the CPU", path.name)

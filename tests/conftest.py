@@ -20,6 +20,10 @@ from app.stages.preprocess import Preprocess
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
+#: `--set` overrides that put the pet SSD (a cat on cat.bmp and cat_720p.jpg is a cat breed) in the detect pipeline,
+#: with every label watched
+PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
+       f"stages.inference.labels={MODELS / 'pet_labels.txt'}", "stages.publish.labels=null"]
 
 
 def read_rgb(name: str) -> np.ndarray:

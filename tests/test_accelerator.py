@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from app.accelerator import ModelChoice, choose, slow_tpu_warning
+from app.accelerator import MatchedPair, ModelChoice, choose, installed_library, slow_tpu_warning
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras
 from app.pipeline import Pipeline
-from conftest import MODELS
-from test_pipeline import PET, FlakyCamera
+from conftest import MODELS, PET
+from test_pipeline import FlakyCamera
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU_MODEL = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
@@ -86,7 +86,7 @@ def test_a_tpu_that_fails_mid_run_hands_over_to_the_cpu_model():
     pipeline = Pipeline(load_settings("detect", None, PET), [], source=FlakyCamera())
     tpu_model = pipeline.model
     pipeline.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path, expected_ms=7.0)
-    held = tpu_model.input_buffer()  # noqa: F841 - keeps the interpreter from invoking
+    tpu_model.held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
     stats = pipeline.run(max_frames=8)
     assert stats.processed == 8 and stats.drops["accelerator_lost"] == 1
     assert pipeline.model is not tpu_model and pipeline.choice.accelerator == "cpu"
@@ -123,3 +123,16 @@ def test_devices_command_runs_on_a_board_without_hardware():
     proc = _app("devices")
     assert proc.returncode == 0 and "cameras:" in proc.stdout and "edge tpus:" in proc.stdout
     assert "./install.sh --coral" in proc.stdout
+
+
+def test_the_matched_pair_is_checked_before_the_tpu_is_used():
+    pair = MatchedPair.read()
+    assert pair.library_version.startswith("16.0tf") and pair.interpreter_package == "ai-edge-litert"
+    matched = (pair.interpreter_package, pair.interpreter_version)
+    assert pair.problem(("libedgetpu1-std", pair.library_version), matched) is None
+    assert pair.problem(None, ("ai-edge-litert", "9.9")) is None  # a hand-built library cannot be checked
+    coral_own = pair.problem(("libedgetpu1-std", "16.0"), matched)
+    assert "crashes with TFLite 2.12" in coral_own and "./install.sh --coral" in coral_own
+    newer = pair.problem(("libedgetpu1-max", pair.library_version), ("ai-edge-litert", "2.3.0"))
+    assert f"needs ai-edge-litert {pair.interpreter_version}, not ai-edge-litert 2.3.0" in newer
+    assert installed_library(pair.library_packages) is None  # dpkg has no libedgetpu on this machine

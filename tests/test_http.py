@@ -29,11 +29,9 @@ from app.pipeline import Pipeline
 from app.publishers.base import Output, PublishContext, Publisher
 from app.publishers.http import HttpPublisher
 from app.sources.base import Captured, Source
-from conftest import IMAGES, MODELS, read_rgb
+from conftest import IMAGES, PET, read_rgb
 from test_known_answers import CAT_BREEDS
 
-PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
-       f"stages.inference.labels={MODELS / 'pet_labels.txt'}"]
 TOKEN = "s3cret-token"
 USER, PASSWORD = "viewer", "pa:ss wörd"
 PAGE_SHOT = Path("/tmp/smartcam-page.png")

@@ -18,12 +18,10 @@ from app.handoff import Handoff
 from app.pipeline import Pipeline
 from app.publishers.base import Output, Publisher
 from app.sources.base import Captured, Source
-from conftest import MODELS, read_rgb
+from conftest import MODELS, PET, read_rgb
 from test_known_answers import CAT_BREEDS
 
 PROJECT = Path(__file__).resolve().parents[1]
-PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
-       f"stages.inference.labels={MODELS / 'pet_labels.txt'}"]
 
 
 class Collect(Publisher):

@@ -1,0 +1,140 @@
+"""systemd notify and watchdog, spoken over the socket itself (no systemd-python dependency).
+
+Under a `Type=notify` unit systemd passes `NOTIFY_SOCKET` (a unix datagram socket; a leading `@` means the
+abstract namespace) and, with `WatchdogSec=`, `WATCHDOG_USEC` (and sometimes `WATCHDOG_PID`). `ServiceMonitor`
+watches a run's `Stats` from a daemon thread and tells systemd:
+
+- `READY=1` once, after the first processed frame: the service is up only when it really produces results;
+- `WATCHDOG=1` every `WATCHDOG_USEC / 2`, but only while frames are being processed (a result within the last
+  `stall_after_s`, by default the watchdog interval), so a hung camera or interpreter gets the service restarted;
+- `STATUS=` every few seconds: fps and inference ms p50 (what `systemctl status smartcam` shows);
+- `STOPPING=1` on `stop()`.
+
+Outside systemd (no `NOTIFY_SOCKET`) everything here is silent and costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from app.metrics import Stats
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 5.0
+#: how long without a result counts as stalled in STATUS when there is no watchdog to take it from
+DEFAULT_STALL_S = 30.0
+
+
+def sd_notify(message: str) -> bool:
+    """Send one notification (`READY=1`, `WATCHDOG=1`, `STATUS=...`) to systemd; False when not under systemd
+    or when the send failed (never raises: a status message is not worth stopping the camera for)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    elif not address.startswith("/"):
+        log.debug("NOTIFY_SOCKET %r: not a unix socket path, not notifying", address)
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError as exc:
+        log.debug("sd_notify %r to %r failed: %s", message, address, exc)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """The watchdog timeout in seconds systemd expects pings within, or None when there is none for this
+    process (no `WATCHDOG_USEC`, or a `WATCHDOG_PID` that names another process)."""
+    pid = os.environ.get("WATCHDOG_PID")
+    if pid and pid.strip() != str(os.getpid()):
+        return None
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+    except ValueError:
+        return None
+    return usec / 1e6 if usec > 0 else None
+
+
+class ServiceMonitor:
+    """Tells systemd how a run is doing, from the run's `Stats`: `start()` when the pipeline is built, `stop()`
+    when it has ended."""
+
+    def __init__(self, stats: Stats, stall_after_s: float | None = None) -> None:
+        self.stats = stats
+        self.watchdog_s = watchdog_interval()
+        self.stall_after_s = stall_after_s or self.watchdog_s or DEFAULT_STALL_S
+        self.ready = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_status: tuple[float, int] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(os.environ.get("NOTIFY_SOCKET"))
+
+    def start(self) -> None:
+        if not self.enabled or self._thread is not None:
+            return
+        log.debug("systemd notify on; watchdog %s", f"every {self.watchdog_s / 2:.1f} s" if self.watchdog_s else "off")
+        self._thread = threading.Thread(target=self._run, name="systemd-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(2.0)
+        self._ready_once(time.monotonic())  # a run shorter than one tick was still ready before it stopped
+        sd_notify("STOPPING=1\nSTATUS=stopping")
+
+    def _ready_once(self, now: float) -> None:
+        if not self.ready and self.stats.processed > 0:
+            self.ready = sd_notify(f"READY=1\nSTATUS={self.status(now)}")
+
+    def frames_flowing(self, now: float | None = None) -> bool:
+        """A result came within the last `stall_after_s`."""
+        last = self.stats.last_result
+        return last is not None and (time.monotonic() if now is None else now) - last <= self.stall_after_s
+
+    def status(self, now: float | None = None) -> str:
+        """One line for `systemctl status`: recent fps and inference p50, or what is being waited for."""
+        now = time.monotonic() if now is None else now
+        processed = self.stats.processed
+        if processed == 0:
+            return "starting: waiting for the first frame"
+        if not self.frames_flowing(now):
+            return f"stalled: no frame processed for {now - (self.stats.last_result or now):.0f} s"
+        fps = self.stats.fps()
+        if self._last_status is not None and now > self._last_status[0]:
+            fps = (processed - self._last_status[1]) / (now - self._last_status[0])
+        self._last_status = (now, processed)
+        p50 = self.stats.percentile("inference", 50)
+        inference = f", inference {p50:.1f} ms p50" if p50 is not None else ""
+        return f"running: {fps:.1f} fps{inference}, {processed} frames"
+
+    def _run(self) -> None:
+        ping_s = self.watchdog_s / 2 if self.watchdog_s else None
+        tick = min(0.25, ping_s or 0.25)
+        next_ping = next_status = 0.0
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if not self.ready:
+                self._ready_once(now)
+                if self.ready:  # READY carried a STATUS
+                    next_status = now + STATUS_EVERY_S
+            if ping_s and now >= next_ping:
+                if self.frames_flowing(now):
+                    sd_notify("WATCHDOG=1")
+                next_ping = now + ping_s
+            if now >= next_status:
+                sd_notify(f"STATUS={self.status(now)}")
+                next_status = now + STATUS_EVERY_S

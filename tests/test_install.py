@@ -1,0 +1,446 @@
+"""install.sh, the constraints files and the systemd units.
+
+The plan (`--dry-run`) is checked on this machine and on simulated platforms; one real `install.sh --dev` runs in
+a fresh copy of the project (about a minute: pip installs LiteRT, OpenCV, ...), then again to show that a second
+run changes nothing. `systemd-analyze verify` checks the units against a throwaway root that holds systemd's own
+units and a stand-in for /opt/smartcam/.venv/bin/python.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from conftest import IMAGES, MODELS
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONSTRAINTS = PROJECT / "constraints"
+SYSTEMD = PROJECT / "systemd"
+PREFIX = "/opt/smartcam"
+SYSTEM_PATHS = ["/opt/smartcam", "/etc/smartcam", "/var/lib/smartcam", "/var/cache/smartcam",
+                "/etc/systemd/system/smartcam.service", "/etc/udev/rules.d/99-coral-edgetpu.rules",
+                "/etc/apt/sources.list.d/coral-edgetpu.list", "/etc/apt/keyrings/coral-edgetpu.gpg"]
+
+
+def project_files() -> list[str]:
+    """The project's own files (tracked and new, not ignored: no .venv, no downloaded models)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(PROJECT), "ls-files", "-co", "--exclude-standard"],
+                                capture_output=True, text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        listed = [str(p.relative_to(PROJECT)) for p in PROJECT.rglob("*") if p.is_file()
+                  and not {".venv", ".git", "__pycache__", ".pytest_cache"} & set(p.relative_to(PROJECT).parts)]
+    return sorted(f for f in listed if f and (PROJECT / f).is_file())
+
+
+def fresh_copy(where: Path) -> Path:
+    """The project as a fresh clone has it, in `where/smartcam`."""
+    root = where / "smartcam"
+    for name in project_files():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / name, root / name)
+    return root
+
+
+def install(*args: str, cwd: Path = PROJECT, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("SMARTCAM_PLATFORM_OVERRIDE", "PYTHON")}
+    return subprocess.run(["bash", str(cwd / "install.sh"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**environment, **env}, stdin=subprocess.DEVNULL)
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under root with its size and modification time."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder, name)
+            stat = path.lstat()
+            found[str(path.relative_to(root))] = (stat.st_size if not path.is_dir() else 0, stat.st_mtime_ns)
+    return found
+
+
+def existing_system_paths() -> set[str]:
+    return {p for p in SYSTEM_PATHS if os.path.lexists(p)}
+
+
+def edgetpu_pair() -> configparser.ConfigParser:
+    pair = configparser.ConfigParser()
+    pair.read(CONSTRAINTS / "edgetpu.ini")
+    return pair
+
+
+# --- constraints files --------------------------------------------------------------------------------------------
+
+def requirements(name: str) -> dict[str, Requirement]:
+    lines = [line.split("#")[0].strip() for line in (CONSTRAINTS / name).read_text().splitlines()]
+    return {r.name: r for r in (Requirement(line) for line in lines if line)}
+
+
+def test_bookworm_pi_keeps_numpy_1_for_the_apt_camera_stack():
+    pins = requirements("bookworm-pi.txt")
+    numpy, opencv = pins["numpy"].specifier, pins["opencv-python-headless"].specifier
+    assert numpy.contains("1.24.2") and numpy.contains("1.26.4") and not numpy.contains("2.0.0")
+    assert opencv.contains("4.11.0.86") and not opencv.contains("4.12.0.88") and not opencv.contains("5.0.0.93")
+    assert pins["ai-edge-litert"].specifier.contains("2.3.0")
+
+
+def test_trixie_has_only_litert_with_python_3_13_wheels():
+    pins = requirements("trixie.txt")
+    litert = pins["ai-edge-litert"].specifier
+    assert litert.contains("2.1.0") and not litert.contains("1.4.0") and not litert.contains("2.0.2")
+    assert "tflite-runtime" not in pins
+    assert pins["numpy"].specifier.contains("2.2.4") and not pins["numpy"].specifier.contains("1.26.4")
+
+
+def test_default_allows_numpy_2_and_opencv_5():
+    pins = requirements("default.txt")
+    assert pins["numpy"].specifier.contains("2.4.6") and pins["opencv-python-headless"].specifier.contains("5.0.0.93")
+
+
+def test_armv7l_is_a_refusal_with_its_reason():
+    text = (CONSTRAINTS / "armv7l.txt").read_text()
+    assert requirements("armv7l.txt") == {}
+    reason = re.search(r"^# unsupported: (.+)$", text, re.M)
+    assert reason and "64-bit" in reason.group(1)
+
+
+def test_the_edgetpu_pair_is_one_tensorflow_version():
+    pair = edgetpu_pair()
+    libedgetpu, interpreter = pair["libedgetpu"], pair["interpreter"]
+    assert libedgetpu["version"] == "16.0tf2.19.1-1" and libedgetpu["tensorflow"].startswith(interpreter["tensorflow"])
+    requirement = Requirement(interpreter["requirement"])
+    assert requirement.name == interpreter["package"] == "ai-edge-litert"
+    assert requirement.specifier.contains(interpreter["version"]) and not requirement.specifier.contains("1.3.0")
+    assert libedgetpu["packages"].split() == ["libedgetpu1-std", "libedgetpu1-max"]
+    assert f"_{libedgetpu['version']}." in libedgetpu["url"] and libedgetpu["url"].startswith("https://")
+    for name, digest in pair["sha256"].items():
+        assert name.startswith("libedgetpu1-") and re.fullmatch(r"[0-9a-f]{64}", digest)
+    # the default dependency set allows the pinned interpreter, so --coral only narrows it
+    assert requirements("default.txt")["ai-edge-litert"].specifier.contains(interpreter["version"])
+    assert requirements("bookworm-pi.txt")["ai-edge-litert"].specifier.contains(interpreter["version"])
+
+
+# --- the plan: --dry-run ------------------------------------------------------------------------------------------
+
+def test_help_and_bad_options():
+    shown = install("--help")
+    assert shown.returncode == 0
+    for word in ("--dev", "--models-from", "--coral", "--coral-max", "--service", "--uninstall", "--purge",
+                 "--dry-run", "SMARTCAM_PLATFORM_OVERRIDE"):
+        assert word in shown.stdout
+    unknown = install("--frobnicate")
+    assert unknown.returncode == 2 and "unknown option --frobnicate" in unknown.stderr
+    assert install("--purge").returncode == 2  # only with --uninstall
+    assert install("--models-from").returncode == 2
+    assert install("--service", "--pipeline", "nosuch", "--dry-run").returncode == 2
+    simulated = install("--dev", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
+    assert simulated.returncode == 2 and "--dry-run" in simulated.stderr
+
+
+def test_dry_run_on_this_machine_prints_the_plan_and_changes_nothing(tmp_path):
+    copy = fresh_copy(tmp_path)
+    before, system_before = tree(copy), existing_system_paths()
+    plan = install("--dry-run", cwd=copy)
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    os_release = dict(re.findall(r'^(\w+)="?([^"\n]*)"?$', Path("/etc/os-release").read_text(), re.M))
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(
+        subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip())
+    assert f"{os_release['PRETTY_NAME']}, {arch}" in out
+    assert "plain venv" in out and f"-m venv {copy}/.venv" in out and "--system-site-packages" not in out
+    expected = "trixie.txt" if os_release.get("VERSION_CODENAME") == "trixie" else "default.txt"
+    assert f"-c {copy}/constraints/{expected} -e {copy}" in out
+    assert "-m app models pull" in out
+    for name in ("platform", "virtual environment", "dependencies", "check", "models"):
+        assert re.search(rf"^==> .*{name}", out, re.M), name
+    assert tree(copy) == before and not (copy / ".venv").exists()
+    assert existing_system_paths() == system_before
+
+
+def test_dry_run_coral_and_service(tmp_path):
+    copy = fresh_copy(tmp_path)
+    system_before = existing_system_paths()
+    plan = install("--dry-run", "--coral", "--service", cwd=copy, SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
+    assert plan.returncode == 0, plan.stderr
+    out, pair = plan.stdout, edgetpu_pair()
+    version, requirement = pair["libedgetpu"]["version"], pair["interpreter"]["requirement"]
+    # the matched Edge TPU runtime, verified, held; the interpreter it was built with
+    deb = f"libedgetpu1-std_{version}.bookworm_amd64.deb"
+    assert deb in out and pair["sha256"][deb] in out
+    assert re.search(rf"apt-get install .*/var/cache/smartcam/libedgetpu1-std_{re.escape(version)}\.", out)
+    assert "apt-mark hold libedgetpu1-std" in out and "sha256" in out
+    assert f"-e {PREFIX} {requirement}" in out
+    assert "install -D -m 0644" in out and "/etc/udev/rules.d/99-coral-edgetpu.rules" in out
+    assert "pip install pycoral" not in out and "apt-key" not in out and "Coral's apt repository" not in out
+    # the service: user, the app in /opt/smartcam, configuration, state, units
+    assert re.search(r"useradd --system .*--groups video,plugdev .*smartcam$", out, re.M) or "already done: user smartcam" in out
+    assert f"application files in {PREFIX}" in out and f"-m venv {PREFIX}/.venv" in out
+    assert "/etc/smartcam/config.yaml (mode 0640, root:smartcam)" in out or "config.yaml exists: kept" in out
+    assert "install -d -m 0750 -o smartcam -g smartcam /var/lib/smartcam" in out
+    assert "models pull --config /etc/smartcam/config.yaml" in out
+    assert "_edgetpu" in out  # the Edge TPU variants of the pipelines' models
+    for unit in ("smartcam.service", "smartcam@.service"):
+        assert f"/etc/systemd/system/{unit}" in out
+    if os.path.isdir("/run/systemd/system"):
+        assert "systemctl enable smartcam.service" in out
+    else:
+        assert "systemd is not running as PID 1 here" in out and "systemctl enable --now smartcam.service" in out
+    assert existing_system_paths() == system_before and not (copy / ".venv").exists()
+
+
+def test_dry_run_service_config_is_valid_and_keeps_state_under_var_lib(tmp_path):
+    plan = install("--dry-run", "--service")
+    assert plan.returncode == 0, plan.stderr
+    if "config.yaml exists: kept" in plan.stdout:
+        pytest.skip("this machine already has /etc/smartcam/config.yaml: install.sh keeps it")
+    block = re.search(r"\+ write /etc/smartcam/config\.yaml .*:\n((?:        \| .*\n?)+)", plan.stdout)
+    assert block, plan.stdout
+    config = tmp_path / "config.yaml"
+    config.write_text("".join(line[10:] + "\n" for line in block.group(1).splitlines()))
+    data = yaml.safe_load(config.read_text())
+    assert data["models"]["dir"] == "/var/lib/smartcam/models"
+    assert data["snapshots"]["dir"] == "/var/lib/smartcam/snapshots"
+    original = yaml.safe_load((PROJECT / "config.yaml").read_text())
+    assert {k: v for k, v in data.items() if k not in ("models", "snapshots")} == \
+        {k: v for k, v in original.items() if k not in ("models", "snapshots")}
+    from app.config import load_device
+    assert load_device(config).models_dir == Path("/var/lib/smartcam/models")
+
+
+def test_dry_run_coral_max_preseeds_the_eula_and_warns_of_heat():
+    plan = install("--dry-run", "--coral-max", SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
+    assert plan.returncode == 0, plan.stderr
+    assert "libedgetpu1-max libedgetpu/accepted-eula boolean true' | debconf-set-selections" in plan.stdout
+    assert "hot enough to burn" in plan.stderr
+    assert "apt-mark hold libedgetpu1-max" in plan.stdout and "libedgetpu1-max_16.0tf2.19.1-1" in plan.stdout
+
+
+def test_dry_run_coral_apt_uses_a_signed_by_keyring_and_pins_its_libedgetpu_away():
+    plan = install("--dry-run", "--coral-apt", SMARTCAM_PLATFORM_OVERRIDE="ubuntu-noble-x86_64")
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    assert "gpg --dearmor -o /etc/apt/keyrings/coral-edgetpu.gpg" in out or "already done: /etc/apt/keyrings" in out
+    assert ("deb [signed-by=/etc/apt/keyrings/coral-edgetpu.gpg] https://packages.cloud.google.com/apt "
+            "coral-edgetpu-stable main") in out or "already done: /etc/apt/sources.list.d/coral-edgetpu.list" in out
+    assert "Pin-Priority: -1" in out or "already done: /etc/apt/preferences.d/smartcam-libedgetpu" in out
+    assert not re.search(r"apt-key (add|adv)", out)  # apt-key is gone from Trixie
+    assert "libedgetpu1-std" in out  # --coral-apt implies --coral
+
+
+def test_dry_run_uninstall_purge_names_every_removal(tmp_path):
+    copy = fresh_copy(tmp_path)
+    (copy / ".venv" / "bin").mkdir(parents=True)
+    (copy / "models" / "some_model.tflite").write_bytes(b"x")
+    before = tree(copy)
+    plan = install("--dry-run", "--uninstall", "--purge", cwd=copy)
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    assert f"+ rm -rf {copy}/.venv" in out and f"+ rm -f {copy}/models/some_model.tflite" in out
+    for path in ("/etc/systemd/system/smartcam.service", "/etc/systemd/system/smartcam@.service",
+                 "/etc/udev/rules.d/99-coral-edgetpu.rules", "/opt/smartcam", "/etc/smartcam", "/var/lib/smartcam",
+                 "/etc/apt/sources.list.d/coral-edgetpu.list", "/etc/apt/keyrings/coral-edgetpu.gpg"):
+        assert f"+ rm -rf {path}" in out or f"already absent: {path}" in out, path
+    assert "userdel smartcam" in out or "already absent: user smartcam" in out
+    assert tree(copy) == before  # a dry run
+    kept = install("--dry-run", "--uninstall", cwd=copy)
+    assert "kept /etc/smartcam" in kept.stdout and f"+ rm -rf {copy}/.venv" in kept.stdout
+    assert "rm -rf /etc/smartcam" not in kept.stdout and "some_model.tflite" not in kept.stdout
+
+
+# --- simulated platforms --------------------------------------------------------------------------------------------
+
+def test_raspberry_pi_os_bookworm_uses_the_apt_camera_stack():
+    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    assert "Raspberry Pi OS (bookworm)" in out and "aarch64" in out
+    assert "python3-picamera2" in out
+    assert f"-m venv --system-site-packages {PROJECT}/.venv" in out or "system site packages: true" in out
+    assert "constraints/bookworm-pi.txt" in out and "constraints/default.txt" not in out
+
+
+def test_raspberry_pi_os_bookworm_with_a_coral_gets_the_arm64_build():
+    plan = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
+    assert plan.returncode == 0, plan.stderr
+    digest = edgetpu_pair()["sha256"]["libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb"]
+    assert "libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb" in plan.stdout and digest in plan.stdout
+    assert "-c " + str(PROJECT / "constraints/bookworm-pi.txt") in plan.stdout and "ai-edge-litert==1.2.0" in plan.stdout
+
+
+@pytest.mark.parametrize("platform", ["raspios-trixie-aarch64", "debian-trixie-x86_64"])
+def test_trixie_picks_its_constraints_and_refuses_the_coral(platform):
+    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE=platform)
+    assert plan.returncode == 0, plan.stderr
+    assert "constraints/trixie.txt" in plan.stdout
+    coral = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE=platform)
+    assert coral.returncode == 1 and "no matched Edge TPU pair" in coral.stderr and "3.13" in coral.stderr
+    assert "Nothing was changed" in coral.stderr and "==> system packages" not in coral.stdout
+
+
+@pytest.mark.parametrize("platform", ["raspios-bookworm-armv7l", "debian-bookworm-armv6l"])
+def test_32_bit_arm_is_refused_before_anything_changes(platform):
+    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE=platform)
+    reason = re.search(r"^# unsupported: (.+)$", (CONSTRAINTS / "armv7l.txt").read_text(), re.M).group(1)
+    assert plan.returncode == 1 and reason in plan.stderr and "nothing was changed" in plan.stderr
+    assert "==> system packages" not in plan.stdout and "venv" not in plan.stdout
+
+
+def test_a_platform_without_a_libedgetpu_build_is_refused_for_the_coral():
+    plan = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE="ubuntu-oracular-x86_64")
+    assert plan.returncode == 1 and "no libedgetpu" in plan.stderr
+
+
+# --- a real install in a fresh copy ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory):
+    """`install.sh --dev` run once in a fresh copy of the project: (copy, the run)."""
+    copy = fresh_copy(tmp_path_factory.mktemp("fresh"))
+    run = install("--dev", cwd=copy, timeout=1200)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return copy, run
+
+
+def test_install_dev_makes_a_working_venv(installed):
+    copy, run = installed
+    for name in ("platform", "virtual environment", "dependencies", "check", "models: skipped"):
+        assert re.search(rf"^==> .*{name}", run.stdout, re.M), name
+    assert "runtime: ai-edge-litert" in run.stdout
+    python = copy / ".venv" / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "app", "--pipeline", "classify", "--source", str(IMAGES / "cat.bmp"),
+         "--model", str(MODELS / "mobilenet_v2_1.0_224_quant.tflite"), "--labels", str(MODELS / "imagenet_labels.txt"),
+         "--max-frames", "1", "--output", "jsonl:-"], cwd="/", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["classes"][0]["label"] == "Egyptian cat"
+    tests = subprocess.run([str(python), "-m", "pytest", "--version"], capture_output=True, text=True)
+    assert tests.returncode == 0  # --dev brought the test dependencies
+
+
+def test_a_second_install_changes_nothing_and_says_so(installed):
+    copy, _ = installed
+    python = copy / ".venv" / "bin" / "python"
+    freeze = [str(python), "-m", "pip", "freeze", "--disable-pip-version-check"]
+    frozen = subprocess.run(freeze, capture_output=True, text=True, check=True).stdout
+    before = tree(copy)
+    again = install("--dev", cwd=copy)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert tree(copy) == before
+    assert subprocess.run(freeze, capture_output=True, text=True, check=True).stdout == frozen
+    assert f"already done: {copy}/.venv" in again.stdout
+    assert "already done: installed from constraints/default.txt with [dev]" in again.stdout
+    assert "pip install" not in again.stdout and "-m venv" not in again.stdout
+
+
+def test_a_failing_step_stops_the_install_and_says_what_to_do(installed, tmp_path):
+    copy, _ = installed
+    empty = tmp_path / "no-models-here"
+    empty.mkdir()
+    failed = install("--dev", "--models-from", str(empty), cwd=copy)
+    assert failed.returncode != 0
+    assert 'step "models for the shipped pipelines' in failed.stderr
+    assert "what to do: offline, use ./install.sh --models-from DIR" in failed.stderr
+    assert "run ./install.sh again" in failed.stderr
+    assert not re.search(r"^done:", failed.stdout, re.M)
+
+
+# --- systemd ------------------------------------------------------------------------------------------------------
+
+def systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        pytest.skip("systemd-analyze is not installed (Debian's systemd package; .ci/run installs it)")
+    return path
+
+
+@pytest.fixture
+def unit_root(tmp_path) -> Path:
+    """A root for `systemd-analyze --root`: systemd's own units, ours, and a stand-in for the venv's python."""
+    units = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()), None)
+    if units is None:
+        pytest.skip("no /usr/lib/systemd/system here: systemd's units come with Debian's systemd package")
+    root = tmp_path / "root"
+    shutil.copytree(units, root / "usr/lib/systemd/system", symlinks=True)
+    python = root / PREFIX.lstrip("/") / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    for unit in ("smartcam.service", "smartcam@.service"):
+        shutil.copy(SYSTEMD / unit, root / "etc/systemd/system" / unit)
+    return root
+
+
+def verify(root: Path, *units: str) -> subprocess.CompletedProcess:
+    return subprocess.run([systemd_analyze(), "verify", f"--root={root}", *units],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_systemd_analyze_verify_accepts_both_units(unit_root):
+    """verify exits 0 even for unknown keys or bad values (it only warns), so its output must be empty too.
+    It does not look up User=smartcam (install.sh --service creates that user)."""
+    result = verify(unit_root, "smartcam.service", "smartcam@detect.service", "smartcam@face.service")
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+def test_systemd_analyze_verify_would_see_a_mistake(unit_root):
+    unit = unit_root / "etc/systemd/system/smartcam.service"
+    unit.write_text(unit.read_text().replace("WatchdogSec=30", "WatchdogSec=30\nProtectSystem=sometimes"))
+    result = verify(unit_root, "smartcam.service")
+    assert "protect system value, ignoring: sometimes" in result.stdout + result.stderr
+
+
+def test_the_units_are_hardened(unit_root):
+    result = subprocess.run([systemd_analyze(), "security", "--offline=yes", f"--root={unit_root}", "smartcam.service"],
+                            capture_output=True, text=True, timeout=60)
+    exposure = re.search(r"Overall exposure level for smartcam\.service: ([\d.]+)", result.stdout)
+    assert exposure and float(exposure.group(1)) <= 3.0, result.stdout[-2000:]
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in (SYSTEMD / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+@pytest.mark.parametrize("name,pipeline", [("smartcam.service", "detect"), ("smartcam@.service", "%i")])
+def test_the_units_run_the_app_as_the_service_user_with_the_watchdog(name, pipeline):
+    from app.__main__ import build_parser
+
+    unit = unit_settings(name)
+    command = unit["ExecStart"][0].split()
+    assert command[:3] == [f"{PREFIX}/.venv/bin/python", "-m", "app"]
+    args = build_parser().parse_args(command[3:])  # the app's own parser accepts the unit's command line
+    assert args.pipeline == pipeline and args.config == "/etc/smartcam/config.yaml"
+    expected = {"Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30", "Restart": "on-failure",
+                "User": "smartcam", "Group": "smartcam", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                "ProtectHome": "yes", "PrivateTmp": "yes", "DevicePolicy": "closed", "StateDirectory": "smartcam",
+                "RestartPreventExitStatus": "2"}
+    for key, value in expected.items():
+        assert unit[key] == [value], key
+    assert {"char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-usb_device rw", "char-apex rw"} \
+        <= set(unit["DeviceAllow"])
+    assert set(unit["SupplementaryGroups"][0].split()) == {"video", "plugdev"}
+    assert f'PREFIX={PREFIX} ' in (PROJECT / "install.sh").read_text()  # where install.sh puts the app
+
+
+def test_the_udev_rule_gives_plugdev_the_coral_usb_ids_and_the_pcie_card():
+    rules = [line for line in (SYSTEMD / "99-coral-edgetpu.rules").read_text().splitlines()
+             if line and not line.startswith("#")]
+    ids = {(m.group(1), m.group(2)) for line in rules
+           for m in [re.search(r'ATTRS\{idVendor\}=="(\w+)", ATTRS\{idProduct\}=="(\w+)"', line)] if m}
+    assert ids == {("1a6e", "089a"), ("18d1", "9302")}
+    assert all('GROUP="plugdev"' in line and 'MODE="0660"' in line for line in rules)
+    assert any('SUBSYSTEM=="apex"' in line for line in rules)
