@@ -29,7 +29,11 @@ from app.stages.base import Stage, StageContext
 log = logging.getLogger(__name__)
 
 OUTPUT_QUEUE_SIZE = 8
-STOP_TIMEOUT_S = 1.5
+#: from a stop signal to the end of `run()`: the lanes get DRAIN_S to finish, the publishers the rest to flush
+STOP_BUDGET_S = 1.8
+DRAIN_S = 0.6
+#: how long publishers may take to flush after a run that ended by itself (source ended, --max-frames)
+FLUSH_S = 5.0
 #: frames after which the Edge TPU's speed is judged (after its first, slow, invocations)
 TPU_CHECK_AFTER = 50
 
@@ -57,6 +61,7 @@ class Pipeline:
         self._start_stages()
         self.source = source or open_source(settings.device.camera, self.model.input_size)
         self._stop = threading.Event()
+        self._interrupted = False
         self._error: BaseException | None = None
         lossless = not self.source.live
         self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"))
@@ -84,6 +89,11 @@ class Pipeline:
             self.stats.info.setdefault("warnings", []).append(warning)
 
     def stop(self) -> None:
+        """Stop now (a signal handler, another thread): `run()` returns within STOP_BUDGET_S."""
+        self._interrupted = True
+        self._end()
+
+    def _end(self) -> None:
         self._stop.set()
         self._slot.close()
 
@@ -96,14 +106,13 @@ class Pipeline:
             ("output", self._output_lane))]
         for lane in lanes:
             lane.start()
-        while lanes[2].is_alive():
+        while lanes[2].is_alive() and not self._interrupted:
             lanes[2].join(0.1)
-            if self._stop.is_set():
-                lanes[2].join(STOP_TIMEOUT_S)
-                break
-        self.stop()
-        for lane in lanes[:2]:
-            lane.join(STOP_TIMEOUT_S / 2)
+        ending = time.monotonic()
+        self._end()
+        for lane in lanes:  # a camera read may block a little longer: its thread is a daemon
+            lane.join(max(0.0, ending + DRAIN_S - time.monotonic()))
+        close_publishers(self.publishers, ending + STOP_BUDGET_S if self._interrupted else time.monotonic() + FLUSH_S)
         for stage in self.stages:
             stage.stop()
         if not lanes[0].is_alive():
@@ -125,8 +134,7 @@ class Pipeline:
                 started.append(publisher)
             self.source.open()
         except BaseException:
-            for publisher in started:
-                publisher.close()
+            close_publishers(started, time.monotonic() + FLUSH_S)
             raise
         self.stats.info["source"] = self.source.description
         log.info("source %s opened (%s)", self.source.description,
@@ -140,7 +148,7 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             if self._error is None:
                 self._error = exc
-            self.stop()
+            self._end()
             self._results.close()
 
     def _capture_lane(self) -> None:
@@ -193,7 +201,7 @@ class Pipeline:
                     self._check_tpu_speed()
                 self._results.put(processed)
                 if max_frames and self.stats.processed >= max_frames:
-                    self.stop()
+                    self._end()
         finally:
             self._results.close()
 
@@ -213,13 +221,21 @@ class Pipeline:
         pipeline = self.settings.pipeline
         publish, overlay = pipeline.params("publish"), pipeline.params("overlay")
         tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames)
-        try:
-            while (frame := self._results.get()) is not None:
-                events = tracker.update(frame)
-                out = Output(frame, frame.result(pipeline.name), events, dict(tracker.counts), overlay,
-                             self.stats.fps())
-                for publisher in self.publishers:
-                    publisher.publish(out)
-        finally:
+        while (frame := self._results.get()) is not None:
+            events = tracker.update(frame)
+            out = Output(frame, frame.result(pipeline.name), events, dict(tracker.counts), overlay,
+                         self.stats.recent_fps())
             for publisher in self.publishers:
-                publisher.close()
+                publisher.publish(out)
+
+
+def close_publishers(publishers: list[Publisher], deadline: float) -> None:
+    """Close every publisher at once, each flushing in its own thread, and wait for them until `deadline`."""
+    closing = [(p, threading.Thread(target=p.close, name=f"close-{type(p).__name__}", daemon=True))
+               for p in publishers]
+    for _, thread in closing:
+        thread.start()
+    for publisher, thread in closing:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.warning("%s did not finish flushing in time; what it still held is lost", type(publisher).__name__)

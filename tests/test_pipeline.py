@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from app.config import load_settings
 from app.frame import Frame
@@ -86,8 +88,11 @@ def test_lossless_handoff_waits_for_the_consumer():
 
     producer = threading.Thread(target=produce)
     producer.start()
-    time.sleep(0.1)
-    assert len(produced) == 2  # blocked on a full queue, nothing dropped
+    deadline = time.monotonic() + 10
+    while len(produced) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(produced) == 2  # blocked on the full queue, nothing dropped
     received = []
     while (item := queue.get()) is not None:
         received.append(item)
@@ -111,7 +116,8 @@ def test_live_source_drops_stale_frames_and_counts_them():
     stats = pipeline.run()
     assert stats.processed > 0 and stats.drops["stale"] > 0
     in_flight = stats.captured - stats.processed - stats.drops["stale"]
-    assert 0 <= in_flight <= 2  # one in the slot, one in the inference lane: nothing piles up
+    # in hand when it stopped: one in the slot, one being processed, one being handed over; nothing piles up
+    assert 0 <= in_flight <= 3
 
 
 def test_a_camera_that_fails_is_reopened_and_the_run_goes_on():
@@ -146,11 +152,25 @@ def test_a_failing_publisher_stops_the_run_with_its_error(cat_clip):
     assert broken.closed
 
 
-def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path):
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("outputs", ["jsonl", "all"])
+def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path, outputs):
+    """With every output on and their peers gone (no broker, no webhook receiver), SIGINT still ends the run
+    within 2 s, and what was written is whole."""
     out = tmp_path / "results.jsonl"
+    every_output = [] if outputs == "jsonl" else [
+        "mqtt.enabled=true", "mqtt.host=127.0.0.1", f"mqtt.port={_unused_port()}", "http.enabled=true",
+        "http.port=0", "snapshots.enabled=true", f"snapshots.dir={tmp_path / 'snapshots'}", "webhooks.enabled=true",
+        f"webhooks.urls=[http://127.0.0.1:{_unused_port()}/hook]"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--pipeline", "detect", "--source", "pattern", *sum((["--set", o] for o in PET), []),
-         "--set", "camera.fps=30", "--output", f"jsonl:{out}"],
+        [sys.executable, "-m", "app", "--pipeline", "detect", "--source", "pattern",
+         *[arg for override in [*PET, "camera.fps=30", *every_output] for arg in ("--set", override)],
+         "--output", f"jsonl:{out}"],
         cwd=PROJECT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while (not out.exists() or len(out.read_text().splitlines()) < 5) and time.monotonic() < deadline:
@@ -161,7 +181,7 @@ def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path):
     assert time.monotonic() - signalled < 2.0, stderr
     assert process.returncode == 0, stderr
     lines = out.read_text().splitlines()
-    assert all(json.loads(line)["pipeline"] == "detect" for line in lines)  # every line complete
+    assert len(lines) >= 5 and all(json.loads(line)["pipeline"] == "detect" for line in lines)  # every line whole
     assert "captured" in stderr and "processed" in stderr
 
 
