@@ -206,6 +206,8 @@ choose_python() {
   fi
   command -v "$PY" >/dev/null || fail "no $PY: sudo apt install python3 python3-venv"
   PY_VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || fail "smartcam needs Python 3.10 or newer, $PY is $PY_VERSION: use Debian 12 / Raspberry Pi OS Bookworm or newer"
   if [ "$PI_OS" = 1 ] && [ "$PY" != /usr/bin/python3 ]; then
     warn "PYTHON=$PY: the venv sees apt's picamera2 only when made from /usr/bin/python3"
   fi

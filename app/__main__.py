@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 
 from app import __version__
 from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings, pipeline_names
-from app.errors import EXIT_OK, ConfigError, SmartcamError
+from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
 COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
@@ -139,10 +140,10 @@ def command_run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: pipeline.stop())
     monitor.start()
     try:
-        stats = pipeline.run(args.max_frames)
+        pipeline.run(args.max_frames)
     finally:
         monitor.stop()
-    log.info("%s", stats.summary())
+        print(f"smartcam: {pipeline.stats.summary()}", file=sys.stderr)  # at every log level, even after a failure
     return EXIT_OK
 
 
@@ -261,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of --output jsonl:- went away (`| head`): done, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:  # a file, device or socket failed at run time
+        if args.debug:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_OK
 

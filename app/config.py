@@ -251,8 +251,6 @@ STAGE_PARAMS: dict[str, type[Strict]] = {
     "overlay": OverlayParams,
     "publish": PublishParams,
 }
-#: stages that run in the output lane: their parameters configure the publishers
-OUTPUT_STAGES = ("overlay", "publish")
 REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
 
 
@@ -326,6 +324,8 @@ def _read_yaml(path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -362,15 +362,18 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set stages.inference.threads=2")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text}: the value is not valid YAML (quote it: --set '{key}=\"{raw}\"')") from None
     return key.strip().split("."), value
 
 
 def _apply_override(target: dict, keys: list[str], value: Any) -> None:
-    for key in keys[:-1]:
-        child = target.get(key)
+    for depth, key in enumerate(keys[:-1]):
+        child = target.setdefault(key, {})
         if not isinstance(child, dict):
-            child = target[key] = {}
+            raise ConfigError(f"--set {'.'.join(keys)}: {'.'.join(keys[:depth + 1])} is not a mapping in the file")
         target = child
     target[keys[-1]] = value
 
@@ -481,6 +484,8 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
             names = ", ".join(name for name, _ in stages)
             problems.add("--set", ".".join(path), f"no such stage in {pipe_path.name} (its stages: {names})")
             continue
+        if not isinstance(stage, dict):
+            continue  # reported below: its parameters are not a mapping
         _apply_override(stage, path[2:], value)
 
     description = _substitute_env(pipe_raw.pop("description", ""), "description", str(pipe_path), problems)

@@ -94,11 +94,6 @@ class Stats:
             samples = list(self._latency.get(name, ()))
         return float(np.percentile(samples, q)) if samples else None
 
-    def histogram(self, name: str) -> Histogram:
-        """A copy of one timing's histogram (seconds), empty when it was never observed."""
-        with self._lock:
-            return self._histograms.get(name, Histogram()).copy()
-
     def captured_frame(self) -> None:
         self.captured += 1
         self.last_capture = time.monotonic()

@@ -59,7 +59,9 @@ class Pipeline:
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages
                                     if name in STAGES]
         self._start_stages()
-        self.source = source or open_source(settings.device.camera, self.model.input_size)
+        # a camera that can scale for free (picamera2's lores stream) delivers the stretched model input too
+        stretch = settings.pipeline.params("preprocess").resize == "stretch"
+        self.source = source or open_source(settings.device.camera, self.model.input_size if stretch else None)
         self._stop = threading.Event()
         self._interrupted = False
         self._error: BaseException | None = None
@@ -68,7 +70,7 @@ class Pipeline:
         self._results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: self.stats.drop("output_full"))
 
     def _start_stages(self) -> None:
-        ctx = StageContext(self.settings.pipeline.name, self.model, self.labels)
+        ctx = StageContext(self.model, self.labels)
         for stage in self.stages:
             stage.start(ctx)
 
@@ -126,7 +128,7 @@ class Pipeline:
         self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
                                runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
                                camera=self.settings.device.camera.name)
-        ctx = PublishContext(self.settings, self.stats, self.model.path.name, self.settings.pipeline.params("publish"))
+        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.params("publish"))
         started: list[Publisher] = []
         try:
             for publisher in self.publishers:

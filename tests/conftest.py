@@ -44,7 +44,7 @@ def run_model(model: str, image: str | np.ndarray, labels: dict[int, str] | str 
     loaded = load_model(MODELS / model, "cpu", 2)
     if isinstance(labels, str):
         labels = read_labels(MODELS / labels)
-    ctx = StageContext("test", loaded, labels or {})
+    ctx = StageContext(loaded, labels or {})
     stages = [Preprocess(PreprocessParams(**(preprocess or {}))), Inference(None),
               Postprocess(PostprocessParams(**(postprocess or {})))]
     for stage in stages:

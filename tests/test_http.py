@@ -522,6 +522,6 @@ def test_a_port_in_use_is_one_clear_line():
         settings.device.http.port = port
         server = HttpPublisher(settings.device.http)
         with pytest.raises(ConfigError) as error:
-            server.start(PublishContext(settings, Stats(), "model.tflite", PublishParams()))
+            server.start(PublishContext(settings, Stats(), PublishParams()))
     assert str(error.value).startswith(f"http.port {port} is in use on 127.0.0.1")
     assert "choose another port" in str(error.value) and "\n" not in str(error.value)

@@ -198,17 +198,20 @@ def test_filter_keeps_only_the_chosen_labels(tmp_path, cat_clip):
     assert labels <= {"Bengal"}
 
 
-def test_lores_frames_skip_the_resize():
-    """A camera that delivers the model-size frame (picamera2 lores) is used as is, with stretch geometry."""
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_lores_frames_skip_the_resize_when_stretching(resize):
+    """A camera that delivers the whole frame at model size (picamera2 lores) is used as is when stretching,
+    which is what its scaler did; letterbox keeps its own geometry from the main frame."""
     from app.config import PreprocessParams
     from app.runtime import load_model
     from app.stages.base import StageContext
     from app.stages.preprocess import Preprocess
 
     model = load_model(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite")
-    stage = Preprocess(PreprocessParams(resize="letterbox"))
-    stage.start(StageContext("test", model, {}))
+    stage = Preprocess(PreprocessParams(resize=resize))
+    stage.start(StageContext(model, {}))
     lores = np.full((300, 300, 3), 77, np.uint8)
     frame = stage.process(Frame(np.zeros((720, 1280, 3), np.uint8), 1, "test", lores=lores))
-    assert np.all(model.input_buffer() == 77)
-    assert (frame.geometry.scale_x, frame.geometry.scale_y, frame.geometry.offset_x) == (1280, 720, 0)
+    assert np.all(model.input_buffer() == 77) == (resize == "stretch")
+    assert (frame.geometry.scale_x, frame.geometry.offset_y == 0) == ((1280, True) if resize == "stretch"
+                                                                      else (1280, False))

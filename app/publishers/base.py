@@ -25,7 +25,6 @@ class PublishContext:
 
     settings: Settings
     stats: Stats
-    model: str
     publish: PublishParams
 
     @property

@@ -18,7 +18,6 @@ from app.runtime import LoadedModel
 class StageContext:
     """What the pipeline loaded for its stages: the model and its labels."""
 
-    pipeline: str
     model: LoadedModel
     labels: dict[int, str]
 

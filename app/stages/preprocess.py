@@ -3,7 +3,8 @@
 `stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
 the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
 The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted by 128, float32 scaled to
-`float_range`. A camera that already delivered the frame at model size (`frame.lores`) skips the resize.
+`float_range`. A camera that already delivered the whole frame at model size (`frame.lores`, picamera2's lores stream) skips the
+resize when the mode is `stretch`, which is what the camera's scaler did; letterbox and crop keep their geometry.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Preprocess(Stage):
 
     def process(self, frame: Frame) -> Frame:
         lores = frame.lores
-        if lores is not None and lores.shape[:2] == (self.model_h, self.model_w):
+        if self.params.resize == "stretch" and lores is not None and lores.shape[:2] == (self.model_h, self.model_w):
             # the camera's ISP scaled the whole field of view for free: the stretch geometry of the main frame
             frame.geometry, _, _ = fit(*frame.size, self.model_w, self.model_h, "stretch")
             self._write(lores, (0, 0, self.model_w, self.model_h))
