@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import cv2
@@ -17,13 +18,21 @@ from app.stages.inference import Inference
 from app.stages.postprocess import Postprocess
 from app.stages.preprocess import Preprocess
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
 #: `--set` overrides that put the pet SSD (a cat on cat.bmp and cat_720p.jpg is a cat breed) in the detect pipeline,
 #: with every label watched
 PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
        f"stages.inference.labels={MODELS / 'pet_labels.txt'}", "stages.publish.labels=null"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def read_rgb(name: str) -> np.ndarray:

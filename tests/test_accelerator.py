@@ -18,10 +18,9 @@ from app.accelerator import MatchedPair, ModelChoice, choose, installed_library,
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras
 from app.pipeline import Pipeline
-from conftest import MODELS, PET
+from conftest import MODELS, PET, PROJECT
 from test_pipeline import FlakyCamera
 
-PROJECT = Path(__file__).resolve().parents[1]
 CPU_MODEL = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
 CLASSIFY = ["--pipeline", "classify", "--source", str(MODELS.parent / "images" / "cat.bmp"), "--labels",
             str(MODELS / "imagenet_labels.txt"), "--max-frames", "1", "--output", "jsonl:-"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import MODELS
+from conftest import MODELS, PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_prints_a_row_per_thread_count():

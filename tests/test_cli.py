@@ -18,10 +18,9 @@ import cv2
 import pytest
 
 from app.models import manifest
+from conftest import IMAGES, MODELS, PROJECT
+from test_known_answers import CAT_BREEDS
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-MODELS, IMAGES = SHARED / "models", SHARED / "images"
 CAT = IMAGES / "cat.bmp"
 CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
                 "--labels", MODELS / "imagenet_labels.txt", "--max-frames", "1"]
@@ -94,6 +93,16 @@ def test_classify_cat_prints_one_json_line():
     assert (result["pipeline"], result["source"], result["seq"], result["size"]) == ("classify", "cam0", 1,
                                                                                      [width, height])
     assert result["detections"] == [] and all(v >= 0 for v in result["timing_ms"].values())
+
+
+def test_detect_on_a_clip_prints_sixty_lines_of_cats(cat_clip):
+    proc = app("--pipeline", "detect", "--source", cat_clip, "--model", MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite",
+               "--labels", MODELS / "pet_labels.txt", "--max-frames", "60", "--output", "jsonl:-")
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(results) == 60 and [r["seq"] for r in results] == list(range(1, 61))
+    with_cat = [r for r in results if r["detections"] and r["detections"][0]["label"] in CAT_BREEDS]
+    assert len(with_cat) >= 45, [r["detections"][:1] for r in results]
 
 
 def test_jsonl_file_is_appended_to(tmp_path):

@@ -14,8 +14,8 @@ import pytest
 
 from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_settings, pipeline_names
 from app.errors import ConfigError
+from conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 STAGES_OK = """stages:
   - preprocess: {resize: stretch}
   - inference: {model: model.tflite, threads: 2}

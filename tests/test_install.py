@@ -20,9 +20,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from conftest import IMAGES, MODELS
+from conftest import IMAGES, MODELS, PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = PROJECT / "constraints"
 SYSTEMD = PROJECT / "systemd"
 PREFIX = "/opt/smartcam"

@@ -16,9 +16,8 @@ import pytest
 from app.errors import ConfigError
 from app.model_fetch import FetchError, digests, entries_named, pull
 from app.models import manifest, parse_labels, resolve_model
-from conftest import MODELS
+from conftest import MODELS, PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
 CLASSIFIER = "mobilenet_v2_1.0_224_quant"
 
 

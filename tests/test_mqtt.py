@@ -21,19 +21,14 @@ import pytest
 from app import __version__
 from app.config import load_settings
 from app.pipeline import Pipeline
+from app.publishers.base import Output, Publisher
 from app.publishers.mqtt import MqttPublisher
-from conftest import MODELS
+from conftest import MODELS, free_port
 from test_known_answers import CAT_BREEDS
 
 
 RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "timing_ms"}
 PATTERN = ("camera.source=pattern", "camera.width=320", "camera.height=240", "camera.fps=10")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
@@ -141,11 +136,21 @@ def pipeline_file(tmp_path: Path, labels: list[str] | None) -> Path:
     return path
 
 
+class Delivered(Publisher):
+    """Placed after MQTT in the output lane: counts the frames that got past it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def publish(self, out: Output) -> None:
+        self.count += 1
+
+
 def mqtt_pipeline(tmp_path: Path, *overrides: str, labels: list[str] | None = None,
                   config: Path | None = None) -> tuple[Pipeline, MqttPublisher]:
     settings = load_settings(str(pipeline_file(tmp_path, labels)), config, ["mqtt.host=127.0.0.1", *overrides])
     publisher = MqttPublisher(settings.device.mqtt)
-    return Pipeline(settings, [publisher]), publisher
+    return Pipeline(settings, [publisher, Delivered()]), publisher
 
 
 @contextmanager
@@ -171,9 +176,12 @@ def running(pipeline: Pipeline) -> Iterator[threading.Thread]:
 
 
 def processed_per_second(pipeline: Pipeline, seconds: float = 2.0) -> float:
-    before, started = pipeline.stats.processed, time.monotonic()
+    """Frames per second through the whole output lane (past the MQTT publisher), none lost on the way to it."""
+    delivered = pipeline.publishers[-1]
+    before, started = delivered.count, time.monotonic()
     time.sleep(seconds)
-    return (pipeline.stats.processed - before) / (time.monotonic() - started)
+    assert pipeline.stats.drops["output_full"] == 0, "the output lane fell behind"
+    return (delivered.count - before) / (time.monotonic() - started)
 
 
 def test_events_counts_snapshot_discovery_and_availability(tmp_path, broker, cat_clip):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +18,9 @@ from app.handoff import Handoff
 from app.pipeline import Pipeline
 from app.publishers.base import Output, Publisher
 from app.sources.base import Captured, Source
-from conftest import MODELS, PET, read_rgb
+from conftest import MODELS, PET, PROJECT, free_port, read_rgb
 from test_known_answers import CAT_BREEDS
 
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 class Collect(Publisher):
@@ -152,21 +149,15 @@ def test_a_failing_publisher_stops_the_run_with_its_error(cat_clip):
     assert broken.closed
 
 
-def _unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("outputs", ["jsonl", "all"])
 def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path, outputs):
     """With every output on and their peers gone (no broker, no webhook receiver), SIGINT still ends the run
     within 2 s, and what was written is whole."""
     out = tmp_path / "results.jsonl"
     every_output = [] if outputs == "jsonl" else [
-        "mqtt.enabled=true", "mqtt.host=127.0.0.1", f"mqtt.port={_unused_port()}", "http.enabled=true",
+        "mqtt.enabled=true", "mqtt.host=127.0.0.1", f"mqtt.port={free_port()}", "http.enabled=true",
         "http.port=0", "snapshots.enabled=true", f"snapshots.dir={tmp_path / 'snapshots'}", "webhooks.enabled=true",
-        f"webhooks.urls=[http://127.0.0.1:{_unused_port()}/hook]"]
+        f"webhooks.urls=[http://127.0.0.1:{free_port()}/hook]"]
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "--pipeline", "detect", "--source", "pattern",
          *[arg for override in [*PET, "camera.fps=30", *every_output] for arg in ("--set", override)],

@@ -18,9 +18,8 @@ from app.sources.images import ImageSource
 from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source
+from conftest import IMAGES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-IMAGES = SHARED / "images"
 FRAMES, W, H = 30, 320, 180
 
 
