@@ -94,6 +94,16 @@ class Stats:
             samples = list(self._latency.get(name, ()))
         return float(np.percentile(samples, q)) if samples else None
 
+    def document(self) -> dict:
+        """The run's numbers as one JSON document: `/api/stats` and MQTT's `{prefix}/stats` both send it."""
+        drops = self.drop_counts()
+        info = dict(self.info)
+        timing = {f"{name}_ms": {f"p{q}": None if (v := self.percentile(name, q)) is None else round(v, 2)
+                                 for q in (50, 95)} for name in ("inference", "capture_to_result")}
+        return {**info, "warnings": list(info.get("warnings", [])), "fps": round(self.recent_fps(), 2),
+                "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
+                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1)}
+
     def captured_frame(self) -> None:
         self.captured += 1
         self.last_capture = time.monotonic()

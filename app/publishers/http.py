@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from app.config import HttpConfig
 from app.errors import ConfigError
-from app.metrics import Stats, prometheus_family
+from app.metrics import prometheus_family
 from app.publishers.base import Output, PublishContext, Publisher
 
 log = logging.getLogger(__name__)
@@ -187,20 +187,8 @@ class HttpPublisher(Publisher):
         return Response(200, out.jpeg(quality=self.config.stream.quality), "image/jpeg")
 
     def api_stats(self) -> Response:
-        stats = self.ctx.stats
-        drops = stats.drop_counts()
-        info = dict(stats.info)
         return json_response({
-            **info,
-            "warnings": list(info.get("warnings", [])),
-            "fps": round(stats.recent_fps(), 2),
-            "captured": stats.captured,
-            "processed": stats.processed,
-            "dropped": sum(drops.values()),
-            "drops": drops,
-            "inference_ms": _percentiles(stats, "inference"),
-            "capture_to_result_ms": _percentiles(stats, "capture_to_result"),
-            "uptime_s": round(stats.uptime(), 1),
+            **self.ctx.stats.document(),
             "stream": {"clients": self.stream_clients, "clients_dropped": self.stream_clients_dropped,
                        "max_fps": self.config.stream.max_fps},
         })
@@ -261,11 +249,6 @@ class HttpPublisher(Publisher):
         body = json.dumps({"error": "authentication required: open /?token=TOKEN, send Authorization: Bearer "
                                     "TOKEN, or sign in with the configured username and password"}).encode()
         return Response(401, body, "application/json", tuple(challenges))
-
-
-def _percentiles(stats: Stats, name: str) -> dict[str, float | None]:
-    values = {f"p{q}": stats.percentile(name, q) for q in (50, 95)}
-    return {k: None if v is None else round(v, 2) for k, v in values.items()}
 
 
 def _same(offered: str, secret: str) -> bool:

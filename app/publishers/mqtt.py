@@ -130,15 +130,6 @@ def discovery_documents(topics: Topics, camera: str, label: str | None) -> dict[
     }
 
 
-def stats_json(ctx: PublishContext) -> str:
-    stats = ctx.stats
-    p50 = stats.percentile("inference", 50)
-    return json.dumps({**stats.info, "fps": round(stats.fps(), 2),
-                       "inference_ms": None if p50 is None else round(p50, 2),
-                       "dropped": dict(stats.drops), "captured": stats.captured, "processed": stats.processed,
-                       "uptime_s": round(stats.uptime(), 1)}, separators=(",", ":"), default=str)
-
-
 class MqttPublisher(Publisher):
     _ctx: PublishContext
     _topics: Topics
@@ -271,7 +262,7 @@ class MqttPublisher(Publisher):
         now = time.monotonic()
         if now >= self._next_stats:
             self._next_stats = now + self.config.stats_interval_s
-            self._enqueue(Message(self._topics.stats, stats_json(self._ctx)))
+            self._enqueue(Message(self._topics.stats, json.dumps(self._ctx.stats.document(), separators=(",", ":"))))
 
     def _send(self, message: Message, session: int) -> None:
         qos = self.config.qos
