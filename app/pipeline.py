@@ -78,6 +78,8 @@ class Pipeline:
         """The Edge TPU failed mid-run (unplugged): carry on with the CPU model `auto` kept in reserve."""
         fallback = self.choice.fallback
         log.warning("Edge TPU failed (%s); switching to the CPU model %s", failure, fallback.name)
+        for stage in self.stages:
+            stage.stop()
         self.model = load_model(fallback, "cpu", self.settings.pipeline.params("inference").threads)
         self.choice = ModelChoice(fallback, "cpu", "the Edge TPU failed mid-run")
         self._start_stages()

@@ -22,7 +22,7 @@ from app.service import ServiceMonitor, sd_notify, watchdog_interval
 from app.sources.base import Captured, EndOfStream, Source
 from conftest import PET, read_rgb
 
-WATCHDOG_S = 0.4
+WATCHDOG_S = 1.0
 
 
 class FakeSystemd:
@@ -128,7 +128,7 @@ def test_ready_then_watchdog_while_frames_flow_and_none_once_the_camera_stalls(s
         assert pipeline.stats.processed >= 10
         assert last_result is not None and last_result <= stalled_at + 0.5
         last_ping = systemd.lines("WATCHDOG=1")[-1][0]
-        assert last_ping <= last_result + WATCHDOG_S + 0.3  # pings ended within one interval of the last frame
+        assert last_ping <= last_result + WATCHDOG_S + 0.5  # pings ended within one interval of the last frame
         systemd.wait_for("STATUS=stalled", since=quiet_from)
     finally:
         pipeline.stop()

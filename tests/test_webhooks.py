@@ -13,12 +13,11 @@ from typing import Callable
 import pytest
 
 from app import __version__
-from app.config import WebhooksConfig
+from app.config import load_settings
 from app.errors import ConfigError
 from app.pipeline import Pipeline
 from app.publishers import build_publishers
 from app.publishers.base import Publisher
-from app.publishers.webhooks import WebhookPublisher
 from conftest import IMAGES
 from test_snapshots import Events, alternating_folder, cat_settings
 
@@ -183,7 +182,7 @@ def test_a_slow_receiver_with_a_small_queue_loses_the_oldest_events_counted(tmp_
     assert not stats.drops["webhook_failed"]
 
 
-@pytest.mark.parametrize("urls", [[], ["ftp://example.com/hook"], ["example.com/hook"]])
-def test_urls_that_can_never_work_are_refused_at_startup(urls):
-    with pytest.raises(ConfigError, match="webhooks.urls"):
-        WebhookPublisher(WebhooksConfig(enabled=True, urls=urls))
+@pytest.mark.parametrize("urls", ["[]", "[ftp://example.com/hook]", "[example.com/hook]"])
+def test_urls_that_can_never_work_are_refused_by_validation(urls):
+    with pytest.raises(ConfigError, match="webhooks.urls: .*(empty|not an http)"):
+        load_settings("detect", None, ["webhooks.enabled=true", f"webhooks.urls={urls}"])

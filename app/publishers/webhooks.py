@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from app import __version__
 from app.config import WebhooksConfig
-from app.errors import ConfigError
 from app.metrics import Stats
 from app.publishers.base import Output, PublishContext, Publisher, event_document
 
@@ -115,19 +114,8 @@ class Sender:
             delay *= 2
 
 
-def check_urls(urls: list[str]) -> None:
-    """Refuse at startup what could never be delivered."""
-    if not urls:
-        raise ConfigError("webhooks.urls: empty (add a URL, or set webhooks.enabled: false)")
-    for i, url in enumerate(urls):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"webhooks.urls[{i}]: {url!r} is not an http:// or https:// URL")
-
-
 class WebhookPublisher(Publisher):
     def __init__(self, config: WebhooksConfig) -> None:
-        check_urls(config.urls)
         self.config = config
         self._ctx: PublishContext  # set by start()
         self._senders: list[Sender] = []
