@@ -14,6 +14,10 @@ CORAL_USB_IDS = {("1a6e", "089a"): "Coral USB Accelerator (firmware not loaded y
                  ("18d1", "9302"): "Coral USB Accelerator"}
 
 
+#: V4L2 nodes a Raspberry Pi has that are its codec, ISP or camera front end, not cameras to open with V4L2
+PI_MEDIA_NODES = ("bcm2835-codec", "bcm2835-isp", "rpi-hevc-dec", "pispbe", "rp1-cfe", "unicam")
+
+
 @dataclass(frozen=True)
 class Device:
     kind: str  # camera | edgetpu
@@ -29,6 +33,11 @@ def v4l2_cameras(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -
         name = name_file.read_text().strip() if name_file.is_file() else "unknown"
         devices.append(Device("camera", str(dev_root / node.name), name))
     return devices
+
+
+def v4l2_capture_cameras(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> list[Device]:
+    """The V4L2 nodes worth opening as a camera (USB webcams and the like), without a Pi's media hardware."""
+    return [d for d in v4l2_cameras(sys_root, dev_root) if not d.name.startswith(PI_MEDIA_NODES)]
 
 
 def edgetpus(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> list[Device]:

@@ -16,7 +16,7 @@ import pytest
 
 from app.accelerator import MatchedPair, ModelChoice, choose, installed_library, slow_tpu_warning
 from app.config import load_settings
-from app.devices import edgetpus, v4l2_cameras
+from app.devices import edgetpus, v4l2_cameras, v4l2_capture_cameras
 from app.pipeline import Pipeline
 from conftest import MODELS, PET, PROJECT
 from test_pipeline import FlakyCamera
@@ -115,6 +115,7 @@ def test_devices_reads_cameras_and_edge_tpus_from_sysfs(tmp_path):
     cameras = v4l2_cameras(sys_root, dev_root)
     assert [(c.path, c.name) for c in cameras] == [(str(dev_root / "video0"), "UVC Camera (046d:0825)"),
                                                    (str(dev_root / "video10"), "bcm2835-isp")]
+    assert [c.path for c in v4l2_capture_cameras(sys_root, dev_root)] == [str(dev_root / "video0")]
     assert [d.path for d in edgetpus(sys_root, dev_root)] == ["edgetpu:usb:0", "edgetpu:usb:1", "edgetpu:pci:0"]
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from app.config import CameraConfig
 from app.errors import ConfigError, SourceError
-from app.sources import EndOfStream, Source, open_source, picamera2_cameras, video_devices
+from app.devices import v4l2_capture_cameras
+from app.sources import EndOfStream, Source, open_source, picamera2_cameras
 from app.sources.images import ImageSource
 from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
 from app.sources.pattern import PatternSource
@@ -201,7 +202,7 @@ def test_picamera2_without_the_package_says_how_to_install_it() -> None:
     assert picamera2_cameras() == []
 
 
-@pytest.mark.skipif(bool(video_devices() or picamera2_cameras()), reason="needs a machine without cameras")
+@pytest.mark.skipif(bool(v4l2_capture_cameras() or picamera2_cameras()), reason="needs a machine without cameras")
 def test_auto_without_cameras_lists_what_to_pass() -> None:
     with pytest.raises(SourceError) as error:
         open_source(camera("auto"))

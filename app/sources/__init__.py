@@ -6,11 +6,10 @@ Owns the dispatch (and `auto`: the Pi camera, else the first /dev/video*), so th
 
 from __future__ import annotations
 
-import glob
-import re
 from pathlib import Path
 
 from app.config import CameraConfig
+from app.devices import v4l2_capture_cameras
 from app.errors import ConfigError, SourceError
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.images import IMAGE_EXTENSIONS, ImageSource, is_glob
@@ -18,7 +17,7 @@ from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source, picamera2_cameras
 
-__all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras", "video_devices"]
+__all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras"]
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt"})
 SOURCE_CHOICES = (
@@ -27,19 +26,13 @@ SOURCE_CHOICES = (
 )
 
 
-def video_devices() -> list[str]:
-    """The /dev/videoN nodes, in numeric order (video2 before video10)."""
-    found = (re.fullmatch(r"/dev/video(\d+)", path) for path in glob.glob("/dev/video*"))
-    return [m.group(0) for m in sorted((m for m in found if m), key=lambda m: int(m.group(1)))]
-
-
 def _auto(camera: CameraConfig, lores_size: tuple[int, int] | None) -> Source:
     # libcamera also lists USB webcams (Id containing "/usb"); those are better served by V4L2 below.
     if any("/usb" not in info.get("Id", "") for info in picamera2_cameras()):
         return Picamera2Source(camera, lores_size)
-    devices = video_devices()
-    if devices:
-        return V4L2Source(camera, devices[0])
+    cameras = v4l2_capture_cameras()
+    if cameras:
+        return V4L2Source(camera, cameras[0].path)
     raise SourceError(
         "camera.source auto found no camera (no Pi camera through picamera2, no /dev/video*): pass "
         "--source /dev/video0, --source rtsp://…, --source clip.mp4 or --source pattern"
