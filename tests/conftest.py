@@ -48,9 +48,9 @@ def iou(a, b) -> float:
 
 
 def run_model(model: str, image: str | np.ndarray, labels: dict[int, str] | str | None = None,
-              preprocess: dict | None = None, postprocess: dict | None = None) -> Frame:
+              preprocess: dict | None = None, postprocess: dict | None = None, accelerator: str = "cpu") -> Frame:
     """preprocess → inference → postprocess on one image with a real model from shared/models."""
-    loaded = load_model(MODELS / model, "cpu", 2)
+    loaded = load_model(MODELS / model, accelerator, 2)
     if isinstance(labels, str):
         labels = read_labels(MODELS / labels)
     ctx = StageContext(loaded, labels or {})
