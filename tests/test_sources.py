@@ -195,14 +195,14 @@ def test_missing_device_is_a_source_error() -> None:
         open_source(camera("/dev/video99")).open()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed here")
+@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="needs a board without picamera2: checks the install hint shown off a Pi")
 def test_picamera2_without_the_package_says_how_to_install_it() -> None:
     with pytest.raises(SourceError, match="python3-picamera2"):
         open_source(camera("picamera2"), lores_size=(300, 300)).open()
     assert picamera2_cameras() == []
 
 
-@pytest.mark.skipif(bool(v4l2_capture_cameras() or picamera2_cameras()), reason="needs a machine without cameras")
+@pytest.mark.skipif(bool(v4l2_capture_cameras() or picamera2_cameras()), reason="needs a machine with no camera attached: checks auto's error when there is none")
 def test_auto_without_cameras_lists_what_to_pass() -> None:
     with pytest.raises(SourceError) as error:
         open_source(camera("auto"))
