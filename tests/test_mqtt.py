@@ -258,9 +258,11 @@ def test_a_dead_broker_slows_nothing_and_the_state_is_back_when_it_returns(tmp_p
         assert up > 0 and down >= up / 2, (up, down)
 
         broker.start()  # same port, no retained messages: only a republish brings them back
-        with subscribed(broker.port) as watcher:
-            wait_for(lambda: watcher.payloads("smartcam/availability") == [b"online"], "the camera reconnecting")
-        with subscribed(broker.port) as newcomer:
+        with subscribed(broker.port) as watcher:  # the republish, as it happens
+            wait_for(lambda: watcher.payloads("smartcam/availability") == [b"online"]
+                     and all(watcher.payloads(f"smartcam/cam0/{label}") for label in labels),
+                     "the camera reconnecting and republishing its state")
+        with subscribed(broker.port) as newcomer:  # subscribes after it: gets the state only if it was retained
             wait_for(lambda: newcomer.payloads("smartcam/availability", retained=True) == [b"online"]
                      and all(newcomer.payloads(f"smartcam/cam0/{label}", retained=True) for label in labels),
                      "the retained availability and counts after the broker restarted")
