@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from app import __version__
-from app.config import DEFAULT_CONFIG, PIPELINES_DIR, load_device, load_settings, pipeline_names
+from app.config import DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_device, load_settings, pipeline_names
 from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
@@ -148,13 +148,18 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_validate(args: argparse.Namespace) -> int:
+    from app.fit import validate_fit
+
     names = [args.pipeline] if args.pipeline else pipeline_names()
     problems: list[str] = []
+    warnings: list[str] = []
     for name in names:
         try:
-            load_settings(name, args.config, args.overrides)
+            warnings += validate_fit(load_settings(name, args.config, args.overrides))
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if problems:
         raise ConfigError(problems)
     print("ok")
@@ -165,14 +170,14 @@ def command_list(args: argparse.Namespace) -> int:
     print("pipelines:")
     for name in pipeline_names():
         pipeline = load_settings(name, args.config, args.overrides).pipeline
-        print(f"  {name:<12} {pipeline.description}  (model: {pipeline.params('inference').model})")
+        print(f"  {name:<12} {pipeline.description}  (model: {pipeline.inference.model})")
     return command_models_list(args)
 
 
 def command_models_list(args: argparse.Namespace) -> int:
     from app.models import manifest
 
-    device_overrides = [o for o in args.overrides if not o.startswith("stages.")]
+    device_overrides = [o for o in args.overrides if o.partition(".")[0] not in PIPELINE_KEYS]
     models_dir = load_device(args.config, device_overrides).models_dir
     print(f"models (in {models_dir}):")
     for name, entry in manifest().items():
@@ -185,7 +190,7 @@ def _pipeline_models() -> list[str]:
     """The named models the shipped pipelines use."""
     from app.models import is_path
 
-    models = (load_settings(name).pipeline.params("inference").model for name in pipeline_names())
+    models = (load_settings(name).pipeline.inference.model for name in pipeline_names())
     return sorted({m for m in models if not is_path(m)})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -201,7 +202,9 @@ class PreprocessParams(Strict):
 
 class InferenceParams(Strict):
     model: str = Field(description="a named model (models/manifest.yaml) or a path to a .tflite file")
-    labels: str | None = Field(None, description="label file; default: the named model's, else the model's metadata")
+    labels: str | list[str] | None = Field(
+        None, description="a label file, or the class names in order ([face]); default: the named model's (a "
+        "model given by path is matched by checksum), else the model's metadata")
     accelerator: str | None = Field(
         None, pattern=ACCELERATOR_PATTERN, description="overrides config.yaml's accelerator for this pipeline"
     )
@@ -255,39 +258,53 @@ class PublishParams(Strict):
     snapshots: SnapshotParams = SnapshotParams()
 
 
-STAGE_PARAMS: dict[str, type[Strict]] = {
+#: the inference lane's stages, in the order they run; each at most once; the first three are required
+LANE_STAGES: dict[str, type[Strict]] = {
     "preprocess": PreprocessParams,
     "inference": InferenceParams,
     "postprocess": PostprocessParams,
     "filter": FilterParams,
-    "overlay": OverlayParams,
-    "publish": PublishParams,
 }
 REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
+#: the output lane's blocks: top-level keys of a pipeline file, beside `stages`
+OUTPUT_BLOCKS: dict[str, type[Strict]] = {"overlay": OverlayParams, "publish": PublishParams}
+#: `--set` keys that belong to the pipeline file rather than config.yaml
+PIPELINE_KEYS = ("stages", *OUTPUT_BLOCKS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineConfig:
-    """`pipelines/NAME.yaml`: the ordered stages and their parameters."""
+    """`pipelines/NAME.yaml`, typed: the inference lane's stages in their order, then the output lane's blocks."""
 
     name: str
     description: str
-    stages: list[tuple[str, Strict]]
+    preprocess: PreprocessParams
+    inference: InferenceParams
+    postprocess: PostprocessParams
+    filter: FilterParams | None = None
+    overlay: OverlayParams = field(default_factory=OverlayParams)
+    publish: PublishParams = field(default_factory=PublishParams)
 
-    def params(self, stage: str) -> Any:
-        """The stage's parameters; an output-lane stage the file leaves out has its defaults."""
-        found = next((p for name, p in self.stages if name == stage), None)
-        return found if found is not None else STAGE_PARAMS[stage]()
+    @property
+    def stages(self) -> list[tuple[str, Strict]]:
+        """The inference lane's stages that this pipeline runs, in lane order, with their parameters."""
+        present = {"preprocess": self.preprocess, "inference": self.inference, "postprocess": self.postprocess,
+                   "filter": self.filter}
+        return [(name, params) for name, params in present.items() if params is not None]
+
+    def watched_labels(self) -> dict[str, list[str]]:
+        """The labels this pipeline names, by the key that names them (for checking them against the model)."""
+        keys = {"stages.filter.labels": self.filter.labels if self.filter else None,
+                "publish.labels": self.publish.labels, "publish.snapshots.labels": self.publish.snapshots.labels}
+        return {key: labels for key, labels in keys.items() if labels}
 
 
-@dataclass
-class Settings:
-    """Everything a run needs, validated: the device, the pipeline and where each came from."""
+@dataclass(frozen=True)
+class DeviceSettings:
+    """config.yaml, validated, and where it came from (for commands that run no pipeline)."""
 
     device: DeviceConfig
-    pipeline: PipelineConfig | None
     config_path: Path
-    pipeline_path: Path | None
 
     def resolve_path(self, value: str) -> Path:
         """A path from config.yaml: absolute, or relative to the config file's folder."""
@@ -297,6 +314,14 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.resolve_path(self.device.models.dir)
+
+
+@dataclass(frozen=True)
+class Settings(DeviceSettings):
+    """Everything a run needs, validated: the device, the pipeline and the files each came from."""
+
+    pipeline: PipelineConfig
+    pipeline_path: Path
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
@@ -331,9 +356,29 @@ def pipeline_path(name: str) -> Path:
     return path
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: plain YAML keeps the last one silently, so a second
+    `publish:` or `camera:` would hide the first."""
+
+
+def _construct_mapping(loader: _NoDuplicateKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: set[Hashable] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable):
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key}", key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_NoDuplicateKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_NoDuplicateKeys)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:
@@ -390,25 +435,45 @@ def _apply_override(target: dict, keys: list[str], value: Any) -> None:
     target[keys[-1]] = value
 
 
-def _stage_list(raw: Any, where: str, problems: _Problems) -> list[tuple[str, dict]]:
-    """`stages:` is a list of one-key mappings (`- preprocess: {resize: stretch}`)."""
+def _stage_list(raw: Any, where: str, problems: _Problems) -> dict[str, Any]:
+    """`stages:` is a list of one-key mappings (`- preprocess: {resize: stretch}`) in lane order.
+
+    Returns each stage's raw parameters by name; every unknown, misplaced or repeated entry is a problem naming it.
+    """
     if not isinstance(raw, list):
         problems.add(where, "stages", "must be a list like `- preprocess: {resize: stretch}`")
-        return []
-    stages: list[tuple[str, dict]] = []
+        return {}
+    order = list(LANE_STAGES)
+    stages: dict[str, Any] = {}
+    positions: dict[str, int] = {}
     for i, item in enumerate(raw):
         if isinstance(item, str):
             item = {item: {}}
         if not isinstance(item, dict) or len(item) != 1:
             problems.add(where, f"stages[{i}]", "each stage is one `name: {params}` mapping")
             continue
-        (name, params), = item.items()
-        if name not in STAGE_PARAMS:
-            close = difflib.get_close_matches(str(name), STAGE_PARAMS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known stages: {', '.join(STAGE_PARAMS)}"
-            problems.add(where, f"stages.{name}", f"unknown stage ({hint})")
-            continue
-        stages.append((name, params or {}))
+        ((name, params),) = item.items()
+        name = str(name)
+        if name in OUTPUT_BLOCKS:
+            problems.add(where, f"stages[{i}]", f"{name} is a block of the output lane, not a stage: move it out of "
+                         f"`stages:` to the top level of the file (`{name}: {{...}}`)")
+        elif name not in LANE_STAGES:
+            close = difflib.get_close_matches(name, order, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the stages are {', '.join(order)}"
+            problems.add(where, f"stages[{i}]", f"unknown stage {name} ({hint})")
+        elif name in stages:
+            problems.add(where, f"stages[{i}]", f"a second {name} stage (each stage comes at most once)")
+        else:
+            stages[name] = {} if params is None else params
+            positions[name] = i
+    for name, i in positions.items():
+        before = [other for other in order[:order.index(name)] if positions.get(other, -1) > i]
+        if before:
+            problems.add(where, f"stages[{i}]", f"{name} must come after {', '.join(before)} "
+                         f"(the order is {', '.join(order)})")
+    for required in REQUIRED_STAGES:
+        if required not in stages:
+            problems.add(where, "stages", f"needs a {required} stage")
     return stages
 
 
@@ -446,18 +511,20 @@ def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys
 
 
 def _split_overrides(overrides: list[str] | tuple[str, ...], problems: _Problems):
-    """Parsed `--set` overrides: (device ones, stage ones, every key path set)."""
-    device, stages, keys = [], [], set()
+    """Parsed `--set` overrides: (config.yaml ones, pipeline-file ones, every key path set)."""
+    device, pipeline, keys = [], [], set()
     for text in overrides:
         path, value = _parse_override(text)
         keys.add(".".join(path))
-        if path[0] != "stages":
+        if path[0] not in PIPELINE_KEYS:
             device.append((path, value))
-        elif len(path) < 3:
+        elif path[0] == "stages" and len(path) < 3:
             problems.add("--set", ".".join(path), "stage parameters are set as stages.<stage>.<param>=VALUE")
+        elif len(path) < 2:
+            problems.add("--set", path[0], f"set a key of the block, e.g. {path[0]}.<key>=VALUE")
         else:
-            stages.append((path, value))
-    return device, stages, keys
+            pipeline.append((path, value))
+    return device, pipeline, keys
 
 
 def _device(config_path: Path, overrides: list, set_keys: set[str], problems: _Problems) -> DeviceConfig | None:
@@ -467,17 +534,32 @@ def _device(config_path: Path, overrides: list, set_keys: set[str], problems: _P
     return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems)
 
 
-def load_device(config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
-    """config.yaml alone (for commands that need no pipeline); `settings.pipeline` is None."""
+def load_device(config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DeviceSettings:
+    """config.yaml alone, for commands that run no pipeline."""
     config_path = Path(config) if config else DEFAULT_CONFIG
     problems = _Problems()
-    device_overrides, stage_overrides, set_keys = _split_overrides(overrides, problems)
-    if stage_overrides:
-        problems.add("--set", ".".join(stage_overrides[0][0]), "this command runs no pipeline")
+    device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
+    if pipeline_overrides:
+        problems.add("--set", ".".join(pipeline_overrides[0][0]), "this command runs no pipeline")
     device = _device(config_path, device_overrides, set_keys, problems)
-    if problems.lines:
+    if problems.lines or device is None:
         raise ConfigError(problems.lines)
-    return Settings(device, None, config_path, None)
+    return DeviceSettings(device, config_path)
+
+
+def _apply_pipeline_override(raw: dict, stages: dict[str, Any], path: list[str], value: Any, pipe_path: Path,
+                             problems: _Problems) -> None:
+    """One `--set stages.NAME.KEY=V`, `publish.KEY=V` or `overlay.KEY=V` onto the pipeline file's raw data."""
+    if path[0] != "stages":
+        block = raw.setdefault(path[0], {})
+        if isinstance(block, dict):  # otherwise reported when the block is validated
+            _apply_override(block, path[1:], value)
+        return
+    if path[1] not in stages:
+        names = ", ".join(stages)
+        problems.add("--set", ".".join(path), f"no such stage in {pipe_path.name} (its stages: {names})")
+    elif isinstance(stages[path[1]], dict):  # otherwise reported below: its parameters are not a mapping
+        _apply_override(stages[path[1]], path[2:], value)
 
 
 def load_settings(pipeline: str, config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
@@ -485,39 +567,40 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
     config_path = Path(config) if config else DEFAULT_CONFIG
     pipe_path = pipeline_path(pipeline)
     problems = _Problems()
-    device_overrides, stage_overrides, set_keys = _split_overrides(overrides, problems)
+    device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
     device = _device(config_path, device_overrides, set_keys, problems)
-    pipe_raw = _read_yaml(pipe_path)
-    stages = [(name, _substitute_env(params, f"stages.{name}", str(pipe_path), problems))
-              for name, params in _stage_list(pipe_raw.pop("stages", None), str(pipe_path), problems)]
-    for path, value in stage_overrides:
-        stage = next((params for name, params in stages if name == path[1]), None)
-        if stage is None:
-            names = ", ".join(name for name, _ in stages)
-            problems.add("--set", ".".join(path), f"no such stage in {pipe_path.name} (its stages: {names})")
+    where = str(pipe_path)
+    raw = _substitute_env(_read_yaml(pipe_path), "", where, problems)
+    stages = _stage_list(raw.pop("stages", None), where, problems)
+    for path, value in pipeline_overrides:
+        _apply_pipeline_override(raw, stages, path, value, pipe_path, problems)
+    description = raw.pop("description", "")
+    blocks: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in OUTPUT_BLOCKS:
+            known = ["description", "stages", *OUTPUT_BLOCKS]
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"a pipeline file has {', '.join(known)}"
+            problems.add(where, str(key), f"unknown key ({hint})")
             continue
-        if not isinstance(stage, dict):
-            continue  # reported below: its parameters are not a mapping
-        _apply_override(stage, path[2:], value)
-
-    description = _substitute_env(pipe_raw.pop("description", ""), "description", str(pipe_path), problems)
-    for key in pipe_raw:
-        problems.add(str(pipe_path), str(key), "unknown key (a pipeline file has `description` and `stages`)")
-    validated: list[tuple[str, Strict]] = []
-    for name, params in stages:
-        if not isinstance(params, dict):
-            problems.add(str(pipe_path), f"stages.{name}", "parameters must be a mapping, e.g. {threads: 2}")
-            continue
-        model = _validate(STAGE_PARAMS[name], params, f"stages.{name}", str(pipe_path), set_keys, problems)
+        model = _validate_mapping(OUTPUT_BLOCKS[key], value, str(key), where, set_keys, problems)
         if model is not None:
-            validated.append((name, model))
-    names = [name for name, _ in stages]
-    for required in REQUIRED_STAGES:
-        if required not in names:
-            problems.add(str(pipe_path), "stages", f"needs a {required} stage")
-    present = [n for n in names if n in REQUIRED_STAGES]
-    if present != [n for n in REQUIRED_STAGES if n in present]:
-        problems.add(str(pipe_path), "stages", "preprocess, inference and postprocess must come in that order")
-    if problems.lines:
+            blocks[key] = model
+    for name, params in stages.items():
+        model = _validate_mapping(LANE_STAGES[name], params, f"stages.{name}", where, set_keys, problems)
+        if model is not None:
+            blocks[name] = model
+    if problems.lines or device is None:
         raise ConfigError(problems.lines)
-    return Settings(device, PipelineConfig(pipe_path.stem, str(description), validated), config_path, pipe_path)
+    return Settings(device, config_path, PipelineConfig(pipe_path.stem, str(description or ""), **blocks), pipe_path)
+
+
+def _validate_mapping(model: type[Strict], value: Any, prefix: str, where: str, set_keys: set[str],
+                      problems: _Problems) -> Any:
+    """A block's parameters validated as `model`; a block that is not a mapping is a problem naming it."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        problems.add(where, prefix, "parameters must be a mapping, e.g. {threads: 2}")
+        return None
+    return _validate(model, value, prefix, where, set_keys, problems)

@@ -68,6 +68,11 @@ class InputGeometry:
         return out
 
 
+def has_area(boxes: np.ndarray) -> np.ndarray:
+    """Which (N, 4) x0, y0, x1, y1 boxes still cover pixels after clipping (one in letterbox padding does not)."""
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+
+
 @dataclass
 class Frame:
     """One captured RGB image (H x W x 3, uint8) and what the stages add to it."""

@@ -11,7 +11,7 @@ import copy
 import difflib
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -93,46 +93,91 @@ def resolve_model(ref: str, models_dir: Path) -> Path:
     return path
 
 
-def read_labels(path: Path) -> dict[int, str]:
-    """Labels from a file: `N name` or `N: name` lines keep their numbers; plain lines are numbered from 0."""
+@dataclass(frozen=True)
+class Labels:
+    """A model's class names as its label source means them.
+
+    `numbered`: the source gave every id (`N name`, `N: name`), so ids are taken as written; otherwise line `i` is
+    class `i`, blank lines included (pycoral's `read_label_file` does the same), and `lines` is how many there were.
+    """
+
+    names: dict[int, str] = field(default_factory=dict)
+    numbered: bool = False
+    lines: int = 0
+    #: where the names came from, for messages
+    origin: str = "none"
+
+    def for_classes(self, count: int) -> dict[int, str]:
+        """Id -> name for a model with `count` classes. The one offset: a plain 1000-line file (ImageNet without
+        its background line) given to a 1001-class model, whose class 0 is the background, starts at id 1."""
+        if not self.numbered and self.lines == 1000 and count == 1001:
+            return {i + 1: name for i, name in self.names.items()}
+        return self.names
+
+
+def read_labels(path: Path) -> Labels:
+    """Labels from a file (see `parse_labels`)."""
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read labels ({exc.strerror})") from None
-    return parse_labels(lines)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: labels must be UTF-8 text") from None
+    return parse_labels(text.splitlines(), str(path))
 
 
-def parse_labels(lines: list[str]) -> dict[int, str]:
-    numbered = [_NUMBERED_LABEL.match(line) for line in lines]
-    if numbered and all(numbered):
-        return {int(m.group(1)): m.group(2) for m in numbered}
-    return {i: line.strip() for i, line in enumerate(lines)}
+def parse_labels(lines: list[str], origin: str = "labels") -> Labels:
+    """`N name` / `N: name` lines keep their numbers; plain lines are numbered by position, blank lines kept."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    filled = [line for line in lines if line.strip()]
+    numbered = [_NUMBERED_LABEL.match(line) for line in filled]
+    if filled and all(numbered):
+        return Labels({int(m.group(1)): m.group(2) for m in numbered if m}, True, len(lines), origin)
+    return Labels({i: line.strip() for i, line in enumerate(lines) if line.strip()}, False, len(lines), origin)
 
 
-def labels_from_metadata(model_path: Path) -> dict[int, str]:
-    """The label file packed in the model's TFLite metadata (an appended zip), or {} when there is none."""
+def labels_from_metadata(model_path: Path) -> Labels:
+    """The label file packed in the model's TFLite metadata (an appended zip); empty Labels when there is none."""
     try:
         with zipfile.ZipFile(model_path) as packed:
             names = [n for n in packed.namelist() if n.endswith(".txt")]
             if not names:
-                return {}
+                return Labels()
             name = next((n for n in names if "label" in n.lower()), names[0])
-            return parse_labels(packed.read(name).decode("utf-8").splitlines())
+            return parse_labels(packed.read(name).decode("utf-8", errors="replace").splitlines(),
+                                f"{model_path.name}'s metadata ({name})")
     except (zipfile.BadZipFile, OSError):
-        return {}
+        return Labels()
 
 
-def resolve_labels(labels: str | None, model_ref: str, models_dir: Path, model_path: Path) -> dict[int, str]:
-    """Labels for a model: the file given; else the named model's; else its metadata; else none (ids only)."""
+def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
+    """The named model `model_ref` is: by name, or for a path, the manifest entry with the file's checksum."""
+    if not is_path(model_ref):
+        return manifest().get(model_ref)
+    from app.model_fetch import digests  # model_fetch builds on this module
+
+    found = digests(model_path)
+    for entry in manifest().values():
+        if (entry.sha256 and entry.sha256 == found["sha256"]) or (entry.git_sha1 and entry.git_sha1 == found["git_sha1"]):
+            return entry
+    return None
+
+
+def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: Path, model_path: Path) -> Labels:
+    """Labels for a model: the file or names given; else the named model's (a path is matched to its named model
+    by checksum); else the model's metadata; else none (results carry class ids)."""
+    if isinstance(labels, list):
+        return Labels(dict(enumerate(labels)), True, len(labels), "the pipeline's inference.labels")
     if labels:
         return read_labels(Path(labels).expanduser())
-    entry = None if is_path(model_ref) else manifest().get(model_ref)
+    entry = entry_of(model_ref, model_path)
     if entry and isinstance(entry.labels, tuple):
-        return dict(enumerate(entry.labels))
+        return Labels(dict(enumerate(entry.labels)), True, len(entry.labels), f"model {entry.name}")
     if entry and entry.labels:
-        path = models_dir / entry.labels
-        if not path.is_file():
-            raise ConfigError(f"labels {entry.labels} of model {model_ref} are not downloaded: "
-                              f"python -m app models pull {model_ref}")
-        return read_labels(path)
+        for folder in (models_dir, model_path.parent):
+            if (folder / entry.labels).is_file():
+                return read_labels(folder / entry.labels)
+        raise ConfigError(f"labels {entry.labels} of model {entry.name} are not downloaded: "
+                          f"python -m app models pull {entry.name}")
     return labels_from_metadata(model_path)

@@ -18,7 +18,8 @@ from app.events import EventTracker
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
-from app.models import resolve_labels, resolve_model
+from app.fit import check_fit
+from app.models import Labels, resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
 from app.sources import open_source
@@ -38,14 +39,17 @@ FLUSH_S = 5.0
 TPU_CHECK_AFTER = 50
 
 
-def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, dict[int, str], ModelChoice]:
+def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice]:
     """The inference stage's model on the accelerator chosen for it, its labels, and the choice made."""
-    params = settings.pipeline.params("inference")
+    params = settings.pipeline.inference
     path = resolve_model(params.model, settings.models_dir)
     choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
     model, choice = load_choice(choice, params.threads)
     log.info("accelerator %s: %s", choice.accelerator, choice.reason)
-    return model, resolve_labels(params.labels, params.model, settings.models_dir, path), choice
+    labels = resolve_labels(params.labels, params.model, settings.models_dir, path)
+    for warning in check_fit(settings.pipeline, model, labels):
+        log.warning("%s: %s", settings.pipeline_path, warning)
+    return model, labels, choice
 
 
 class Pipeline:
@@ -56,11 +60,10 @@ class Pipeline:
         self.publishers = publishers
         self.stats = Stats()
         self.model, self.labels, self.choice = load_pipeline_model(settings)
-        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages
-                                    if name in STAGES]
+        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
         self._start_stages()
         # a camera that can scale for free (picamera2's lores stream) delivers the stretched model input too
-        stretch = settings.pipeline.params("preprocess").resize == "stretch"
+        stretch = settings.pipeline.preprocess.resize == "stretch"
         self.source = source or open_source(settings.device.camera, self.model.input_size if stretch else None)
         self._stop = threading.Event()
         self._interrupted = False
@@ -80,7 +83,7 @@ class Pipeline:
         log.warning("Edge TPU failed (%s); switching to the CPU model %s", failure, fallback.name)
         for stage in self.stages:
             stage.stop()
-        self.model = load_model(fallback, "cpu", self.settings.pipeline.params("inference").threads)
+        self.model = load_model(fallback, "cpu", self.settings.pipeline.inference.threads)
         self.choice = ModelChoice(fallback, "cpu", "the Edge TPU failed mid-run")
         self._start_stages()
         self.stats.info.update(model=fallback.name, accelerator="cpu")
@@ -130,7 +133,7 @@ class Pipeline:
         self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
                                runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
                                camera=self.settings.device.camera.name)
-        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.params("publish"))
+        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish)
         started: list[Publisher] = []
         try:
             for publisher in self.publishers:
@@ -140,7 +143,7 @@ class Pipeline:
         except BaseException:
             close_publishers(started, time.monotonic() + FLUSH_S)
             raise
-        self.stats.info["source"] = self.source.description
+        self.stats.info["source_description"] = self.source.description
         log.info("source %s opened (%s)", self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
         self.stats.started = time.monotonic()
@@ -223,7 +226,7 @@ class Pipeline:
 
     def _output_lane(self) -> None:
         pipeline = self.settings.pipeline
-        publish, overlay = pipeline.params("publish"), pipeline.params("overlay")
+        publish, overlay = pipeline.publish, pipeline.overlay
         tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames)
         while (frame := self._results.get()) is not None:
             events = tracker.update(frame)

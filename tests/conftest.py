@@ -11,7 +11,7 @@ import pytest
 
 from app.config import PostprocessParams, PreprocessParams
 from app.frame import Frame
-from app.models import read_labels
+from app.models import Labels, read_labels
 from app.runtime import load_model
 from app.stages.base import StageContext
 from app.stages.inference import Inference
@@ -25,7 +25,7 @@ IMAGES = SHARED / "images"
 #: `--set` overrides that put the pet SSD (a cat on cat.bmp and cat_720p.jpg is a cat breed) in the detect pipeline,
 #: with every label watched
 PET = [f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
-       f"stages.inference.labels={MODELS / 'pet_labels.txt'}", "stages.publish.labels=null"]
+       f"stages.inference.labels={MODELS / 'pet_labels.txt'}", "publish.labels=null"]
 
 
 def free_port() -> int:
@@ -47,13 +47,13 @@ def iou(a, b) -> float:
     return inter / (area(a) + area(b) - inter)
 
 
-def run_model(model: str, image: str | np.ndarray, labels: dict[int, str] | str | None = None,
+def run_model(model: str, image: str | np.ndarray, labels: Labels | str | None = None,
               preprocess: dict | None = None, postprocess: dict | None = None, accelerator: str = "cpu") -> Frame:
     """preprocess → inference → postprocess on one image with a real model from shared/models."""
     loaded = load_model(MODELS / model, accelerator, 2)
     if isinstance(labels, str):
         labels = read_labels(MODELS / labels)
-    ctx = StageContext(loaded, labels or {})
+    ctx = StageContext(loaded, labels or Labels())
     stages = [Preprocess(PreprocessParams(**(preprocess or {}))), Inference(None),
               Postprocess(PostprocessParams(**(postprocess or {})))]
     for stage in stages:

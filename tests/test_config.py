@@ -58,7 +58,8 @@ def test_shipped_config_and_pipeline_load(name, monkeypatch):
     assert settings.config_path == DEFAULT_CONFIG
     assert settings.pipeline.name == name and settings.pipeline.description
     assert [n for n, _ in settings.pipeline.stages][:3] == list(REQUIRED_STAGES)
-    assert settings.pipeline.params("inference").model
+    assert settings.pipeline.publish is not None and settings.pipeline.overlay is not None
+    assert settings.pipeline.inference.model
     assert settings.device.camera.source == "auto"  # ${SMARTCAM_SOURCE:-auto}
     assert settings.device.accelerator == "auto"
 
@@ -87,21 +88,37 @@ def test_wrong_type_names_key_and_value(tmp_path):
 # --- pipeline file mistakes ----------------------------------------------------------------------------------------
 
 
+FILTER = "  - filter: {labels: [cat]}\n"
+PREPROCESS = "  - preprocess: {resize: stretch}\n"
+
+
 @pytest.mark.parametrize("text, expected", [
     (STAGES_OK.replace("threads: 2", "thread: 2"),
      ["stages.inference.thread: ", "unknown key", "did you mean stages.inference.threads?"]),
-    (STAGES_OK + "  - filtr: {}\n", ["stages.filtr: ", "unknown stage", "did you mean filter?"]),
+    (STAGES_OK + "  - filtr: {}\n", ["stages[3]: ", "unknown stage filtr", "did you mean filter?"]),
     (STAGES_OK.replace("model: model.tflite, ", ""), ["stages.inference.model: ", "required"]),
     (STAGES_OK.replace("{min_score: 0.5}", "3"), ["stages.postprocess: ", "must be a mapping"]),
-    ("descripton: typo\n" + STAGES_OK, ["descripton: ", "unknown key"]),
+    ("descripton: typo\n" + STAGES_OK, ["descripton: ", "unknown key", "did you mean description?"]),
     ("\n".join(STAGES_OK.splitlines()[:3]) + "\n", ["stages: ", "needs a postprocess stage"]),
-    ("stages:\n" + "\n".join(reversed(STAGES_OK.splitlines()[1:])) + "\n", ["stages: ", "in that order"]),
+    ("stages:\n" + "\n".join(STAGES_OK.splitlines()[i] for i in (2, 1, 3)) + "\n",
+     ["stages[0]: ", "inference must come after preprocess (the order is preprocess, inference, postprocess, filter)"]),
+    (STAGES_OK.replace("stages:\n", "stages:\n" + FILTER), ["stages[0]: ", "filter must come after preprocess, "
+                                                            "inference, postprocess"]),
+    (STAGES_OK + "  - postprocess: {min_score: 0.7}\n", ["stages[3]: ", "a second postprocess stage"]),
+    (STAGES_OK + PREPROCESS, ["stages[3]: ", "a second preprocess stage"]),
+    (STAGES_OK + "  - overlay: {}\n", ["stages[3]: ", "overlay is a block of the output lane, not a stage",
+                                        "`overlay: {...}`"]),
+    (STAGES_OK + "  - publish: {labels: [cat]}\n", ["stages[3]: ", "publish is a block of the output lane"]),
+    (STAGES_OK + "publish: {labels: [cat]}\npublish: {labels: [dog]}\n", ["line 6: ", "duplicate key publish"]),
+    (STAGES_OK + "publish: [cat]\n", ["publish: ", "must be a mapping"]),
+    (STAGES_OK + "overlay: {box: false}\n", ["overlay.box: ", "unknown key", "did you mean overlay.boxes?"]),
 ], ids=["unknown-param", "unknown-stage", "missing-param", "params-not-mapping", "unknown-top-key",
-        "missing-stage", "wrong-order"])
+        "missing-stage", "wrong-order", "filter-first", "second-postprocess", "second-preprocess",
+        "overlay-as-stage", "publish-as-stage", "second-publish", "publish-not-mapping", "unknown-overlay-key"])
 def test_pipeline_mistake_is_one_line(tmp_path, text, expected):
     pipeline = write(tmp_path, "mine.yaml", text)
     line = only_problem(pipeline)
-    assert line.startswith(f"{pipeline}: {expected[0]}")
+    assert line.startswith(f"{pipeline}: {expected[0]}"), line
     for part in expected[1:]:
         assert part in line
 
@@ -109,7 +126,7 @@ def test_pipeline_mistake_is_one_line(tmp_path, text, expected):
 def test_pipeline_file_by_path_loads(tmp_path):
     settings = load_settings(str(write(tmp_path, "mine.yaml", STAGES_OK)))
     assert settings.pipeline.name == "mine"
-    assert settings.pipeline.params("inference").model == "model.tflite"
+    assert settings.pipeline.inference.model == "model.tflite"
 
 
 def test_every_problem_is_reported_once(tmp_path):
@@ -153,9 +170,9 @@ def test_unset_variable_without_default_is_a_problem(tmp_path, monkeypatch):
     ("camera.width=640", lambda s: s.device.camera.width, 640),
     ("camera.source=0", lambda s: s.device.camera.source, "0"),
     ("camera.reconnect.max_delay_s=5", lambda s: s.device.camera.reconnect.max_delay_s, 5.0),
-    ("stages.inference.threads=1", lambda s: s.pipeline.params("inference").threads, 1),
-    ("stages.postprocess.min_score=0.7", lambda s: s.pipeline.params("postprocess").min_score, 0.7),
-    ("stages.preprocess.float_range=[0, 1]", lambda s: s.pipeline.params("preprocess").float_range, (0.0, 1.0)),
+    ("stages.inference.threads=1", lambda s: s.pipeline.inference.threads, 1),
+    ("stages.postprocess.min_score=0.7", lambda s: s.pipeline.postprocess.min_score, 0.7),
+    ("stages.preprocess.float_range=[0, 1]", lambda s: s.pipeline.preprocess.float_range, (0.0, 1.0)),
 ])
 def test_override_is_coerced_to_the_key_type(override, get, expected):
     value = get(load_settings("classify", overrides=[override]))
@@ -208,7 +225,7 @@ def test_missing_config_file_is_a_problem(tmp_path):
 def test_accelerator_accepted(tmp_path, value):
     config = write(tmp_path, "config.yaml", f"accelerator: {value}\n")
     settings = load_settings("classify", config, [f"stages.inference.accelerator={value}"])
-    assert settings.device.accelerator == value == settings.pipeline.params("inference").accelerator
+    assert settings.device.accelerator == value == settings.pipeline.inference.accelerator
 
 
 @pytest.mark.parametrize("value", ["tpu", "gpu", "edgetpu:usb:x", "edgetpu:"])

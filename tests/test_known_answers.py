@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.models import labels_from_metadata
+from app.models import Labels, labels_from_metadata
 from conftest import MODELS, iou, read_rgb, run_model
 
 PET_CAT_BOX = (185, 35, 338, 221)
@@ -29,7 +29,7 @@ def test_classifier_top1_is_egyptian_cat(model, resize):
 
 def test_classifier_with_labels_from_tflite_metadata():
     labels = labels_from_metadata(MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite")
-    assert len(labels) == 1001 and labels[0] == "background"
+    assert len(labels.names) == 1001 and labels.names[0] == "background" and not labels.numbered
     frame = run_model("tf2_mobilenet_v2_1.0_224_ptq.tflite", "cat.bmp", labels)
     assert (frame.classes[0].class_id, frame.classes[0].label) == (286, "Egyptian cat")
 
@@ -75,7 +75,7 @@ def test_ssd_respects_min_score_and_max_results():
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_blazeface_finds_grace_hopper(resize):
-    frame = run_model("face_detection_short_range.tflite", "grace_hopper.bmp", {0: "face"}, {"resize": resize},
+    frame = run_model("face_detection_short_range.tflite", "grace_hopper.bmp", Labels({0: "face"}), {"resize": resize},
                       BLAZEFACE)
     assert len(frame.detections) == 1
     face = frame.detections[0]
@@ -84,7 +84,7 @@ def test_blazeface_finds_grace_hopper(resize):
 
 
 def test_blazeface_finds_no_face_on_a_cat():
-    assert run_model("face_detection_short_range.tflite", "cat.bmp", {0: "face"}, {}, BLAZEFACE).detections == []
+    assert run_model("face_detection_short_range.tflite", "cat.bmp", Labels({0: "face"}), {}, BLAZEFACE).detections == []
 
 
 def test_auto_kind_decides_from_the_output_tensors():

@@ -119,11 +119,14 @@ def test_a_missing_named_model_names_the_command_that_fetches_it(tmp_path):
         entries_named(["nope"], [])
 
 
-@pytest.mark.parametrize("lines, expected", [
-    (["person", "bicycle"], {0: "person", 1: "bicycle"}),
-    (["0 person", "2 car"], {0: "person", 2: "car"}),
-    (["0: person", "2:  car  "], {0: "person", 2: "car"}),
-    (["0  tench, Tinca tinca"], {0: "tench, Tinca tinca"}),
+@pytest.mark.parametrize("lines, expected, numbered", [
+    (["person", "bicycle"], {0: "person", 1: "bicycle"}, False),
+    (["person", "", "car", ""], {0: "person", 2: "car"}, False),
+    (["0 person", "2 car"], {0: "person", 2: "car"}, True),
+    (["0: person", "", "2:  car  "], {0: "person", 2: "car"}, True),
+    (["0  tench, Tinca tinca"], {0: "tench, Tinca tinca"}, True),
+    (["1 tench", "goldfish"], {0: "1 tench", 1: "goldfish"}, False),
 ])
-def test_labels_in_every_format(lines, expected):
-    assert parse_labels(lines) == expected
+def test_labels_in_every_format(lines, expected, numbered):
+    labels = parse_labels(lines)
+    assert (labels.names, labels.numbered) == (expected, numbered)

@@ -126,13 +126,13 @@ def subscribed(port: int, topic: str = "#", **options: str) -> Iterator[Subscrib
 
 
 def pipeline_file(tmp_path: Path, labels: list[str] | None) -> Path:
-    """The pet detector with a publish stage watching `labels`."""
+    """The pet detector with a publish block watching `labels`."""
     path = tmp_path / "pets.yaml"
     path.write_text(
         "description: cats and dogs, for the MQTT tests\nstages:\n  - preprocess: {}\n"
         f"  - inference: {{model: {MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}, "
         f"labels: {MODELS / 'pet_labels.txt'}}}\n"
-        f"  - postprocess: {{min_score: 0.5}}\n  - publish: {{labels: {json.dumps(labels)}}}\n")
+        f"  - postprocess: {{min_score: 0.5}}\npublish: {{labels: {json.dumps(labels)}}}\n")
     return path
 
 

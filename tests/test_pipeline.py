@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -177,16 +178,25 @@ def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path, outputs)
 
 
 def test_filter_keeps_only_the_chosen_labels(tmp_path, cat_clip):
-    pipeline_file = tmp_path / "cats.yaml"
+    """The filtered run keeps exactly the unfiltered run's detections of the chosen label, frame by frame."""
+    pipeline_file = tmp_path / "pets.yaml"
     pipeline_file.write_text(
-        "description: only Bengals\nstages:\n  - preprocess: {}\n"
+        "description: pets\nstages:\n  - preprocess: {}\n"
         f"  - inference: {{model: {MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}, "
-        f"labels: {MODELS / 'pet_labels.txt'}}}\n"
-        "  - postprocess: {min_score: 0.1}\n  - filter: {labels: [Bengal], min_area: 0.01}\n")
-    collect = Collect()
-    Pipeline(load_settings(str(pipeline_file), None, [f"camera.source={cat_clip}"]), [collect]).run(max_frames=20)
-    labels = {d["label"] for r in collect.results for d in r["detections"]}
-    assert labels <= {"Bengal"}
+        f"labels: {MODELS / 'pet_labels.txt'}}}\n  - postprocess: {{min_score: 0.1}}\n")
+
+    def detections(*overrides: str) -> list[list[dict]]:
+        collect = Collect()
+        settings = load_settings(str(pipeline_file), None, [f"camera.source={cat_clip}", *overrides])
+        Pipeline(settings, [collect]).run(max_frames=20)
+        return [r["detections"] for r in collect.results]
+
+    everything = detections()
+    labels = Counter(d["label"] for frame in everything for d in frame)
+    chosen = labels.most_common(1)[0][0]
+    assert len(labels) > 1, labels  # something for the filter to remove
+    pipeline_file.write_text(pipeline_file.read_text() + f"  - filter: {{labels: [{chosen}]}}\n")
+    assert detections() == [[d for d in frame if d["label"] == chosen] for frame in everything]
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
@@ -194,13 +204,14 @@ def test_lores_frames_skip_the_resize_when_stretching(resize):
     """A camera that delivers the whole frame at model size (picamera2 lores) is used as is when stretching,
     which is what its scaler did; letterbox keeps its own geometry from the main frame."""
     from app.config import PreprocessParams
+    from app.models import Labels
     from app.runtime import load_model
     from app.stages.base import StageContext
     from app.stages.preprocess import Preprocess
 
     model = load_model(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite")
     stage = Preprocess(PreprocessParams(resize=resize))
-    stage.start(StageContext(model, {}))
+    stage.start(StageContext(model, Labels()))
     lores = np.full((300, 300, 3), 77, np.uint8)
     frame = stage.process(Frame(np.zeros((720, 1280, 3), np.uint8), 1, "test", lores=lores))
     assert np.all(model.input_buffer() == 77) == (resize == "stretch")

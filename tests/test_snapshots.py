@@ -34,7 +34,7 @@ def cat_settings(tmp_path: Path, *overrides: str) -> Settings:
     pipeline_file = tmp_path / "cats.yaml"
     pipeline_file.write_text(
         "description: cats\nstages:\n  - preprocess: {}\n  - inference: {model: pet}\n  - postprocess: {}\n"
-        f"  - publish: {{labels: [{', '.join(sorted(CAT_BREEDS))}], appear_frames: 1, clear_frames: 1, "
+        f"publish: {{labels: [{', '.join(sorted(CAT_BREEDS))}], appear_frames: 1, clear_frames: 1, "
         "snapshots: {min_score: 0.3}}\n")
     return load_settings(str(pipeline_file), None, [
         f"stages.inference.model={MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}",
@@ -225,8 +225,8 @@ def test_a_failed_write_is_counted_and_the_run_goes_on(tmp_path, cat_clip, caplo
     assert any(r.levelno == logging.WARNING and "not written" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("override", ["stages.publish.snapshots.min_score=0.99",
-                                      "stages.publish.snapshots.labels=[beagle]"])
+@pytest.mark.parametrize("override", ["publish.snapshots.min_score=0.99",
+                                      "publish.snapshots.labels=[beagle]"])
 def test_only_chosen_labels_scored_high_enough_take_snapshots(tmp_path, override):
     settings = cat_settings(tmp_path, f"camera.source={IMAGES / 'cat.bmp'}", override)
     events = Events()

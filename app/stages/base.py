@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from app.frame import Frame
+from app.models import Labels
 from app.runtime import LoadedModel
 
 
@@ -19,7 +20,7 @@ class StageContext:
     """What the pipeline loaded for its stages: the model and its labels."""
 
     model: LoadedModel
-    labels: dict[int, str]
+    labels: Labels
 
 
 class Stage(ABC):

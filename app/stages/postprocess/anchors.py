@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.frame import Detection, InputGeometry
+from app.frame import Detection, InputGeometry, has_area
 
 
 def is_ssd_anchors(shapes: list[tuple[int, ...]]) -> bool:
@@ -57,7 +57,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_results
 def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, box_scale: float,
                    geometry: InputGeometry, labels: dict[int, str], min_score: float, max_results: int,
                    nms_iou: float) -> list[Detection]:
-    """Detections from regressors [N, K] and logits [N] (class 0 only), boxes in source pixels."""
+    """Detections from regressors [N, K] and logits [N] (class 0 only), boxes in source pixels (none without area)."""
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
     keep = np.flatnonzero(scores >= min_score)
     if keep.size == 0:
@@ -68,5 +68,7 @@ def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarr
     boxes = np.concatenate([centre - half, centre + half], axis=1)
     kept = nms(boxes, scores[keep], nms_iou, max_results)
     xyxy = geometry.boxes_to_source(boxes[kept])
+    visible = has_area(xyxy)
     label = labels.get(0, "0")
-    return [Detection(label, 0, float(scores[keep][i]), tuple(float(v) for v in box)) for i, box in zip(kept, xyxy)]
+    return [Detection(label, 0, float(scores[keep][i]), (box[0], box[1], box[2], box[3]))
+            for i, box in zip(np.asarray(kept)[visible], xyxy[visible].tolist())]

@@ -1,7 +1,7 @@
 """Decoder for image classifiers: dequantise, softmax when the outputs are logits, top-k above a score.
 
-1001-class ImageNet models put a background class at index 0: it is never reported, and a 1000-line label file
-is read as starting at index 1. Class ids are the model's output indices (286 is Egyptian cat).
+1001-class ImageNet models put a background class at index 0: it is never reported (which label file starts at
+index 1 is `Labels.for_classes`'s business). Class ids are the model's output indices (286 is Egyptian cat).
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ def probabilities(values: np.ndarray) -> np.ndarray:
 def classify(values: np.ndarray, labels: dict[int, str], min_score: float, top_k: int) -> list[Classification]:
     """Top-k classes of one output row (already dequantised), best first."""
     scores = probabilities(values.astype(np.float32))
-    has_background = scores.size == 1001
-    label_offset = 1 if has_background and len(labels) == 1000 else 0
-    if has_background:
+    if scores.size == 1001:
         scores = scores.copy()
         scores[0] = -1.0
     order = np.argsort(-scores, kind="stable")[:top_k]
-    return [Classification(labels.get(int(i) - label_offset, str(int(i))), int(i), float(scores[i]))
+    return [Classification(labels.get(int(i), str(int(i))), int(i), float(scores[i]))
             for i in order if scores[i] >= min_score]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.frame import Detection, InputGeometry
+from app.frame import Detection, InputGeometry, has_area
 from app.runtime import LoadedModel, TensorSpec
 
 _TF1_SUFFIX_ROLE = {"": "boxes", ":1": "classes", ":2": "scores", ":3": "count"}
@@ -62,9 +62,10 @@ class SsdTensors:
 
 def decode_ssd(boxes: np.ndarray, class_ids: np.ndarray, scores: np.ndarray, geometry: InputGeometry,
                labels: dict[int, str], min_score: float, max_results: int) -> list[Detection]:
-    """Detections above `min_score`, best first, boxes in source pixels."""
+    """Detections above `min_score`, best first, boxes in source pixels; boxes with no area there are dropped."""
     keep = np.flatnonzero(scores >= min_score)
     keep = keep[np.argsort(-scores[keep], kind="stable")][:max_results]
     xyxy = geometry.boxes_to_source(boxes[keep][:, [1, 0, 3, 2]])
+    visible = has_area(xyxy)
     return [Detection(labels.get(int(class_ids[i]), str(int(class_ids[i]))), int(class_ids[i]), float(scores[i]),
-                      tuple(float(v) for v in box)) for i, box in zip(keep, xyxy)]
+                      (box[0], box[1], box[2], box[3])) for i, box in zip(keep[visible], xyxy[visible].tolist())]
