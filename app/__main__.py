@@ -23,7 +23,8 @@ COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, metavar="PATH", help=f"device configuration (default {DEFAULT_CONFIG.name})")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help=f"device configuration (default {DEFAULT_CONFIG.name})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override any key: camera.source=/dev/video1, stages.inference.threads=2 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
@@ -134,6 +135,8 @@ def command_run(args: argparse.Namespace) -> int:
         raise ConfigError("--max-frames: must be at least 1")
     settings = load_settings(args.pipeline, args.config, _run_overrides(args))
     _configure_logging(settings.device.logging.level, args.debug)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     pipeline = Pipeline(settings, build_publishers(settings))
     monitor = ServiceMonitor(pipeline.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -155,7 +158,8 @@ def command_validate(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     for name in names:
         try:
-            warnings += validate_fit(load_settings(name, args.config, args.overrides))
+            settings = load_settings(name, args.config, args.overrides)
+            warnings += [w for w in (*settings.warnings, *validate_fit(settings)) if w not in warnings]
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
     for warning in warnings:

@@ -9,18 +9,19 @@ months.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from app.errors import ConfigError
+from app.yaml_file import read_mapping
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
@@ -34,8 +35,23 @@ class Strict(BaseModel):
 
 
 class ReconnectConfig(Strict):
-    initial_delay_s: float = Field(1.0, gt=0, description="first wait before reopening a failed source")
-    max_delay_s: float = Field(30.0, gt=0, description="longest wait between reopen attempts (doubling backoff)")
+    initial_delay_s: float = Field(1.0, gt=0, le=3600, description="first wait before reopening a failed source")
+    max_delay_s: float = Field(30.0, gt=0, le=3600,
+                               description="longest wait between reopen attempts (doubling backoff)")
+
+
+#: names that become MQTT topic levels, Home Assistant ids and file names: short, and no separators or wildcards
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+NAME_RULE = "1 to 64 letters, digits, spaces, _ . or -, starting with a letter or digit"
+#: the largest capture a camera gives (a 64 MP sensor is 9152 x 6944) and the fastest
+MAX_SIDE = 10_000
+MAX_FPS = 240.0
+
+
+def _named(value: str, what: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(f"not a {what}: {NAME_RULE}")
+    return value
 
 
 class CameraConfig(Strict):
@@ -45,14 +61,19 @@ class CameraConfig(Strict):
         description="auto | picamera2 | /dev/videoN | N | rtsp://… | http(s)://… | video file | image, "
         "directory or glob | pattern",
     )
-    width: int = Field(1280, gt=0, description="capture width (cameras, pattern)")
-    height: int = Field(720, gt=0, description="capture height (cameras, pattern)")
-    fps: float = Field(30.0, gt=0, description="capture rate asked of cameras; the pattern's rate")
+    width: int = Field(1280, gt=0, le=MAX_SIDE, description="capture width (cameras, pattern)")
+    height: int = Field(720, gt=0, le=MAX_SIDE, description="capture height (cameras, pattern)")
+    fps: float = Field(30.0, gt=0, le=MAX_FPS, description="capture rate asked of cameras; the pattern's rate")
     fourcc: str = Field("", description="V4L2 pixel format, e.g. MJPG for USB cameras that need it for full fps")
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
     realtime: bool = Field(False, description="pace video files at their own fps, like a live camera")
     loop: bool = Field(False, description="start a video file or image set again at the end")
     reconnect: ReconnectConfig = ReconnectConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_name(cls, value: str) -> str:
+        return _named(value, "camera name")
 
     @field_validator("fourcc")
     @classmethod
@@ -86,32 +107,52 @@ class TlsConfig(Strict):
     insecure: bool = Field(False, description="skip the server certificate check (testing only)")
 
 
+#: topic levels without MQTT's wildcards, separated by single slashes
+TOPIC_PATTERN = r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$"
+
+
 class DiscoveryConfig(Strict):
     enabled: bool = Field(True, description="publish Home Assistant MQTT discovery documents")
-    prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
+    prefix: str = Field("homeassistant", pattern=TOPIC_PATTERN, description="Home Assistant's discovery prefix")
 
 
 class MqttConfig(Strict):
     enabled: bool = False
-    host: str = Field("localhost", description="broker host")
+    host: str = Field("localhost", pattern=r"^[^\s/]{1,253}$", description="broker host")
     port: int = Field(1883, ge=1, le=65535)
-    client_id: str = Field("", description="default: smartcam-<camera.name>")
+    client_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="default: smartcam-<camera.name>")
     username: str = Field("", description="e.g. ${MQTT_USERNAME}")
     password: str = Field("", description="e.g. ${MQTT_PASSWORD}")
     tls: TlsConfig = TlsConfig()
-    keepalive_s: int = Field(60, ge=5)
+    keepalive_s: int = Field(60, ge=5, le=3600)
     qos: Literal[0, 1, 2] = 1
-    topic_prefix: str = Field("smartcam", min_length=1)
-    stats_interval_s: float = Field(30.0, gt=0, description="how often {prefix}/stats is published")
+    topic_prefix: str = Field("smartcam", pattern=TOPIC_PATTERN, description="the first level(s) of every topic")
+    stats_interval_s: float = Field(30.0, gt=0, le=86400, description="how often {prefix}/stats is published")
     publish_results: bool = Field(False, description="every processed frame on {prefix}/{camera}/results")
-    outbox_size: int = Field(200, ge=1, description="messages held while the broker is slow or gone")
+    outbox_size: int = Field(200, ge=1, le=100_000, description="messages held while the broker is slow or gone")
     discovery: DiscoveryConfig = DiscoveryConfig()
 
 
 class StreamConfig(Strict):
-    max_fps: float = Field(10.0, gt=0, description="/stream.mjpg frame rate cap")
-    width: int = Field(0, ge=0, description="/stream.mjpg width in pixels (0: the source's)")
+    max_fps: float = Field(10.0, gt=0, le=MAX_FPS, description="/stream.mjpg frame rate cap")
+    width: int = Field(0, ge=0, le=MAX_SIDE, description="/stream.mjpg width in pixels (0: the source's)")
     quality: int = Field(80, ge=10, le=100, description="JPEG quality")
+
+
+#: the shortest secrets accepted for a bind beyond loopback
+MIN_TOKEN = 16
+MIN_PASSWORD = 8
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an address on the loopback network (127.0.0.0/8, ::1). Decided by address, never by how the
+    name looks: a host name such as 127.example.com is not loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpConfig(Strict):
@@ -123,7 +164,7 @@ class HttpConfig(Strict):
     allow_unauthenticated: bool = Field(False, description="allow a non-loopback bind without auth")
     bind: str = Field("127.0.0.1", description="address to listen on; not loopback needs auth")
     port: int = Field(8080, ge=0, le=65535)
-    stall_after_s: float = Field(5.0, gt=0, description="/healthz turns 503 after this long without a frame")
+    stall_after_s: float = Field(5.0, gt=0, le=3600, description="/healthz turns 503 after this long without a frame")
     stream: StreamConfig = StreamConfig()
 
     @property
@@ -134,19 +175,25 @@ class HttpConfig(Strict):
     @classmethod
     def _open_bind_needs_auth(cls, bind: str, info: ValidationInfo) -> str:
         given = info.data
-        loopback = bind in ("localhost", "::1") or bind.startswith("127.")
-        auth = given.get("token") or (given.get("username") and given.get("password"))
-        if given.get("enabled") and not loopback and not auth and not given.get("allow_unauthenticated"):
+        if not given.get("enabled") or is_loopback(bind) or given.get("allow_unauthenticated"):
+            return bind
+        token, user, password = given.get("token", ""), given.get("username", ""), given.get("password", "")
+        if not token and not (user and password):
             raise ValueError("binding it exposes the camera to the network: set http.token (or http.username "
                              "and http.password), or write http.allow_unauthenticated: true")
+        if token and len(token) < MIN_TOKEN:
+            raise ValueError(f"an open bind needs a http.token of at least {MIN_TOKEN} characters (this one has "
+                             f"{len(token)}): e.g. openssl rand -hex 16")
+        if not token and len(password) < MIN_PASSWORD:
+            raise ValueError(f"an open bind needs a http.password of at least {MIN_PASSWORD} characters")
         return bind
 
 
 class SnapshotsConfig(Strict):
     enabled: bool = False
     dir: str = Field("snapshots", description="where JPEGs are written (relative: to the config file)")
-    cooldown_s: float = Field(30.0, ge=0, description="at most one snapshot per label this often")
-    max_files: int = Field(1000, ge=1, description="oldest deleted beyond this count")
+    cooldown_s: float = Field(30.0, ge=0, le=86400, description="at most one snapshot per label this often")
+    max_files: int = Field(1000, ge=1, le=1_000_000, description="oldest deleted beyond this count")
     max_mb: float = Field(500.0, gt=0, description="oldest deleted beyond this total size")
     min_free_mb: float = Field(200.0, ge=0, description="pause (with a warning) when free disk is below this")
     annotated: bool = Field(True, description="draw the boxes on snapshots")
@@ -167,9 +214,9 @@ class WebhooksConfig(Strict):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return urls
-    timeout_s: float = Field(5.0, gt=0)
-    retries: int = Field(3, ge=0, description="attempts after the first, with doubling backoff")
-    queue_size: int = Field(100, ge=1, description="events held for slow receivers; the oldest dropped")
+    timeout_s: float = Field(5.0, gt=0, le=300)
+    retries: int = Field(3, ge=0, le=20, description="attempts after the first, with doubling backoff")
+    queue_size: int = Field(100, ge=1, le=10_000, description="events held for slow receivers; the oldest dropped")
 
 
 class DeviceConfig(Strict):
@@ -214,8 +261,9 @@ class InferenceParams(Strict):
 class AnchorParams(Strict):
     """SSD anchor generation (MediaPipe's SsdAnchorsCalculator with fixed anchor size), e.g. BlazeFace."""
 
-    strides: list[int] = Field([8, 16, 16, 16], description="one per feature layer; equal strides share a grid")
-    anchors_per_layer: int = Field(2, ge=1, description="anchors each layer adds per grid cell")
+    strides: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        [8, 16, 16, 16], min_length=1, max_length=16, description="one per feature layer; equal strides share a grid")
+    anchors_per_layer: int = Field(2, ge=1, le=64, description="anchors each layer adds per grid cell")
     offset: float = Field(0.5, description="anchor centre within its cell")
     box_scale: float | None = Field(None, gt=0, description="regressor units per input; default the input size")
 
@@ -225,7 +273,7 @@ class PostprocessParams(Strict):
         "auto", description="how to decode the outputs; auto decides from the output tensors"
     )
     min_score: float = Field(0.5, ge=0, le=1, description="drop results scoring below this")
-    max_results: int = Field(20, ge=1, description="keep at most this many (top-k for classifiers)")
+    max_results: int = Field(20, ge=1, le=1000, description="keep at most this many (top-k for classifiers)")
     nms_iou: float = Field(0.3, gt=0, le=1, description="ssd_anchors: overlap above which boxes are merged")
     anchors: AnchorParams = AnchorParams()
 
@@ -253,8 +301,8 @@ class PublishParams(Strict):
 
     labels: list[str] | None = Field(None, description="the labels watched for events and counts (default: all)")
     min_score: float = Field(0.5, ge=0, le=1, description="detections counted for events")
-    appear_frames: int = Field(2, ge=1, description="frames a new count must hold before an event fires")
-    clear_frames: int = Field(5, ge=1, description="frames without a label before it is cleared")
+    appear_frames: int = Field(2, ge=1, le=10_000, description="frames a new count must hold before an event fires")
+    clear_frames: int = Field(5, ge=1, le=10_000, description="frames without a label before it is cleared")
     snapshots: SnapshotParams = SnapshotParams()
 
 
@@ -305,6 +353,8 @@ class DeviceSettings:
 
     device: DeviceConfig
     config_path: Path
+    #: what is allowed but unwise (a readable secret): logged by `run`, printed by `validate`
+    warnings: tuple[str, ...] = field(default=(), kw_only=True)
 
     def resolve_path(self, value: str) -> Path:
         """A path from config.yaml: absolute, or relative to the config file's folder."""
@@ -326,7 +376,10 @@ class Settings(DeviceSettings):
 
 # --- loading ---------------------------------------------------------------------------------------------------
 
-_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+#: ${VAR}, ${VAR:-default}, and ${cred:NAME}: a systemd credential (LoadCredential=NAME:FILE in the unit)
+_REFERENCE = re.compile(r"\$\{(?:cred:([\w.-]+)|(\w+)(?::-([^}]*))?)\}")
+#: config.yaml keys that hold secrets: a literal one in a file others can read is a warning
+SECRET_KEYS = ("mqtt.password", "http.token", "http.password")
 
 
 @dataclass
@@ -344,54 +397,22 @@ def pipeline_names() -> list[str]:
 
 
 def pipeline_path(name: str) -> Path:
-    """`--pipeline NAME` is a file in pipelines/, or a path to a pipeline file."""
+    """`--pipeline NAME` is a file in pipelines/; `--pipeline FILE.yaml` is the explicit way to give a file."""
     candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise ConfigError(f"{candidate}: pipeline file not found")
         return candidate
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise ConfigError(f"--pipeline {shown!r}: a pipeline name is letters, digits, _ and - (a name in "
+                          f"{PIPELINES_DIR.name}/: {', '.join(pipeline_names())}); give a file as PATH.yaml")
     path = PIPELINES_DIR / f"{name}.yaml"
     if not path.is_file():
         close = difflib.get_close_matches(name, pipeline_names(), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"no pipeline named {name!r} ({hint}available: {', '.join(pipeline_names())})")
     return path
-
-
-class _NoDuplicateKeys(yaml.SafeLoader):
-    """YAML that refuses a key given twice in one mapping: plain YAML keeps the last one silently, so a second
-    `publish:` or `camera:` would hide the first."""
-
-
-def _construct_mapping(loader: _NoDuplicateKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, Hashable):
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key}", key_node.start_mark)
-            seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_NoDuplicateKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.load(path.read_text(), Loader=_NoDuplicateKeys)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-    return data
 
 
 def _substitute_env(value: Any, path: str, where: str, problems: _Problems) -> Any:
@@ -404,7 +425,9 @@ def _substitute_env(value: Any, path: str, where: str, problems: _Problems) -> A
         return value
 
     def replace(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
+        credential, name, default = match.groups()
+        if credential:
+            return _credential(credential, path, where, problems)
         if name in os.environ:
             return os.environ[name]
         if default is not None:
@@ -412,7 +435,40 @@ def _substitute_env(value: Any, path: str, where: str, problems: _Problems) -> A
         problems.add(where, path, f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
         return ""
 
-    return _ENV_REF.sub(replace, value)
+    return _REFERENCE.sub(replace, value)
+
+
+def _credential(name: str, path: str, where: str, problems: _Problems) -> str:
+    """The systemd credential `name` ($CREDENTIALS_DIRECTORY/name), without its final newline."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        problems.add(where, path, f"${{cred:{name}}}: no credentials here ($CREDENTIALS_DIRECTORY is not set; the "
+                     f"unit's LoadCredential={name}:FILE provides it)")
+        return ""
+    try:
+        return (Path(folder) / name).read_text(encoding="utf-8").rstrip("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(where, path, f"${{cred:{name}}}: cannot read {Path(folder) / name} ({exc})")
+        return ""
+
+
+def secret_warnings(config_path: Path, raw: dict) -> list[str]:
+    """A warning for each secret written literally in a config file that other users can read."""
+    literal = []
+    for key in SECRET_KEYS:
+        section, _, name = key.partition(".")
+        value = raw.get(section, {}).get(name) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value and "${" not in value:
+            literal.append(key)
+    try:
+        mode = config_path.stat().st_mode
+    except OSError:
+        return []
+    if not literal or not mode & 0o004:
+        return []
+    return [f"{config_path}: {', '.join(literal)} written in a file every user can read (mode {mode & 0o777:o}): "
+            f"chmod o-r {config_path}, or move the secret to the environment (${{VAR}}, with the unit's "
+            "EnvironmentFile=) or to a systemd credential (${cred:NAME}, with LoadCredential=NAME:FILE)"]
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -504,7 +560,9 @@ def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys
                     f"valid keys: {', '.join(parent.model_fields)}" if parent else "remove it")
                 problems.add(source, path, f"unknown key ({hint})")
             else:
-                got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+                shown = repr(error["input"])
+                shown = shown if len(shown) <= 60 else shown[:60] + "…"
+                got = f" (got {shown})" if error["type"] != "missing" else ""
                 message = error["msg"].removeprefix("Value error, ")
                 problems.add(source, path, f"{message}{got}")
         return None
@@ -527,11 +585,15 @@ def _split_overrides(overrides: list[str] | tuple[str, ...], problems: _Problems
     return device, pipeline, keys
 
 
-def _device(config_path: Path, overrides: list, set_keys: set[str], problems: _Problems) -> DeviceConfig | None:
-    raw = _substitute_env(_read_yaml(config_path), "", str(config_path), problems)
+def _device(config_path: Path, overrides: list, set_keys: set[str],
+            problems: _Problems) -> tuple[DeviceConfig | None, list[str]]:
+    """config.yaml validated, and the warnings about it."""
+    text = read_mapping(config_path)
+    warnings = secret_warnings(config_path, text)
+    raw = _substitute_env(text, "", str(config_path), problems)
     for path, value in overrides:
         _apply_override(raw, path, value)
-    return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems)
+    return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems), warnings
 
 
 def load_device(config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DeviceSettings:
@@ -541,10 +603,10 @@ def load_device(config: str | Path | None = None, overrides: list[str] | tuple[s
     device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
     if pipeline_overrides:
         problems.add("--set", ".".join(pipeline_overrides[0][0]), "this command runs no pipeline")
-    device = _device(config_path, device_overrides, set_keys, problems)
+    device, warnings = _device(config_path, device_overrides, set_keys, problems)
     if problems.lines or device is None:
         raise ConfigError(problems.lines)
-    return DeviceSettings(device, config_path)
+    return DeviceSettings(device, config_path, warnings=tuple(warnings))
 
 
 def _apply_pipeline_override(raw: dict, stages: dict[str, Any], path: list[str], value: Any, pipe_path: Path,
@@ -562,15 +624,16 @@ def _apply_pipeline_override(raw: dict, stages: dict[str, Any], path: list[str],
         _apply_override(stages[path[1]], path[2:], value)
 
 
-def load_settings(pipeline: str, config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+def load_settings(pipeline: str, config: str | Path | None = None,
+                  overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     """Load, substitute, override and validate both files; raise ConfigError listing every problem."""
     config_path = Path(config) if config else DEFAULT_CONFIG
     pipe_path = pipeline_path(pipeline)
     problems = _Problems()
     device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
-    device = _device(config_path, device_overrides, set_keys, problems)
+    device, warnings = _device(config_path, device_overrides, set_keys, problems)
     where = str(pipe_path)
-    raw = _substitute_env(_read_yaml(pipe_path), "", where, problems)
+    raw = _substitute_env(read_mapping(pipe_path), "", where, problems)
     stages = _stage_list(raw.pop("stages", None), where, problems)
     for path, value in pipeline_overrides:
         _apply_pipeline_override(raw, stages, path, value, pipe_path, problems)
@@ -592,7 +655,8 @@ def load_settings(pipeline: str, config: str | Path | None = None, overrides: li
             blocks[name] = model
     if problems.lines or device is None:
         raise ConfigError(problems.lines)
-    return Settings(device, config_path, PipelineConfig(pipe_path.stem, str(description or ""), **blocks), pipe_path)
+    pipeline_config = PipelineConfig(pipe_path.stem, str(description or ""), **blocks)
+    return Settings(device, config_path, pipeline_config, pipe_path, warnings=tuple(warnings))
 
 
 def _validate_mapping(model: type[Strict], value: Any, prefix: str, where: str, set_keys: set[str],

@@ -109,7 +109,7 @@ PREPROCESS = "  - preprocess: {resize: stretch}\n"
     (STAGES_OK + "  - overlay: {}\n", ["stages[3]: ", "overlay is a block of the output lane, not a stage",
                                         "`overlay: {...}`"]),
     (STAGES_OK + "  - publish: {labels: [cat]}\n", ["stages[3]: ", "publish is a block of the output lane"]),
-    (STAGES_OK + "publish: {labels: [cat]}\npublish: {labels: [dog]}\n", ["line 6: ", "duplicate key publish"]),
+    (STAGES_OK + "publish: {labels: [cat]}\npublish: {labels: [dog]}\n", ["line 6:1: ", "duplicate key publish"]),
     (STAGES_OK + "publish: [cat]\n", ["publish: ", "must be a mapping"]),
     (STAGES_OK + "overlay: {box: false}\n", ["overlay.box: ", "unknown key", "did you mean overlay.boxes?"]),
 ], ids=["unknown-param", "unknown-stage", "missing-param", "params-not-mapping", "unknown-top-key",
@@ -214,7 +214,7 @@ def test_unknown_pipeline_lists_the_available_ones(name, hint):
 def test_invalid_yaml_names_file_and_line(tmp_path, which):
     broken = write(tmp_path, "broken.yaml", "camera:\n  width: 1\n   height: 2\n")
     line = only_problem(broken, None) if which == "pipeline" else only_problem(config=broken)
-    assert line.startswith(f"{broken}: line 3: ") and "not valid YAML" in line
+    assert line.startswith(f"{broken}: line 3:10: ") and "not valid YAML" in line
 
 
 def test_missing_config_file_is_a_problem(tmp_path):
@@ -235,3 +235,95 @@ def test_accelerator_rejected(tmp_path, value):
     assert line.startswith(f"{config}: accelerator: ") and repr(value) in line
     line = only_problem(overrides=[f"stages.inference.accelerator='{value}'"])
     assert line.startswith("--set: stages.inference.accelerator: ") and repr(value) in line
+
+
+# --- files that must not hurt: one line, exit 2, bounded time and memory ---------------------------------------
+
+LAUGHS = "a: &a [x, x]\n" + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}]\n"
+                                    for i in range(24))
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"camera:\n  name: caf\xe9\n", "line 2: not UTF-8 text (byte 0xe9)"),
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)), "not UTF-8 text"),
+    (b"camera: {name: a\x00b}\n", "line 1: a NUL byte"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than 32 levels deep"),
+    (b"a:\n" + b"".join(b" " * (2 * i) + b"- \n" for i in range(100)), "nested more than 32 levels deep"),
+    (LAUGHS.encode(), "its aliases expand to more than 100000 values"),
+    (b"a: &a [*a]\n", "not valid YAML"),
+    (b"x: 1\n" * 300_000, "larger than 1024 KiB"),
+    (b"camera: {name: a}\ncamera: {name: b}\n", "line 2:1: not valid YAML (duplicate key camera)"),
+], ids=["latin-1", "binary", "nul", "deep-flow", "deep-block", "billion-laughs", "self-alias", "huge", "duplicate"])
+def test_a_hostile_config_file_is_one_line(tmp_path, data, expected):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(data)
+    line = only_problem(config=config)
+    assert line.startswith(f"{config}: ") and expected in line, line
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("camera.width=100000", "camera.width: Input should be less than or equal to 10000"),
+    ("camera.fps=100000", "camera.fps: Input should be less than or equal to 240"),
+    (f"camera.name={'x' * 3_000_000}", "camera.name: not a camera name: 1 to 64 letters, digits, spaces, _ . or -"),
+    ("camera.name=front/door", "not a camera name: 1 to 64 letters, digits, spaces, _ . or -, starting with a "
+                               "letter or digit (got 'front/door')"),
+    ("mqtt.topic_prefix=home/#", "mqtt.topic_prefix: String should match pattern"),
+    ("mqtt.client_id=a b", "mqtt.client_id: String should match pattern"),
+    ("stages.postprocess.anchors.strides=[0]", "strides.0: Input should be greater than or equal to 1"),
+])
+def test_values_a_camera_cannot_have_are_refused(override, expected):
+    line = only_problem("face", None, [override])
+    assert expected in line and len(line) < 300, line[:300]
+
+
+def test_a_pipeline_name_is_never_a_path(tmp_path):
+    with pytest.raises(ConfigError, match=r"--pipeline '../config': a pipeline name is letters, digits"):
+        load_settings("../config")
+    write(tmp_path, "mine.yaml", STAGES_OK)
+    assert load_settings(str(tmp_path / "mine.yaml")).pipeline.name == "mine"
+    with pytest.raises(ConfigError, match="pipeline file not found"):
+        load_settings(str(tmp_path / "missing.yaml"))
+
+
+HTTP_OPEN = ["http.enabled=true", "http.bind=0.0.0.0"]
+
+
+@pytest.mark.parametrize("bind, loopback", [("127.0.0.1", True), ("127.3.2.1", True), ("::1", True),
+                                            ("localhost", True), ("127.evil.example", False), ("0.0.0.0", False),
+                                            ("192.0.2.7", False)])
+def test_loopback_is_decided_by_address(bind, loopback):
+    from app.config import is_loopback
+
+    assert is_loopback(bind) is loopback
+
+
+def test_an_open_bind_needs_a_token_long_enough():
+    assert "at least 16 characters (this one has 1)" in only_problem("classify", None, [*HTTP_OPEN, "http.token=x"])
+    assert "at least 8 characters" in only_problem("classify", None, [*HTTP_OPEN, "http.username=u",
+                                                                     "http.password=pw"])
+    assert load_settings("classify", None, [*HTTP_OPEN, "http.token=0123456789abcdef"]).device.http.has_auth
+    assert "http.allow_unauthenticated" in only_problem("classify", None, [*HTTP_OPEN,
+                                                                          "http.bind=127.evil.example"])
+
+
+def test_a_literal_secret_in_a_file_others_can_read_is_a_warning(tmp_path, monkeypatch):
+    config = write(tmp_path, "config.yaml", "mqtt:\n  password: hunter22\nhttp:\n  token: ${TOKEN:-}\n")
+    config.chmod(0o644)
+    (warning,) = load_settings("classify", config).warnings
+    assert f"{config}: mqtt.password written in a file every user can read (mode 644): chmod o-r" in warning
+    assert "${cred:NAME}" in warning and "EnvironmentFile=" in warning
+    config.chmod(0o640)
+    assert load_settings("classify", config).warnings == ()
+    config.chmod(0o644)
+    monkeypatch.setenv("MQTT_PASSWORD", "hunter22")
+    config.write_text("mqtt:\n  password: ${MQTT_PASSWORD}\n")
+    assert load_settings("classify", config).warnings == ()
+
+
+def test_a_systemd_credential_is_read_from_its_directory(tmp_path, monkeypatch):
+    config = write(tmp_path, "config.yaml", "mqtt:\n  password: ${cred:mqtt_password}\n")
+    assert "no credentials here ($CREDENTIALS_DIRECTORY is not set; the unit's LoadCredential=mqtt_password:FILE" \
+        in only_problem("classify", config)
+    write(tmp_path, "creds/mqtt_password", "s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert load_settings("classify", config).device.mqtt.password == "s3cret"
