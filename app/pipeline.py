@@ -80,6 +80,7 @@ class Pipeline:
     def _fall_back_to_cpu(self, failure: ModelError) -> None:
         """The Edge TPU failed mid-run (unplugged): carry on with the CPU model `auto` kept in reserve."""
         fallback = self.choice.fallback
+        assert fallback is not None, "only a choice with a CPU fallback falls back"
         log.warning("Edge TPU failed (%s); switching to the CPU model %s", failure, fallback.name)
         for stage in self.stages:
             stage.stop()
@@ -133,7 +134,7 @@ class Pipeline:
         self.stats.info.update(model=self.model.path.name, accelerator=self.model.accelerator,
                                runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
                                camera=self.settings.device.camera.name)
-        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish)
+        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, not self.source.live)
         started: list[Publisher] = []
         try:
             for publisher in self.publishers:

@@ -26,6 +26,8 @@ class PublishContext:
     settings: Settings
     stats: Stats
     publish: PublishParams
+    #: a finite source (file, images): outboxes wait rather than drop, so every frame's result goes out
+    lossless: bool = False
 
     @property
     def camera(self) -> str:
