@@ -20,7 +20,8 @@ def label_colour(label: str) -> tuple[int, int, int]:
     """The same bright RGB colour for a label in every run (a hash of its name picks the hue)."""
     hue = zlib.crc32(label.encode()) % 180
     hsv = np.array([[[hue, 200, 255]]], np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    red, green, blue = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return red, green, blue
 
 
 def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:

@@ -21,13 +21,17 @@ from conftest import MODELS, PROJECT
 CLASSIFIER = "mobilenet_v2_1.0_224_quant"
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Requests are not logged to the test's output."""
+
+
 @pytest.fixture
 def mirror(tmp_path):
     """An HTTP server on 127.0.0.1 serving a folder; yields (folder, base URL)."""
     folder = tmp_path / "mirror"
     folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield folder, f"http://127.0.0.1:{server.server_port}/"

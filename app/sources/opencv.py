@@ -102,7 +102,7 @@ class V4L2Source(_CaptureSource):
     def _configure(self, cap: cv2.VideoCapture) -> None:
         cam = self.camera
         if cam.fourcc:  # before the size: many cameras offer full resolution at full rate only as MJPG
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cam.fourcc))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*cam.fourcc))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, cam.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cam.height)
         cap.set(cv2.CAP_PROP_FPS, cam.fps)

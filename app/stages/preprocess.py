@@ -3,8 +3,9 @@
 `stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
 the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
 The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted by 128, float32 scaled to
-`float_range`. A camera that already delivered the whole frame at model size (`frame.lores`, picamera2's lores stream) skips the
-resize when the mode is `stretch`, which is what the camera's scaler did; letterbox and crop keep their geometry.
+`float_range`. A camera that already delivered the whole frame at model size (`frame.lores`, picamera2's lores
+stream) skips the resize when the mode is `stretch`, which is what the camera's scaler did; letterbox and crop keep
+their geometry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from app.frame import Frame, InputGeometry
 from app.stages.base import Stage, StageContext
 
 
-def fit(width: int, height: int, model_w: int, model_h: int, resize: str) -> tuple[InputGeometry, tuple[int, int, int, int], tuple[int, int, int, int]]:
+Region = tuple[int, int, int, int]  # x, y, width, height
+
+
+def fit(width: int, height: int, model_w: int, model_h: int, resize: str) -> tuple[InputGeometry, Region, Region]:
     """Where the frame goes: its geometry, the source region (x, y, w, h) and the target region in the input."""
     if resize == "letterbox":
         scale = min(model_w / width, model_h / height)
@@ -70,5 +74,8 @@ class Preprocess(Stage):
             region += self.float_offset
         del buffer, region  # the interpreter refuses to invoke while a view of its tensor is alive
 
-    def _encode_black(self) -> float | int:
-        return {np.dtype(np.uint8): 0, np.dtype(np.int8): -128}.get(self.dtype, self.float_offset)
+    def _encode_black(self) -> float:
+        """Black in the input's encoding: 0 for uint8, -128 for int8, the range's low end for float."""
+        if self.dtype == np.uint8:
+            return 0
+        return -128 if self.dtype == np.int8 else self.float_offset

@@ -71,4 +71,4 @@ def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarr
     visible = has_area(xyxy)
     label = labels.get(0, "0")
     return [Detection(label, 0, float(scores[keep][i]), (box[0], box[1], box[2], box[3]))
-            for i, box in zip(np.asarray(kept)[visible], xyxy[visible].tolist())]
+            for i, box in zip(np.asarray(kept)[visible], xyxy[visible].tolist(), strict=True)]

@@ -35,7 +35,7 @@ class SsdTensors:
     scores: TensorSpec | None = None
 
     @classmethod
-    def of(cls, model: LoadedModel) -> "SsdTensors":
+    def of(cls, model: LoadedModel) -> SsdTensors:
         by_index = {o.index: o for o in model.outputs}
         roles = {_SIGNATURE_ROLE[n]: by_index[i] for n, i in model.output_names.items() if n in _SIGNATURE_ROLE}
         if len(roles) < 4:
@@ -44,7 +44,8 @@ class SsdTensors:
                      if o.name.startswith(base) and o.name[len(base):] in _TF1_SUFFIX_ROLE}
         boxes = next(o for o in model.outputs if len(o.shape) == 3)
         count = next(o for o in model.outputs if len(o.shape) == 1)
-        pair = tuple(o for o in model.outputs if len(o.shape) == 2)
+        first, second = (o for o in model.outputs if len(o.shape) == 2)
+        pair = (first, second)
         if len(roles) == 4:
             return cls(boxes, count, pair, roles["classes"], roles["scores"])
         return cls(boxes, count, pair)
@@ -53,7 +54,7 @@ class SsdTensors:
         """(boxes [n, 4] as ymin, xmin, ymax, xmax normalised; class ids [n]; scores [n])."""
         n = int(model.output(self.count).reshape(-1)[0])
         boxes = model.output(self.boxes)[0, :n]
-        if self.classes is not None:
+        if self.classes is not None and self.scores is not None:
             return boxes, model.output(self.classes)[0, :n], model.output(self.scores)[0, :n]
         first, second = (model.output(t)[0, :n] for t in self.pair)
         # class ids are whole numbers; scores are not (both whole only when nothing scored: order is then moot)
@@ -68,4 +69,5 @@ def decode_ssd(boxes: np.ndarray, class_ids: np.ndarray, scores: np.ndarray, geo
     xyxy = geometry.boxes_to_source(boxes[keep][:, [1, 0, 3, 2]])
     visible = has_area(xyxy)
     return [Detection(labels.get(int(class_ids[i]), str(int(class_ids[i]))), int(class_ids[i]), float(scores[i]),
-                      (box[0], box[1], box[2], box[3])) for i, box in zip(keep[visible], xyxy[visible].tolist())]
+                      (box[0], box[1], box[2], box[3]))
+            for i, box in zip(keep[visible], xyxy[visible].tolist(), strict=True)]
