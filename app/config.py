@@ -43,9 +43,10 @@ class ReconnectConfig(Strict):
 #: names that become MQTT topic levels, Home Assistant ids and file names: short, and no separators or wildcards
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
 NAME_RULE = "1 to 64 letters, digits, spaces, _ . or -, starting with a letter or digit"
-#: the largest capture a camera gives (a 64 MP sensor is 9152 x 6944) and the fastest
+#: the largest capture a camera gives (a 64 MP sensor is 9152 x 6944) and the fastest (high-speed modes; the
+#: pattern source uses it as "unpaced")
 MAX_SIDE = 10_000
-MAX_FPS = 240.0
+MAX_FPS = 1000.0
 
 
 def _named(value: str, what: str) -> str:

@@ -159,7 +159,7 @@ def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
 
     found = digests(model_path)
     for entry in manifest().values():
-        if (entry.sha256 and entry.sha256 == found["sha256"]) or (entry.git_sha1 and entry.git_sha1 == found["git_sha1"]):
+        if found["sha256"] == entry.sha256 or found["git_sha1"] == entry.git_sha1:
             return entry
     return None
 
@@ -174,7 +174,7 @@ def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: P
     entry = entry_of(model_ref, model_path)
     if entry and isinstance(entry.labels, tuple):
         return Labels(dict(enumerate(entry.labels)), True, len(entry.labels), f"model {entry.name}")
-    if entry and entry.labels:
+    if entry and isinstance(entry.labels, str):
         for folder in (models_dir, model_path.parent):
             if (folder / entry.labels).is_file():
                 return read_labels(folder / entry.labels)

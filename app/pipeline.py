@@ -13,7 +13,7 @@ import time
 
 from app.accelerator import ModelChoice, choose, load_choice, slow_tpu_warning
 from app.config import Settings
-from app.errors import ModelError, SmartcamError
+from app.errors import ModelError
 from app.events import EventTracker
 from app.frame import Frame
 from app.handoff import Handoff
@@ -24,6 +24,7 @@ from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
+from app.sources.reconnect import Reconnecting
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
 
@@ -64,8 +65,13 @@ class Pipeline:
         self._start_stages()
         # a camera that can scale for free (picamera2's lores stream) delivers the stretched model input too
         stretch = settings.pipeline.preprocess.resize == "stretch"
-        self.source = source or open_source(settings.device.camera, self.model.input_size if stretch else None)
         self._stop = threading.Event()
+        self._decode_errors = 0
+        camera = settings.device.camera
+        source = source or open_source(camera, self.model.input_size if stretch else None)
+        #: a camera or stream is waited for, through every failure, inside the process (DESIGN.md: who owns what)
+        self.source = (Reconnecting(source, camera.reconnect, self._stop, lambda: self.stats.drop("source_error"))
+                       if source.reconnects else source)
         self._interrupted = False
         self._error: BaseException | None = None
         lossless = not self.source.live
@@ -160,37 +166,28 @@ class Pipeline:
             self._results.close()
 
     def _capture_lane(self) -> None:
-        camera = self.settings.device.camera
-        delay, seq = camera.reconnect.initial_delay_s, 0
+        camera, seq = self.settings.device.camera, 0
         try:
             while not self._stop.is_set():
-                try:
-                    captured = self.source.read()
-                except OSError as exc:
-                    self.stats.drop("source_error")
-                    log.warning("source %s failed (%s); reopening in %.0f s", self.source.description, exc, delay)
-                    self.source.close()
-                    if self._stop.wait(delay):
-                        return
-                    delay = min(delay * 2, camera.reconnect.max_delay_s)
-                    self._reopen()
-                    continue
-                delay = camera.reconnect.initial_delay_s
+                captured = self.source.read()
                 seq += 1
                 self.stats.captured_frame()
+                self._count_decode_errors()
                 if not self._slot.put(Frame(captured.image, seq, camera.name, lores=captured.lores)):
                     return
         except EndOfStream:
-            log.info("source %s ended", self.source.description)
+            self._count_decode_errors()
+            if not self._stop.is_set():
+                log.info("source %s ended", self.source.description)
         finally:
             self._slot.close()
 
-    def _reopen(self) -> None:
-        try:
-            self.source.open()
-            log.info("source %s reopened", self.source.description)
-        except SmartcamError as exc:
-            log.warning("%s", exc)  # read() fails again and backs off further
+    def _count_decode_errors(self) -> None:
+        """The frames the source skipped since last asked, as `decode_error` drops."""
+        new = self.source.decode_errors - self._decode_errors
+        if new:
+            self.stats.drop("decode_error", new)
+            self._decode_errors += new
 
     def _inference_lane(self, max_frames: int | None) -> None:
         try:

@@ -1,6 +1,6 @@
 """Turn `camera.source` into a Source: the one place that knows which spelling means which kind.
 
-Owns the dispatch (and `auto`: the Pi camera, else the first /dev/video*), so the CLI, the pipeline and a
+Owns the dispatch (`auto` is chosen at open: app/sources/auto.py), so the CLI, the pipeline and a
 `devices` command agree. Builds the object only; the capture thread calls `open()`.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.config import CameraConfig
-from app.devices import v4l2_capture_cameras
-from app.errors import ConfigError, SourceError
+from app.errors import ConfigError
+from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.images import IMAGE_EXTENSIONS, ImageSource, is_glob
 from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
@@ -26,27 +26,14 @@ SOURCE_CHOICES = (
 )
 
 
-def _auto(camera: CameraConfig, lores_size: tuple[int, int] | None) -> Source:
-    # libcamera also lists USB webcams (Id containing "/usb"); those are better served by V4L2 below.
-    if any("/usb" not in info.get("Id", "") for info in picamera2_cameras()):
-        return Picamera2Source(camera, lores_size)
-    cameras = v4l2_capture_cameras()
-    if cameras:
-        return V4L2Source(camera, cameras[0].path)
-    raise SourceError(
-        "camera.source auto found no camera (no Pi camera through picamera2, no /dev/video*): pass "
-        "--source /dev/video0, --source rtsp://…, --source clip.mp4 or --source pattern"
-    )
-
-
 def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None) -> Source:
     """The Source for `camera.source`, not yet opened. `lores_size` (width, height) is used by picamera2 only.
 
-    Raises ConfigError for a spec that names nothing, SourceError when `auto` finds no camera.
+    Raises ConfigError for a spec that names nothing.
     """
     spec = camera.source.strip()
     if spec == "auto":
-        return _auto(camera, lores_size)
+        return AutoCamera(camera, lores_size)
     if spec == "picamera2":
         return Picamera2Source(camera, lores_size)
     if spec == "pattern":

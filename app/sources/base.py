@@ -1,7 +1,8 @@
 """The Source interface: what a capture thread needs from any kind of camera, stream, file or generator.
 
-A Source owns opening, reading and (through `open` being callable again) reconnecting; the capture thread in
-`app.pipeline` owns the loop, the backoff and the hand-off. Frames are RGB, H x W x 3, uint8.
+A Source owns opening and reading; a source that `reconnects` (cameras, streams) is wrapped in
+`app.sources.reconnect.Reconnecting`, which reopens it with backoff; the capture thread in `app.pipeline` owns only
+the loop and the hand-off. Frames are RGB, H x W x 3, uint8.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class Source(ABC):
     #: what a person would call it in log lines ("/dev/video0", "rtsp://cam/stream", "3 images in shots/")
     description: str = ""
     live: bool = True
+    #: a camera or stream that can fail and come back: reopened with backoff by `Reconnecting`, never given up on.
+    #: Files and images do not: they fail fast
+    reconnects: bool = True
+    #: frames the source could not decode and skipped (counted as `decode_error` drops)
+    decode_errors: int = 0
 
     @abstractmethod
     def open(self) -> None:
@@ -42,7 +48,7 @@ class Source(ABC):
     @abstractmethod
     def read(self) -> Captured:
         """Return the next frame. Raise EndOfStream when a finite source is done, OSError when the device or
-        stream failed (the capture thread then closes, backs off and calls `open` again)."""
+        stream failed (`Reconnecting` then closes it, backs off and calls `open` again)."""
 
     @abstractmethod
     def close(self) -> None:

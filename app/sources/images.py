@@ -31,6 +31,7 @@ class ImageSource(Source):
     """The images named by `spec`: a file, a directory (not recursive) or a glob (`**` recurses)."""
 
     live = False
+    reconnects = False
 
     def __init__(self, camera: CameraConfig, spec: str) -> None:
         self.camera = camera

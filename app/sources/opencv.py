@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 #: a stream that stops sending fails (OSError, then a reconnect) after this long instead of hanging the thread
 STREAM_TIMEOUT_MS = 10_000
+#: reads tried past a frame of a file that does not decode, before the rest is taken as undecodable
+DECODE_RETRIES = 25
+#: at most one warning about undecodable frames this often
+DECODE_WARN_EVERY_S = 10.0
 
 
 def to_rgb(bgr: np.ndarray) -> np.ndarray:
@@ -129,14 +133,23 @@ class StreamSource(_CaptureSource):
 
 
 class VideoFileSource(_CaptureSource):
-    """A video file: as fast as the pipeline reads (nothing lost), or at its own fps with `camera.realtime`."""
+    """A video file: as fast as the pipeline reads (nothing lost), or at its own fps with `camera.realtime`.
+
+    Frames that do not decode (corrupt packets) are skipped and counted in `decode_errors`, with a warning at most
+    every DECODE_WARN_EVERY_S; when the file ends short of the frame count its container gives, the frames never
+    delivered are counted too, and said at the end.
+    """
 
     hint = "check that it is a video FFmpeg can decode (`ffprobe FILE`)"
+    reconnects = False
 
     def __init__(self, camera: CameraConfig, target: str) -> None:
         super().__init__(camera, target)
         self.live = camera.realtime
         self._pacer: Pacer | None = None
+        self._delivered = 0  # in this pass over the file (with camera.loop: since the last rewind)
+        self._skipped = 0
+        self._warned_at: float | None = None
 
     def _configure(self, cap: cv2.VideoCapture) -> None:
         if self.camera.realtime:
@@ -149,11 +162,39 @@ class VideoFileSource(_CaptureSource):
     def read(self) -> Captured:
         if self._pacer is not None:
             self._pacer.wait()
-        return super().read()
+        captured = super().read()
+        self._delivered += 1
+        return captured
 
     def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        for _ in range(DECODE_RETRIES):  # a corrupt packet: skip to the next frame that decodes
+            position = cap.get(cv2.CAP_PROP_POS_FRAMES)
+            if not 0 <= position < total - 1:
+                break
+            ok, bgr = cap.read()
+            if ok:
+                self._decode_error(f"a frame near {position:.0f} of {total} did not decode; skipped")
+                return bgr
+            if cap.get(cv2.CAP_PROP_POS_FRAMES) == position:  # no further: the rest does not decode
+                break
+        missing = total - self._delivered - self._skipped
+        if missing > 0:
+            self.decode_errors += missing
+        if missing > 0 or self._skipped:
+            log.warning("%s: ended after %d of its %d frames: %d did not decode (is the file damaged? "
+                        "`ffprobe FILE`)", self.description, self._delivered, total, missing + self._skipped)
         if self.camera.loop and cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            self._delivered = self._skipped = 0
             ok, bgr = cap.read()
             if ok:
                 return bgr
         raise EndOfStream(self.description)
+
+    def _decode_error(self, message: str) -> None:
+        self.decode_errors += 1
+        self._skipped += 1
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= DECODE_WARN_EVERY_S:
+            log.warning("%s: %s (%d so far)", self.description, message, self.decode_errors)
+            self._warned_at = now

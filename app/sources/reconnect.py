@@ -1,0 +1,122 @@
+"""Reconnecting: the one wrapper every live source gets, so a camera or stream that is down (at start or mid-run)
+is waited for inside the process, never a reason to exit.
+
+Owns the loop of open → read → (failure) → close → wait → open again, with a doubling backoff capped at
+`camera.reconnect.max_delay_s`, and the source's health as others read it (`/healthz`, `/api/stats`, MQTT stats,
+`/metrics`, systemd's STATUS): its state, how many attempts since it last delivered, the last error and since
+when. A down source is said once when it goes down and once when it is back, not at every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.config import ReconnectConfig
+from app.errors import SourceError
+from app.sources.base import Captured, EndOfStream, Source
+
+log = logging.getLogger(__name__)
+
+CONNECTING, CONNECTED, RECONNECTING, STOPPED = "connecting", "connected", "reconnecting", "stopped"
+
+
+@dataclass
+class SourceHealth:
+    """What is known of the source right now; written by the capture thread, read by anyone."""
+
+    state: str = CONNECTING
+    #: failed opens and reads since the source last delivered a frame
+    attempts: int = 0
+    last_error: str = ""
+    #: monotonic time the state began
+    since: float = field(default_factory=time.monotonic)
+    #: monotonic time of the last attempt to open (the source is being retried, not hung)
+    last_attempt: float | None = None
+
+    def document(self) -> dict[str, object]:
+        """The health as /api/stats and MQTT stats show it."""
+        return {"state": self.state, "attempts": self.attempts, "last_error": self.last_error,
+                "for_s": round(time.monotonic() - self.since, 1)}
+
+    @property
+    def down(self) -> bool:
+        return self.state in (CONNECTING, RECONNECTING) and self.attempts > 0
+
+
+class Reconnecting(Source):
+    """`inner`, reopened with capped backoff whenever it fails; `read` waits until it delivers or `stopping` is set,
+    and then raises EndOfStream."""
+
+    def __init__(self, inner: Source, reconnect: ReconnectConfig, stopping: threading.Event,
+                 on_failure: Callable[[], None] = lambda: None) -> None:
+        self.inner = inner
+        self._on_failure = on_failure
+        self.description = inner.description
+        self.live = True
+        self.health = SourceHealth()
+        self._reconnect = reconnect
+        self._stopping = stopping
+        self._open = False
+        self._delay = reconnect.initial_delay_s
+
+    def open(self) -> None:
+        """Try once; a failure is not raised but waited out by `read`."""
+        self._try_open()
+
+    def read(self) -> Captured:
+        while not self._stopping.is_set():
+            if not self._open and not self._wait_and_open():
+                continue
+            try:
+                captured = self.inner.read()
+            except OSError as exc:
+                self._failed(exc, "lost")
+                continue
+            if self.health.state != CONNECTED:
+                self._set(CONNECTED)
+            self.health.attempts, self._delay = 0, self._reconnect.initial_delay_s
+            return captured
+        self._set(STOPPED)
+        raise EndOfStream(self.description)
+
+    def close(self) -> None:
+        self._open = False
+        self.inner.close()
+
+    def _wait_and_open(self) -> bool:
+        if self._stopping.wait(self._delay):
+            return False
+        self._delay = min(self._delay * 2, self._reconnect.max_delay_s)
+        return self._try_open()
+
+    def _try_open(self) -> bool:
+        self.health.last_attempt = time.monotonic()
+        try:
+            self.inner.open()
+        except (SourceError, OSError) as exc:
+            self._failed(exc, "cannot open")
+            return False
+        self._open = True
+        if self.health.attempts:
+            log.info("source %s is back after %d attempts", self.description, self.health.attempts)
+        return True
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        self._on_failure()
+        self.inner.close()
+        self._open = False
+        self.health.attempts += 1
+        self.health.last_error = str(exc)
+        if self.health.state in (CONNECTING, CONNECTED):
+            log.warning("source %s: %s (%s); retrying, at least every %g s, until it answers", self.description,
+                        what, exc, self._reconnect.max_delay_s)
+            self._set(RECONNECTING)
+        else:
+            log.debug("source %s: attempt %d failed: %s", self.description, self.health.attempts, exc)
+
+    def _set(self, state: str) -> None:
+        self.health.state, self.health.since = state, time.monotonic()
