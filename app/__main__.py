@@ -1,286 +1,33 @@
-"""The command line: run (default) · validate · list · models · devices · bench.
+"""`python -m app` and the `smartcam` command: stop signals are taken over first, then the CLI (app/cli.py) runs.
 
-`python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
-0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
-traceback).
+A SIGINT or SIGTERM at any moment, start-up included (imports, loading the model), ends the command quietly with
+its summary line and exit 0, never a KeyboardInterrupt traceback: the handlers are installed before anything heavy
+is imported. Once the pipeline runs, `app.cli` replaces them with a clean stop of the lanes.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import signal
 import sys
-from collections.abc import Callable
+from types import FrameType
 
-from app import __version__
-from app.config import DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_device, load_settings, pipeline_names
-from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
-
-log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
+from app.errors import Interrupted
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, metavar="PATH",
-                        help=f"device configuration (default {DEFAULT_CONFIG.name})")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override any key: camera.source=/dev/video1, stages.inference.threads=2 (repeatable)")
-    parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices · bench. "
-               "`python -m app COMMAND --help` for each.")
-    parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run a pipeline (the default command)",
-                              description="Capture frames, run the pipeline, publish results until stopped.")
-    run.add_argument("--pipeline", default="detect", metavar="NAME",
-                     help=f"a pipeline in {PIPELINES_DIR.name}/ ({', '.join(pipeline_names())}) or a path to one")
-    run.add_argument("--source", metavar="SRC", help="overrides camera.source: /dev/video0, rtsp://…, clip.mp4, "
-                     "photos/, 'shots/*.jpg', pattern, picamera2, auto")
-    run.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
-    run.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
-    run.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    run.add_argument("--output", action="append", default=[], metavar="jsonl:PATH|jsonl:-",
-                     help="write JSON lines to a file or standard output (-)")
-    _common(run)
-    run.set_defaults(handler=command_run)
-
-    validate = commands.add_parser("validate", help="check config.yaml and a pipeline file",
-                                   description="Exit 0 and print ok, or exit 2 with one line per problem.")
-    validate.add_argument("--pipeline", default=None, metavar="NAME", help="one pipeline (default: all of them)")
-    _common(validate)
-    validate.set_defaults(handler=command_validate)
-
-    listing = commands.add_parser("list", help="the pipelines and the named models",
-                                  description="The pipelines with their descriptions; the named models and "
-                                              "whether each is downloaded.")
-    _common(listing)
-    listing.set_defaults(handler=command_list)
-
-    models = commands.add_parser("models", help="fetch, list and verify the named models",
-                                 description="Named models are listed in models/manifest.yaml and stored in "
-                                             "models.dir (config.yaml).")
-    actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
-    pull = actions.add_parser("pull", help="download and verify models",
-                              description="Download (or copy from --from), verify the checksums, move into place "
-                                          "atomically. A mismatch is refused and the existing file kept.")
-    pull.add_argument("names", nargs="*", metavar="NAME",
-                      help="manifest names, or all (default: the models the shipped pipelines use)")
-    pull.add_argument("--from", dest="origin", metavar="DIR|URL",
-                      help="an offline folder or a mirror URL holding the files under their names")
-    _common(pull)
-    pull.set_defaults(handler=command_models_pull)
-    models_list = actions.add_parser("list", help="the named models and whether each is present")
-    _common(models_list)
-    models_list.set_defaults(handler=command_models_list)
-    models_verify = actions.add_parser("verify", help="check the present models against their checksums")
-    _common(models_verify)
-    models_verify.set_defaults(handler=command_models_verify)
-
-    devices = commands.add_parser("devices", help="the cameras and Edge TPUs this board has",
-                                  description="V4L2 cameras, Pi cameras (when picamera2 is installed) and Coral "
-                                              "Edge TPUs (USB and PCIe), with what to write in config.yaml.")
-    devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
-    devices.set_defaults(handler=command_devices)
-
-    bench = commands.add_parser("bench", help="measure a pipeline end to end at each thread count",
-                                description="Runs the real pipeline (three lanes, no outputs) on a live source "
-                                            "and prints a Markdown table: fps, per-stage ms, drops.")
-    bench.add_argument("--pipeline", default="detect", metavar="NAME", help="the pipeline to measure")
-    bench.add_argument("--source", default="pattern", metavar="SRC",
-                       help="frames to use (default: the synthetic pattern, unpaced)")
-    bench.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
-    bench.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
-    bench.add_argument("--threads", default="1,2", metavar="N,N", help="thread counts to compare (default 1,2)")
-    bench.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
-    _common(bench)
-    bench.set_defaults(handler=command_bench, output=[])
-    return parser
-
-
-def _run_overrides(args: argparse.Namespace) -> list[str]:
-    """The run shorthands (`--source`, `--model`, `--labels`, `--output`) as `--set` overrides."""
-    overrides = []
-    for flag, key in (("source", "camera.source"), ("model", "stages.inference.model"),
-                      ("labels", "stages.inference.labels")):
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={_quoted(value)}")
-    for output in args.output:
-        kind, _, path = output.partition(":")
-        if kind != "jsonl" or not path:
-            raise ConfigError(f"--output {output}: expected jsonl:PATH or jsonl:- (standard output)")
-        overrides += ["jsonl.enabled=true", f"jsonl.path={_quoted(path)}"]
-    return overrides + args.overrides
-
-
-def _quoted(value: str) -> str:
-    """A YAML string literal, so `--source 0` stays the string "0" and paths keep their characters."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def command_run(args: argparse.Namespace) -> int:
-    from app.pipeline import Pipeline
-    from app.publishers import build_publishers
-    from app.service import ServiceMonitor
-
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ConfigError("--max-frames: must be at least 1")
-    settings = load_settings(args.pipeline, args.config, _run_overrides(args))
-    _configure_logging(settings.device.logging.level, args.debug)
-    for warning in settings.warnings:
-        log.warning("%s", warning)
-    pipeline = Pipeline(settings, build_publishers(settings))
-    monitor = ServiceMonitor(pipeline.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: pipeline.stop())
-    monitor.start()
-    try:
-        pipeline.run(args.max_frames)
-    finally:
-        monitor.stop()
-        print(f"smartcam: {pipeline.stats.summary()}", file=sys.stderr)  # at every log level, even after a failure
-    return EXIT_OK
-
-
-def command_validate(args: argparse.Namespace) -> int:
-    from app.fit import validate_fit
-
-    names = [args.pipeline] if args.pipeline else pipeline_names()
-    problems: list[str] = []
-    warnings: list[str] = []
-    for name in names:
-        try:
-            settings = load_settings(name, args.config, args.overrides)
-            warnings += [w for w in (*settings.warnings, *validate_fit(settings)) if w not in warnings]
-        except ConfigError as exc:
-            problems += [p for p in exc.problems if p not in problems]
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if problems:
-        raise ConfigError(problems)
-    print("ok")
-    return EXIT_OK
-
-
-def command_list(args: argparse.Namespace) -> int:
-    print("pipelines:")
-    for name in pipeline_names():
-        pipeline = load_settings(name, args.config, args.overrides).pipeline
-        print(f"  {name:<12} {pipeline.description}  (model: {pipeline.inference.model})")
-    return command_models_list(args)
-
-
-def command_models_list(args: argparse.Namespace) -> int:
-    from app.models import manifest
-
-    device_overrides = [o for o in args.overrides if o.partition(".")[0] not in PIPELINE_KEYS]
-    models_dir = load_device(args.config, device_overrides).models_dir
-    print(f"models (in {models_dir}):")
-    for name, entry in manifest().items():
-        present = "present" if (models_dir / entry.file).is_file() else f"missing: python -m app models pull {name}"
-        print(f"  {name:<50} {entry.kind:<12} {present}")
-    return EXIT_OK
-
-
-def _pipeline_models() -> list[str]:
-    """The named models the shipped pipelines use."""
-    from app.models import is_path
-
-    models = (load_settings(name).pipeline.inference.model for name in pipeline_names())
-    return sorted({m for m in models if not is_path(m)})
-
-
-def command_models_pull(args: argparse.Namespace) -> int:
-    from app.model_fetch import entries_named, pull
-
-    models_dir = load_device(args.config, args.overrides).models_dir
-    for line in pull(entries_named(args.names, _pipeline_models()), models_dir, args.origin):
-        print(line)
-    return EXIT_OK
-
-
-def command_models_verify(args: argparse.Namespace) -> int:
-    from app.model_fetch import FetchError, entries_named, verify
-
-    models_dir = load_device(args.config, args.overrides).models_dir
-    bad = []
-    for name, problem in verify(entries_named(["all"], []), models_dir):
-        print(f"{name}: {problem or 'ok'}")
-        if problem:
-            bad.append(f"{name}: {problem} (python -m app models pull again to replace it)")
-    if bad:
-        raise FetchError("\n".join(bad))
-    return EXIT_OK
-
-
-def command_bench(args: argparse.Namespace) -> int:
-    from app.bench import bench, table
-
-    try:
-        threads = [int(n) for n in args.threads.split(",")]
-    except ValueError:
-        raise ConfigError(f"--threads {args.threads}: expected counts like 1,2,4") from None
-    overrides = _run_overrides(args)
-    if args.source == "pattern":
-        overrides.append("camera.fps=1000")
-    _configure_logging("warning", args.debug)
-    print(table(bench(args.pipeline, args.config, overrides, threads, args.frames)))
-    return EXIT_OK
-
-
-def command_devices(args: argparse.Namespace) -> int:
-    from app.accelerator import edgetpu_unavailable
-    from app.devices import edgetpus, v4l2_cameras
-    from app.sources import picamera2_cameras
-
-    print("cameras:")
-    pi_cameras = [f"  picamera2    {info.get('Model', '?')} ({info.get('Id', '')})" for info in picamera2_cameras()]
-    v4l2 = [f"  {d.path:<12} {d.name}" for d in v4l2_cameras()]
-    print("\n".join(pi_cameras + v4l2) or "  none (camera.source: pattern or a file needs no camera)")
-    print("edge tpus:")
-    print("\n".join(f"  {d.path:<14} {d.name}" for d in edgetpus()) or "  none")
-    print(f"edge tpu runtime: {edgetpu_unavailable() or 'installed'}")
-    return EXIT_OK
-
-
-def _configure_logging(level: str, debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
-        argv.insert(0, "run")
-    args = build_parser().parse_args(argv)
-    _configure_logging("info", args.debug)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
     try:
-        return handler(args)
-    except SmartcamError as exc:
-        if args.debug:
-            log.exception("failed")
-        for line in str(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return exc.exit_code
-    except BrokenPipeError:  # the reader of --output jsonl:- went away (`| head`): done, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except OSError as exc:  # a file, device or socket failed at run time
-        if args.debug:
-            log.exception("failed")
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        return EXIT_OK
+        from app.cli import main as cli
+
+        return cli(argv)
+    except Interrupted:  # before the pipeline ran (loading the configuration or the model): nothing to count
+        print("smartcam: captured 0, processed 0: stopped while starting", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -36,3 +36,10 @@ class ModelError(SmartcamError):
 
 class SourceError(SmartcamError):
     """A source that cannot be opened (and, for finite sources, will not be retried)."""
+
+
+class Interrupted(SystemExit):
+    """A stop signal (SIGINT, SIGTERM) that arrived before the pipeline could take it: exit 0, quietly."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_OK)

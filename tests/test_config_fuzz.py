@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.__main__ import main
+from app.cli import main
 from app.config import PROJECT_DIR
 
 SHIPPED_CONFIG = (PROJECT_DIR / "config.yaml").read_bytes()

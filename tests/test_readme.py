@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from app.__main__ import COMMANDS
+from app.cli import COMMANDS
 from app.config import LANE_STAGES, OUTPUT_BLOCKS, DeviceConfig
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
