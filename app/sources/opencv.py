@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 #: a stream that stops sending fails (OSError, then a reconnect) after this long instead of hanging the thread
 STREAM_TIMEOUT_MS = 10_000
-#: reads tried past a frame of a file that does not decode, before the rest is taken as undecodable
-DECODE_RETRIES = 25
 #: at most one warning about undecodable frames this often
 DECODE_WARN_EVERY_S = 10.0
 
@@ -135,9 +133,9 @@ class StreamSource(_CaptureSource):
 class VideoFileSource(_CaptureSource):
     """A video file: as fast as the pipeline reads (nothing lost), or at its own fps with `camera.realtime`.
 
-    Frames that do not decode (corrupt packets) are skipped and counted in `decode_errors`, with a warning at most
-    every DECODE_WARN_EVERY_S; when the file ends short of the frame count its container gives, the frames never
-    delivered are counted too, and said at the end.
+    A frame that does not decode (a corrupt packet) is skipped by seeking to the next one, counted in
+    `decode_errors`, with a warning at most every DECODE_WARN_EVERY_S; at the end, the frames of the container's
+    frame count that were never delivered are counted too, and said.
     """
 
     hint = "check that it is a video FFmpeg can decode (`ffprobe FILE`)"
@@ -168,16 +166,14 @@ class VideoFileSource(_CaptureSource):
 
     def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        for _ in range(DECODE_RETRIES):  # a corrupt packet: skip to the next frame that decodes
-            position = cap.get(cv2.CAP_PROP_POS_FRAMES)
-            if not 0 <= position < total - 1:
-                break
-            ok, bgr = cap.read()
-            if ok:
-                self._decode_error(f"a frame near {position:.0f} of {total} did not decode; skipped")
-                return bgr
-            if cap.get(cv2.CAP_PROP_POS_FRAMES) == position:  # no further: the rest does not decode
-                break
+        position = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+        while 0 <= position < total - 1:  # frame `position` does not decode: seek past it to the next that does
+            self._decode_error(f"frame {position} of {total} does not decode; skipped")
+            position += 1
+            if cap.set(cv2.CAP_PROP_POS_FRAMES, position):
+                ok, bgr = cap.read()
+                if ok:
+                    return bgr
         missing = total - self._delivered - self._skipped
         if missing > 0:
             self.decode_errors += missing
