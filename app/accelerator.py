@@ -10,7 +10,6 @@ from __future__ import annotations
 import configparser
 import importlib.metadata
 import logging
-import re
 import subprocess
 from dataclasses import dataclass
 from functools import cache
@@ -19,8 +18,9 @@ from pathlib import Path
 from app.config import PROJECT_DIR
 from app.errors import ConfigError
 from app.models import is_path, manifest
-from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, cpu_variant_name, edgetpu_library_loads,
-                         interpreter_api, is_edgetpu_model, load_model)
+from app.names import cpu_name, edgetpu_name
+from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, edgetpu_library_loads, interpreter_api,
+                         is_edgetpu_model, load_model)
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ class ModelChoice:
 
 def _variant(ref: str, path: Path, models_dir: Path, to_tpu: bool) -> Path | None:
     """The same model compiled for the other side (Edge TPU or CPU), if its file is present."""
+    candidate: Path | None
     if is_path(ref):
-        name = re.sub(r"\.tflite$", "_edgetpu.tflite", path.name) if to_tpu else cpu_variant_name(path)
-        candidate = path.with_name(name)
+        candidate = path.with_name(edgetpu_name(path.name) if to_tpu else cpu_name(path.name))
     else:
         entries = manifest()
-        name = entries[ref].edgetpu_variant if to_tpu else re.sub(r"_edgetpu$", "", ref)
+        name = entries[ref].edgetpu_variant if to_tpu else cpu_name(ref)
         candidate = models_dir / entries[name].file if name in entries else None
     return candidate if candidate is not None and candidate != path and candidate.is_file() else None
 
@@ -66,7 +66,7 @@ class MatchedPair:
     interpreter_version: str
 
     @classmethod
-    def read(cls, path: Path = MATCHED_PAIR) -> "MatchedPair":
+    def read(cls, path: Path = MATCHED_PAIR) -> MatchedPair:
         ini = configparser.ConfigParser(inline_comment_prefixes=("#",))
         ini.read(path)
         return cls(tuple(ini["libedgetpu"]["packages"].split()), ini["libedgetpu"]["version"],

@@ -22,7 +22,7 @@ class BenchRow:
     def cells(self) -> list[str]:
         p = self.stats.percentile
         ms = lambda name, q=50: f"{p(name, q):.1f}" if p(name, q) is not None else "-"  # noqa: E731
-        return [str(self.threads), f"{self.stats.fps():.1f}", ms("preprocess"), ms("inference"),
+        return [str(self.threads), f"{self.stats.mean_fps():.1f}", ms("preprocess"), ms("inference"),
                 ms("inference", 95), ms("postprocess"), ms("capture_to_result"), str(sum(self.stats.drops.values()))]
 
 

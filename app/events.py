@@ -3,6 +3,10 @@
 One flickering frame must not fire an event: a new count becomes the current count only after it has held for
 `appear_frames` frames, and a label clears only after `clear_frames` frames without it. MQTT, snapshots and
 webhooks all read the same events, computed once per frame in the output lane.
+
+Events within one frame come in a fixed order, so MQTT and webhooks send them in the same order on every run:
+watched labels (`publish.labels`) in their configured order; with no watched labels (every label counts), by
+label, sorted.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class EventTracker:
         raw = Counter(d.label for d in frame.detections
                       if d.score >= self.min_score and (self.labels is None or d.label in self.labels))
         events = []
-        for label in set(self.counts) | set(raw):
+        for label in self._in_order(raw):
             seen, current = raw.get(label, 0), self.counts.get(label, 0)
             if seen == current:
                 self._candidate.pop(label, None)
@@ -52,3 +56,10 @@ class EventTracker:
                 kind = "appeared" if current == 0 else "cleared" if seen == 0 else "changed"
                 events.append(Event(kind, label, seen, current))
         return events
+
+    def _in_order(self, raw: Counter[str]) -> list[str]:
+        """The labels to look at this frame: watched ones as configured (`counts` holds them all, in that order),
+        else every label counted or seen, sorted."""
+        if self.labels is not None:
+            return list(self.counts)
+        return sorted(self.counts.keys() | raw.keys())

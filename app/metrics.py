@@ -3,6 +3,11 @@
 Written by the lanes, read by the summary line, `/api/stats` and `/metrics`. Latencies keep the most recent
 samples only (for percentiles) plus a fixed-bucket histogram per timing (cumulative since start, for Prometheus),
 so a camera running for months uses constant memory.
+
+Two rates, one name each: *fps* is always the recent rate, results per second over the last `RATE_WINDOW_S`
+(`recent_fps`: `/api/stats` and MQTT stats `fps`, the `smartcam_fps` gauge, the live page, the overlay banner);
+*mean fps* is the whole run's average, processed frames over the time since start (`mean_fps`: the summary line
+printed when a run ends).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class Histogram:
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, observations <= le) for every bound and +Inf."""
         running, out = 0, []
-        for bound, n in zip((*(_number(b) for b in self.bounds), "+Inf"), self.counts):
+        for bound, n in zip((*(_number(b) for b in self.bounds), "+Inf"), self.counts, strict=True):
             running += n
             out.append((bound, running))
         return out
@@ -60,7 +65,8 @@ class Stats:
         #: monotonic times of the newest captured frame and the newest result (None before the first)
         self.last_capture: float | None = None
         self.last_result: float | None = None
-        #: facts about the run for status pages: model, accelerator, runtime, warnings
+        #: facts about the run for status pages: model, accelerator, runtime, pipeline, camera,
+        #: source_description (the device or stream the camera reads), warnings
         self.info: dict[str, object] = {}
         self.drops: Counter[str] = Counter()
         self._latency: dict[str, deque[float]] = {}
@@ -111,7 +117,8 @@ class Stats:
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
-    def fps(self) -> float:
+    def mean_fps(self) -> float:
+        """Results per second averaged over the whole run, for the summary of a run that has ended."""
         elapsed = time.monotonic() - self.started
         return self.processed / elapsed if elapsed > 0 else 0.0
 
@@ -133,7 +140,7 @@ class Stats:
         drops = sum(self.drops.values())
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.drops.items()))
         line = (f"captured {self.captured}, processed {self.processed}, dropped {drops}"
-                f"{f' ({reasons})' if reasons else ''}, {self.fps():.1f} fps")
+                f"{f' ({reasons})' if reasons else ''}, mean {self.mean_fps():.1f} fps")
         p50, p95 = self.percentile("inference", 50), self.percentile("inference", 95)
         if p50 is not None:
             line += f", inference {p50:.1f} ms p50 / {p95:.1f} ms p95"
@@ -147,7 +154,7 @@ class Stats:
             histograms = {metric: self._histograms.get(name, Histogram()).copy()
                           for name, metric in PROMETHEUS_HISTOGRAMS.items()}
         info = {k: str(v) for k, v in self.info.items()
-                if k in ("model", "accelerator", "runtime", "pipeline", "camera", "source")}
+                if k in ("model", "accelerator", "runtime", "pipeline", "camera", "source_description")}
         parts = [
             prometheus_family("smartcam_frames_captured_total", "counter", "Frames read from the source.",
                               [({}, captured)]),
@@ -159,7 +166,8 @@ class Stats:
                               f"Processed frames per second over the last {RATE_WINDOW_S:g} s.", [({}, round(fps, 3))]),
             prometheus_family("smartcam_uptime_seconds", "gauge", "Seconds since the pipeline started.",
                               [({}, round(uptime, 3))]),
-            prometheus_family("smartcam_info", "gauge", "The run: model, accelerator, runtime, pipeline, camera.",
+            prometheus_family("smartcam_info", "gauge",
+                              "The run: model, accelerator, runtime, pipeline, camera, source_description.",
                               [(info, 1)]),
             prometheus_histogram("smartcam_inference_seconds", "Model invocation time.",
                                  histograms["smartcam_inference_seconds"]),
@@ -187,7 +195,7 @@ def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
     escaped = (str(v).replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n") for v in labels.values())
-    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(labels, escaped)) + "}"
+    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(labels, escaped, strict=True)) + "}"
 
 
 def _escape_help(text: str) -> str:

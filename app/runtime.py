@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import ConfigError, ModelError
+from app.names import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,6 @@ def is_edgetpu_model(path: Path) -> bool:
     return EDGETPU_OP in path.read_bytes()
 
 
-def cpu_variant_name(path: Path) -> str:
-    """`ssd_x_edgetpu.tflite` → `ssd_x.tflite`: the CPU model to use instead."""
-    return re.sub(r"_edgetpu(?=\.tflite$)", "", path.name)
-
-
 def edgetpu_library_loads() -> bool:
     """Probe for libedgetpu without `load_delegate`, whose failure prints a traceback from `Delegate.__del__`."""
     try:
@@ -82,7 +77,7 @@ class TensorSpec:
     zero_point: int
 
     @classmethod
-    def from_details(cls, details: dict) -> "TensorSpec":
+    def from_details(cls, details: dict) -> TensorSpec:
         scale, zero_point = details["quantization"]
         return cls(details["index"], details["name"], tuple(int(d) for d in details["shape"]),
                    details["dtype"], float(scale), int(zero_point))
@@ -135,7 +130,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _edgetpu_delegate(accelerator: str, path: Path) -> Any:
-    instead = (f"use the CPU model {cpu_variant_name(path)}" if is_edgetpu_model(path) else "set accelerator: cpu")
+    instead = (f"use the CPU model {cpu_name(path.name)}" if is_edgetpu_model(path) else "set accelerator: cpu")
     if not edgetpu_library_loads():
         raise ConfigError(f"accelerator {accelerator}: {EDGETPU_LIBRARY} is not installed: {CORAL_FIX}, "
                           f"or {instead}")
@@ -159,7 +154,7 @@ def load_model(path: Path, accelerator: str = "cpu", threads: int = 2) -> Loaded
     elif is_edgetpu_model(path):
         raise ConfigError(
             f"{path}: this model is compiled for the Edge TPU and cannot run on the CPU: use the CPU model "
-            f"{cpu_variant_name(path)}, or {CORAL_FIX} and set accelerator: edgetpu")
+            f"{cpu_name(path.name)}, or {CORAL_FIX} and set accelerator: edgetpu")
     try:
         interpreter = api.Interpreter(model_path=str(path), num_threads=threads,
                                       experimental_delegates=delegates or None)

@@ -75,7 +75,6 @@ class ServiceMonitor:
         self.ready = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_status: tuple[float, int] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -113,10 +112,7 @@ class ServiceMonitor:
             return "starting: waiting for the first frame"
         if not self.frames_flowing(now):
             return f"stalled: no frame processed for {now - (self.stats.last_result or now):.0f} s"
-        fps = self.stats.fps()
-        if self._last_status is not None and now > self._last_status[0]:
-            fps = (processed - self._last_status[1]) / (now - self._last_status[0])
-        self._last_status = (now, processed)
+        fps = self.stats.recent_fps()
         p50 = self.stats.percentile("inference", 50)
         inference = f", inference {p50:.1f} ms p50" if p50 is not None else ""
         return f"running: {fps:.1f} fps{inference}, {processed} frames"

@@ -1,8 +1,11 @@
 """The Edge TPU up to the hardware boundary: what `auto` chooses and why, the fallbacks, the slow-link warning,
 and `devices` on a board laid out in a folder.
 
-There is no Edge TPU here. A stand-in `libedgetpu.so.1` built at test time exports the delegate entry points
-and answers like a runtime whose device is absent (no delegate), so the real `load_delegate` path runs.
+No test needs an Edge TPU, and none depends on whether this machine has its runtime: each sets up the runtime it
+tests. Stand-ins built at test time go first on the app's library path: one `libedgetpu.so.1` that exports the
+delegate entry points and answers like a runtime whose device is absent (no delegate), so the real
+`load_delegate` path runs; one that cannot load, which hides any runtime the machine has. In this process, where
+the library path is fixed, "no runtime" is the probe's answer, patched.
 """
 
 from __future__ import annotations
@@ -10,16 +13,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.accelerator import MatchedPair, ModelChoice, choose, installed_library, slow_tpu_warning
+from app.accelerator import MatchedPair, ModelChoice, choose, edgetpu_unavailable, installed_library, slow_tpu_warning
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras, v4l2_capture_cameras
 from app.pipeline import Pipeline
-from conftest import MODELS, PET, PROJECT
-from test_pipeline import FlakyCamera
+from conftest import MODELS, PET, PROJECT, FakeCamera
 
 CPU_MODEL = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
 CLASSIFY = ["--pipeline", "classify", "--source", str(MODELS.parent / "images" / "cat.bmp"), "--labels",
@@ -33,24 +36,69 @@ void *tflite_plugin_create_delegate(char **keys, char **values, size_t n, void (
 }
 void tflite_plugin_destroy_delegate(void *delegate) { (void)delegate; }
 """
+#: dpkg as on a machine whose Edge TPU runtime was built by hand: it knows no libedgetpu package
+DPKG_WITHOUT_LIBEDGETPU = "#!/bin/sh\necho \"dpkg-query: no packages found matching $*\" >&2\nexit 1\n"
+
+
+def _compile(folder: Path, name: str, source: str, *flags: str) -> None:
+    (folder / f"{name}.c").write_text(source)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / name), str(folder / f"{name}.c"), *flags],
+                   check=True)
 
 
 @pytest.fixture(scope="module")
-def runtime_without_device(tmp_path_factory) -> Path:
+def edgetpu_runtime_without_device(tmp_path_factory) -> Path:
+    """A folder to put first on the library path and PATH: a runtime that loads and finds no device, and a dpkg
+    that does not know it (so the matched-pair check trusts it, whatever this machine has installed)."""
     folder = tmp_path_factory.mktemp("libedgetpu")
-    (folder / "stub.c").write_text(ABSENT_DEVICE_RUNTIME)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / "libedgetpu.so.1"), str(folder / "stub.c")],
-                   check=True)
+    _compile(folder, "libedgetpu.so.1", ABSENT_DEVICE_RUNTIME)
+    (folder / "dpkg-query").write_text(DPKG_WITHOUT_LIBEDGETPU)
+    (folder / "dpkg-query").chmod(0o755)
     return folder
 
 
+@pytest.fixture(scope="module")
+def edgetpu_runtime_absent(tmp_path_factory) -> Path:
+    """A folder to put first on the library path that hides any Edge TPU runtime of this machine: its
+    `libedgetpu.so.1` needs a library that is gone, and the loader stops at the first file of that name it finds
+    rather than trying the system's."""
+    folder = tmp_path_factory.mktemp("no_libedgetpu")
+    _compile(folder, "libsmartcam_gone.so", "void smartcam_gone(void) {}\n")
+    _compile(folder, "libedgetpu.so.1", "void tflite_plugin_destroy_delegate(void *d) { (void)d; }\n",
+             "-Wl,--no-as-needed", f"-L{folder}", "-lsmartcam_gone")
+    (folder / "libsmartcam_gone.so").unlink()
+    return folder
+
+
+@pytest.fixture
+def no_runtime_in_this_process(monkeypatch) -> Iterator[None]:
+    """This process sees no Edge TPU runtime: the probe says so, and its cached verdict is forgotten around."""
+    monkeypatch.setattr("app.accelerator.edgetpu_library_loads", lambda: False)
+    edgetpu_unavailable.cache_clear()
+    yield
+    edgetpu_unavailable.cache_clear()
+
+
 def _app(*args: str, library_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", **({"LD_LIBRARY_PATH": str(library_dir)} if library_dir else {})}
+    path = f"{library_dir}:/usr/bin:/bin" if library_dir else "/usr/bin:/bin"
+    env = {"PATH": path, **({"LD_LIBRARY_PATH": str(library_dir)} if library_dir else {})}
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=PROJECT, env=env, capture_output=True, text=True,
                           timeout=120)
 
 
-def test_auto_prefers_the_cpu_model_when_there_is_no_runtime(tmp_path):
+def test_the_runtime_stand_ins_load_or_not_as_they_say(edgetpu_runtime_without_device, edgetpu_runtime_absent):
+    def loads(library_path: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libedgetpu.so.1')"],
+                              env={"LD_LIBRARY_PATH": library_path}, capture_output=True, text=True, timeout=60)
+
+    assert loads(str(edgetpu_runtime_without_device)).returncode == 0
+    assert loads(str(edgetpu_runtime_absent)).returncode != 0
+    # hidden even when a loadable runtime comes later in the search, as the system's does
+    hidden = loads(f"{edgetpu_runtime_absent}:{edgetpu_runtime_without_device}")
+    assert hidden.returncode != 0 and "libsmartcam_gone.so" in hidden.stderr
+
+
+def test_auto_prefers_the_cpu_model_when_there_is_no_runtime(tmp_path, no_runtime_in_this_process):
     for name in (CPU_MODEL.name, CPU_MODEL.name.replace(".tflite", "_edgetpu.tflite")):
         shutil.copyfile(MODELS / name, tmp_path / name)
     tpu = tmp_path / "mobilenet_v1_0.5_160_quant_edgetpu.tflite"
@@ -61,8 +109,8 @@ def test_auto_prefers_the_cpu_model_when_there_is_no_runtime(tmp_path):
     assert choose("edgetpu:usb:0", str(tmp_path / CPU_MODEL.name), tmp_path / CPU_MODEL.name, tmp_path).path == tpu
 
 
-def test_auto_with_a_runtime_but_no_device_runs_the_cpu_model(runtime_without_device):
-    proc = _app(*CLASSIFY, "--model", str(CPU_MODEL), library_dir=runtime_without_device)
+def test_auto_with_a_runtime_but_no_device_runs_the_cpu_model(edgetpu_runtime_without_device):
+    proc = _app(*CLASSIFY, "--model", str(CPU_MODEL), library_dir=edgetpu_runtime_without_device)
     assert proc.returncode == 0, proc.stderr
     assert '"class_id":286' in proc.stdout
     assert "accelerator cpu: mobilenet_v1_0.5_160_quant.tflite on the CPU: accelerator edgetpu: no Edge TPU " \
@@ -70,9 +118,9 @@ def test_auto_with_a_runtime_but_no_device_runs_the_cpu_model(runtime_without_de
     assert "Traceback" not in proc.stderr
 
 
-def test_edgetpu_required_but_no_device_fails_fast_with_the_fix(runtime_without_device):
+def test_edgetpu_required_but_no_device_fails_fast_with_the_fix(edgetpu_runtime_without_device):
     proc = _app(*CLASSIFY, "--model", str(CPU_MODEL), "--set", "accelerator=edgetpu:usb:0",
-                library_dir=runtime_without_device)
+                library_dir=edgetpu_runtime_without_device)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "no Edge TPU answered" in errors[0] and "lsusb" in errors[0]
@@ -82,7 +130,7 @@ def test_edgetpu_required_but_no_device_fails_fast_with_the_fix(runtime_without_
 def test_a_tpu_that_fails_mid_run_hands_over_to_the_cpu_model():
     """An invoke that fails (here: the real interpreter refusing while its input is referenced) on a TPU chosen by
     auto switches to the CPU model in reserve; the run carries on."""
-    pipeline = Pipeline(load_settings("detect", None, PET), [], source=FlakyCamera())
+    pipeline = Pipeline(load_settings("detect", None, PET), [], source=FakeCamera(pause=0.01))
     tpu_model = pipeline.model
     pipeline.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path, expected_ms=7.0)
     tpu_model.held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
@@ -96,7 +144,7 @@ def test_slow_tpu_is_called_out():
     choice = ModelChoice(Path("m_edgetpu.tflite"), "edgetpu", "", expected_ms=7.6)
     assert slow_tpu_warning(choice, 8.0) is None
     warning = slow_tpu_warning(choice, 38.0)
-    assert "5x" in warning and "USB 2" in warning
+    assert warning is not None and "5x" in warning and "USB 2" in warning
     assert slow_tpu_warning(ModelChoice(Path("m.tflite"), "cpu", ""), 80.0) is None
 
 
@@ -119,10 +167,11 @@ def test_devices_reads_cameras_and_edge_tpus_from_sysfs(tmp_path):
     assert [d.path for d in edgetpus(sys_root, dev_root)] == ["edgetpu:usb:0", "edgetpu:usb:1", "edgetpu:pci:0"]
 
 
-def test_devices_command_runs_on_a_board_without_hardware():
-    proc = _app("devices")
+def test_devices_command_says_how_to_install_a_missing_runtime(edgetpu_runtime_absent):
+    proc = _app("devices", library_dir=edgetpu_runtime_absent)
     assert proc.returncode == 0 and "cameras:" in proc.stdout and "edge tpus:" in proc.stdout
-    assert "./install.sh --coral" in proc.stdout
+    assert "edge tpu runtime: no Edge TPU runtime (libedgetpu.so.1 not found; install the Edge TPU runtime with " \
+           "./install.sh --coral)" in proc.stdout
 
 
 def test_the_matched_pair_is_checked_before_the_tpu_is_used():
@@ -132,7 +181,23 @@ def test_the_matched_pair_is_checked_before_the_tpu_is_used():
     assert pair.problem(("libedgetpu1-std", pair.library_version), matched) is None
     assert pair.problem(None, ("ai-edge-litert", "9.9")) is None  # a hand-built library cannot be checked
     coral_own = pair.problem(("libedgetpu1-std", "16.0"), matched)
-    assert "crashes with TFLite 2.12" in coral_own and "./install.sh --coral" in coral_own
+    assert coral_own is not None and "crashes with TFLite 2.12" in coral_own and "./install.sh --coral" in coral_own
     newer = pair.problem(("libedgetpu1-max", pair.library_version), ("ai-edge-litert", "2.3.0"))
-    assert f"needs ai-edge-litert {pair.interpreter_version}, not ai-edge-litert 2.3.0" in newer
-    assert installed_library(pair.library_packages) is None  # dpkg has no libedgetpu on this machine
+    assert newer is not None and f"needs ai-edge-litert {pair.interpreter_version}, not ai-edge-litert 2.3.0" in newer
+
+
+def test_the_installed_runtime_package_is_read_from_dpkg(tmp_path, monkeypatch):
+    """dpkg as on a board after ./install.sh --coral: libedgetpu1-std installed, -max known but removed."""
+    (tmp_path / "dpkg-query").write_text(
+        '#!/bin/sh\ncase "$4" in\n'
+        '  libedgetpu1-std) printf "install ok installed 16.0tf2.19.1" ;;\n'
+        '  libedgetpu1-max) printf "deinstall ok config-files 16.0tf2.19.1" ;;\n'
+        '  *) echo "dpkg-query: no packages found matching $4" >&2; exit 1 ;;\n'
+        'esac\n')
+    (tmp_path / "dpkg-query").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert installed_library(("libedgetpu1-max", "libedgetpu1-std")) == ("libedgetpu1-std", "16.0tf2.19.1")
+    assert installed_library(("libedgetpu1-max",)) is None
+    assert installed_library(("libedgetpu1-other",)) is None
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no dpkg at all (not Debian)
+    assert installed_library(("libedgetpu1-std",)) is None

@@ -48,6 +48,24 @@ def test_only_watched_labels_and_scores_count():
     assert _feed(tracker, _frame("person", score=0.7)) == [Event("appeared", "person", 1, 0)]
 
 
+LABELS = [f"label{n:02d}" for n in range(40)]  # as many as a set would, with any hash seed, iterate out of order
+
+
+def test_events_of_one_frame_come_in_the_configured_order_of_the_watched_labels():
+    watched = LABELS[::-1][::2] + LABELS[::2]  # neither sorted nor in any order a set of them is likely to keep
+    tracker = EventTracker(watched, 0.5, appear_frames=1, clear_frames=1)
+    appeared = _feed(tracker, _frame(*sorted(LABELS)))
+    assert [e.label for e in appeared] == watched and {e.kind for e in appeared} == {"appeared"}
+    assert [e.label for e in _feed(tracker, _frame())] == watched  # all cleared, in the same order
+
+
+def test_events_of_one_frame_come_sorted_by_label_when_every_label_counts():
+    tracker = EventTracker(None, 0.5, appear_frames=1, clear_frames=1)
+    shuffled = LABELS[1::2] + LABELS[::2]
+    assert [e.label for e in _feed(tracker, _frame(*shuffled))] == LABELS
+    assert [e.label for e in _feed(tracker, _frame(*shuffled[:10]))] == sorted(set(LABELS) - set(shuffled[:10]))
+
+
 def test_overlay_draws_on_a_copy_and_jpegs_are_cached():
     frame = Frame(read_rgb("cat.bmp"), 1, "cam")
     original = frame.image.copy()

@@ -1,6 +1,7 @@
-"""Checks that need real hardware: a Coral Edge TPU, a camera. Marked `hardware`; each skips, saying what it
-needs, where that hardware is absent (as on CI), and none is counted as coverage of the code above the boundary,
-which the rest of the suite tests without it."""
+"""Checks that need real hardware: a Coral Edge TPU, a USB camera. Marked `hardware`: deselected by default
+(pyproject's `-m "not hardware"`), run on a board with `.venv/bin/python -m pytest -m hardware`, and there each
+FAILS, saying what it needs, when that hardware is missing: selecting them is the claim that it is present.
+None is counted as coverage of the code above the boundary, which the rest of the suite tests without it."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ from conftest import PET, run_model
 pytestmark = pytest.mark.hardware
 
 
-@pytest.mark.skipif(not edgetpus() or edgetpu_unavailable() is not None,
-                    reason="needs a Coral Edge TPU and its matched runtime (./install.sh --coral)")
 def test_the_edge_tpu_gives_the_known_answer():
+    problem = edgetpu_unavailable()
+    assert problem is None, f"needs the Edge TPU runtime matched to the interpreter: {problem}"
+    assert edgetpus(), "needs a Coral Edge TPU: none on USB (lsusb: 18d1:9302 or 1a6e:089a) or PCIe (/dev/apex_N)"
     frame = run_model("mobilenet_v1_0.5_160_quant_edgetpu.tflite", "cat.bmp", "imagenet_labels.txt",
                       postprocess={"min_score": 0}, accelerator="edgetpu")
     assert frame.classes[0].class_id == 286
 
 
-@pytest.mark.skipif(not v4l2_capture_cameras(), reason="needs a USB (V4L2) camera")
 def test_a_usb_camera_gives_frames():
-    camera = v4l2_capture_cameras()[0].path
-    stats = Pipeline(load_settings("detect", None, [*PET, f"camera.source={camera}"]), []).run(max_frames=10)
+    cameras = v4l2_capture_cameras()
+    assert cameras, "needs a USB (V4L2) camera: none in /sys/class/video4linux"
+    settings = load_settings("detect", None, [*PET, f"camera.source={cameras[0].path}"])
+    stats = Pipeline(settings, []).run(max_frames=10)
     assert stats.processed == 10

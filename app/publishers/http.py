@@ -102,6 +102,8 @@ class FrameSlot:
 class HttpPublisher(Publisher):
     #: class default; a test may lower it on an instance before `start`
     send_timeout_s = SEND_TIMEOUT_S
+    ctx: PublishContext  # set by start(), like snapshots_dir
+    snapshots_dir: Path
 
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
@@ -109,8 +111,6 @@ class HttpPublisher(Publisher):
         self.frames = FrameSlot()
         #: the bound port once started (the chosen one when http.port is 0)
         self.port: int | None = None
-        self.ctx: PublishContext | None = None
-        self.snapshots_dir: Path | None = None
         self.latest: Output | None = None
         self.stream_clients = 0
         self.stream_clients_dropped = 0
@@ -199,7 +199,7 @@ class HttpPublisher(Publisher):
             return text_response("starting: no frame captured yet", 503)
         age = time.monotonic() - last
         if age > self.config.stall_after_s:
-            source = self.ctx.stats.info.get("source", "the source")
+            source = self.ctx.stats.info.get("source_description", "the source")
             return text_response(f"stalled: no frame captured from {source} for {age:.1f} s", 503)
         return text_response("ok")
 

@@ -12,7 +12,7 @@ is slow or gone.
 connected, at most `IN_FLIGHT` unacknowledged at a time, so paho's own queues stay small whatever the broker
 does.
 
-Topics (prefix: mqtt.topic_prefix, camera: camera.name; labels made topic-safe by `slug`):
+Topics (prefix: mqtt.topic_prefix, camera: camera.name; camera and labels made safe by `app.names.safe_name`):
   {prefix}/availability           online | offline, retained (offline is also the last will)
   {prefix}/{camera}/events        {"type", "label", "count", "previous", "camera", "pipeline", "result"}
   {prefix}/{camera}/{label}       the label's current count, e.g. "2", retained
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
 import threading
 import time
@@ -40,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from app import __version__
 from app.config import MqttConfig
 from app.errors import ConfigError
+from app.names import safe_name
 from app.publishers.base import Output, PublishContext, Publisher, event_document
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ CLOSE_TIMEOUT_S = 1.0
 RECONNECT_MAX_S = 10
 ONLINE, OFFLINE = "online", "offline"
 SNAPSHOT_EVENTS = ("appeared", "changed")
-
-
-def slug(name: str) -> str:
-    """`name` safe as one topic level and as a Home Assistant object id: runs of other characters become `_`."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ class Topics:
         return f"{self.prefix}/{self.camera}/results"
 
     def count(self, label: str) -> str:
-        return f"{self.prefix}/{self.camera}/{slug(label)}"
+        return f"{self.prefix}/{self.camera}/{safe_name(label)}"
 
     @property
     def home_assistant_status(self) -> str:
@@ -118,7 +113,7 @@ def discovery_documents(topics: Topics, camera: str, label: str | None) -> dict[
         return {topics.discovery("image", "snapshot"): {
             **common, "name": f"{camera} snapshot", "unique_id": f"{node}_snapshot",
             "image_topic": topics.snapshot, "content_type": "image/jpeg"}}
-    object_id = slug(label)
+    object_id = safe_name(label)
     return {
         topics.discovery("sensor", f"{object_id}_count"): {
             **common, "name": f"{camera} {label} count", "unique_id": f"{node}_{object_id}_count",
@@ -153,7 +148,7 @@ class MqttPublisher(Publisher):
 
     def start(self, ctx: PublishContext) -> None:
         self._ctx = ctx
-        self._topics = Topics(self.config.topic_prefix, slug(ctx.camera), self.config.discovery.prefix)
+        self._topics = Topics(self.config.topic_prefix, safe_name(ctx.camera), self.config.discovery.prefix)
         self._client = self._make_client(ctx)
         with self._wake:
             self._set_state(self._topics.availability, ONLINE)
@@ -169,7 +164,8 @@ class MqttPublisher(Publisher):
 
     def publish(self, out: Output) -> None:
         ctx, topics = self._ctx, self._topics
-        stream = [Message(topics.events, json.dumps(event_document(e, out, ctx), separators=(",", ":"))) for e in out.events]
+        stream = [Message(topics.events, json.dumps(event_document(e, out, ctx), separators=(",", ":")))
+                  for e in out.events]
         if self.config.publish_results:
             stream.append(Message(topics.results, json.dumps(out.result, separators=(",", ":"))))
         snapshot = out.jpeg() if any(e.kind in SNAPSHOT_EVENTS for e in out.events) else None

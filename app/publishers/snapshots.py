@@ -20,21 +20,16 @@ from pathlib import Path
 from app.config import SnapshotsConfig
 from app.errors import ConfigError
 from app.frame import Frame
+from app.names import safe_name
 from app.publishers.base import Output, PublishContext, Publisher
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def safe_name(text: str) -> str:
-    """`text` with every character outside [A-Za-z0-9_-] replaced by `_`, fit for a file name."""
-    return _UNSAFE.sub("_", text) or "_"
 
 
 def snapshot_name(ts: float, camera: str, label: str) -> str:
-    """`YYYYmmdd-HHMMSS-mmm_<camera>_<label>.jpg` in local time."""
+    """`YYYYmmdd-HHMMSS-mmm_<camera>_<label>.jpg` in local time, camera and label spelled as in MQTT topics."""
     stamp = datetime.fromtimestamp(ts)
     return f"{stamp:%Y%m%d-%H%M%S}-{stamp.microsecond // 1000:03d}_{safe_name(camera)}_{safe_name(label)}.jpg"
 
