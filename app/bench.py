@@ -20,8 +20,10 @@ class BenchRow:
     stats: Stats
 
     def cells(self) -> list[str]:
-        p = self.stats.percentile
-        ms = lambda name, q=50: f"{p(name, q):.1f}" if p(name, q) is not None else "-"  # noqa: E731
+        def ms(name: str, q: float = 50) -> str:
+            value = self.stats.percentile(name, q)
+            return f"{value:.1f}" if value is not None else "-"
+
         return [str(self.threads), f"{self.stats.mean_fps():.1f}", ms("preprocess"), ms("inference"),
                 ms("inference", 95), ms("postprocess"), ms("capture_to_result"), str(sum(self.stats.drops.values()))]
 

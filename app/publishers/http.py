@@ -13,6 +13,9 @@ framework. It owns three promises:
 - With `http.token` or `http.username`/`password` set, everything but `/healthz` needs them (a Bearer header,
   `?token=`, the cookie `/?token=` sets for the page's image and fetches, or HTTP Basic), compared in constant
   time. Binding beyond loopback without either is refused by the config schema.
+
+A port still held (the previous process stopping) or an address not up yet is waited for in a thread, retried
+every LISTEN_RETRY_S, while the camera runs; `/healthz` is 503 while the source is not connected, naming why.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from app.config import HttpConfig
 from app.errors import ConfigError
-from app.metrics import prometheus_family
+from app.metrics import is_ok, prometheus_family
 from app.publishers.base import Output, PublishContext, Publisher
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0
 #: how often a stream thread wakes to notice a shutdown when no frames come
 STREAM_WAKE_S = 1.0
+#: how often a port still in use (or an address not up yet) is tried again; the camera runs meanwhile
+LISTEN_RETRY_S = 1.0
 BOUNDARY = "frame"
 COOKIE = "smartcam_token"
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.jpe?g", re.IGNORECASE)
@@ -118,21 +123,56 @@ class HttpPublisher(Publisher):
         self._next_encode = 0.0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._waiter: threading.Thread | None = None
+        self._waiting_for = ""
+        self._closing = threading.Event()
+        self._serve_lock = threading.Lock()
 
     # --- the Publisher interface ---------------------------------------------------------------------------------
 
     def start(self, ctx: PublishContext) -> None:
         self.ctx = ctx
         self.snapshots_dir = ctx.settings.resolve_path(ctx.settings.device.snapshots.dir)
-        self._server = _listen(self.config, self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        ctx.stats.health["http"] = self.health_document
+        try:
+            self._serve(_listen(self.config, self))
+        except _NotYet as exc:  # the port still held, the address not up yet: the camera runs meanwhile
+            self._waiting_for = str(exc)
+            log.warning("http: %s; waiting for it (trying again every %g s)", exc, LISTEN_RETRY_S)
+            self._waiter = threading.Thread(target=self._listen_when_free, name="http-wait", daemon=True)
+            self._waiter.start()
+
+    def _listen_when_free(self) -> None:
+        while not self._closing.wait(LISTEN_RETRY_S):
+            try:
+                server = _listen(self.config, self)
+            except _NotYet as exc:
+                self._waiting_for = str(exc)
+                continue
+            with self._serve_lock:
+                if self._closing.is_set():
+                    server.server_close()
+                    return
+                self._serve(server)
+            return
+
+    def _serve(self, server: _Server) -> None:
+        self._server = server
+        self.port = server.server_address[1]
+        self._waiting_for = ""
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="http", daemon=True)
         self._thread.start()
         modes = [name for name, on in (("token", self.config.token),
                                        ("basic", self.config.username and self.config.password)) if on]
         log.info("http: listening on http://%s:%d/ (auth: %s)", self.config.bind, self.port,
                  " or ".join(modes) or "none")
+
+    def health_document(self) -> dict[str, object]:
+        """Listening, or waiting for the port or address, and why."""
+        if self._server is not None:
+            return {"ok": True, "state": "listening", "port": self.port}
+        return {"ok": False, "state": "waiting", "last_error": self._waiting_for}
 
     def publish(self, out: Output) -> None:
         self.latest = out
@@ -147,10 +187,13 @@ class HttpPublisher(Publisher):
 
     def close(self) -> None:
         self.frames.close()
+        with self._serve_lock:
+            self._closing.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-            self._thread.join(2)
+            if self._thread is not None:
+                self._thread.join(2)
             self._server = None
 
     # --- stream clients ------------------------------------------------------------------------------------------
@@ -194,6 +237,11 @@ class HttpPublisher(Publisher):
         })
 
     def health(self) -> Response:
+        report = self.ctx.stats.health.get("source")
+        document = report() if report else None
+        if document is not None and not is_ok(document) and document.get("attempts"):  # failed, not just starting
+            return text_response(f"source {document['state']}: {document.get('last_error') or 'no frame yet'} "
+                                 f"({document.get('attempts', 0)} attempts in {document.get('for_s', 0)} s)", 503)
         last = self.ctx.stats.last_capture
         if last is None:
             return text_response("starting: no frame captured yet", 503)
@@ -304,14 +352,14 @@ class _Handler(BaseHTTPRequestHandler):
         return "smartcam"
 
     def setup(self) -> None:
-        self.timeout = self.server.publisher.send_timeout_s  # reads and writes: a silent peer is let go
+        self.request.settimeout(self.server.publisher.send_timeout_s)  # reads and writes: a silent peer is let go
         super().setup()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("http: %s %s", self.address_string(), QUERY_TOKEN.sub(r"\1token=…", format % args))
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         try:
             self._route()
         except (ConnectionError, TimeoutError) as exc:
@@ -394,10 +442,15 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer's own looks up the host's FQDN, which hangs on a board whose DNS is not up yet
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
     def handle_error(self, request, client_address) -> None:
         log.exception("http: request from %s failed", client_address[0])
+
+
+class _NotYet(OSError):
+    """A reason not to listen that the world may clear by itself."""
 
 
 def _listen(config: HttpConfig, publisher: HttpPublisher) -> _Server:
@@ -405,7 +458,10 @@ def _listen(config: HttpConfig, publisher: HttpPublisher) -> _Server:
         return _Server((config.bind, config.port), publisher)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"http.port {config.port} is in use on {config.bind}: another smartcam or web server "
-                              "listens there; choose another port (e.g. --set http.port=8081)") from None
+            raise _NotYet(f"http.port {config.port} is in use on {config.bind} (the previous smartcam still "
+                          "stopping, or another server: then choose another port, e.g. --set http.port=8081)") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise _NotYet(f"http.bind {config.bind} is not an address of this board yet (the network not up?)") \
+                from None
         raise ConfigError(f"http.bind {config.bind}, http.port {config.port}: cannot listen ({exc.strerror or exc}); "
                           "use 127.0.0.1, 0.0.0.0 or an address of this board, and a port above 1023") from None

@@ -17,17 +17,24 @@ from dataclasses import dataclass, field
 
 from app.config import ReconnectConfig
 from app.errors import SourceError
+from app.metrics import CONNECTED
 from app.sources.base import Captured, EndOfStream, Source
 
 log = logging.getLogger(__name__)
 
-CONNECTING, CONNECTED, RECONNECTING, STOPPED = "connecting", "connected", "reconnecting", "stopped"
+CONNECTING, RECONNECTING, STOPPED = "connecting", "reconnecting", "stopped"
+
+
+#: longest an open is given (FFmpeg's open timeout is 10 s) before a source that is not retried looks hung
+ATTEMPT_TIMEOUT_S = 15.0
 
 
 @dataclass
 class SourceHealth:
     """What is known of the source right now; written by the capture thread, read by anyone."""
 
+    #: the longest wait between attempts (camera.reconnect.max_delay_s)
+    max_delay_s: float = 5.0
     state: str = CONNECTING
     #: failed opens and reads since the source last delivered a frame
     attempts: int = 0
@@ -38,9 +45,13 @@ class SourceHealth:
     last_attempt: float | None = None
 
     def document(self) -> dict[str, object]:
-        """The health as /api/stats and MQTT stats show it."""
-        return {"state": self.state, "attempts": self.attempts, "last_error": self.last_error,
-                "for_s": round(time.monotonic() - self.since, 1)}
+        """The health as /api/stats and MQTT stats show it. `retrying`: down, and the last attempt began recently
+        enough that the capture thread is waiting between attempts, not hung in one."""
+        now = time.monotonic()
+        retrying = (self.state in (CONNECTING, RECONNECTING) and self.last_attempt is not None
+                    and now - self.last_attempt <= self.max_delay_s + ATTEMPT_TIMEOUT_S)
+        return {"ok": self.state == CONNECTED, "state": self.state, "attempts": self.attempts,
+                "last_error": self.last_error, "for_s": round(now - self.since, 1), "retrying": retrying}
 
     @property
     def down(self) -> bool:
@@ -57,7 +68,7 @@ class Reconnecting(Source):
         self._on_failure = on_failure
         self.description = inner.description
         self.live = True
-        self.health = SourceHealth()
+        self.health = SourceHealth(max_delay_s=reconnect.max_delay_s)
         self._reconnect = reconnect
         self._stopping = stopping
         self._open = False
