@@ -11,12 +11,13 @@ import configparser
 import importlib.metadata
 import logging
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from app.config import PROJECT_DIR
-from app.errors import ConfigError
+from app.errors import ConfigError, DeviceAbsent
 from app.models import is_path, manifest
 from app.names import cpu_name, edgetpu_name
 from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, edgetpu_library_loads, interpreter_api,
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: "several times slower than expected" for the slow-link diagnosis
 SLOW_FACTOR = 3.0
+#: how long an Edge TPU the configuration asks for is waited for, and how often it is tried meanwhile
+TPU_WAIT_S = 20.0
+TPU_RETRY_S = 2.0
 #: the Edge TPU runtime and the interpreter built from the same TensorFlow (install.sh --coral installs them)
 MATCHED_PAIR = PROJECT_DIR / "constraints" / "edgetpu.ini"
 
@@ -137,14 +141,26 @@ def choose(requested: str, ref: str, path: Path, models_dir: Path) -> ModelChoic
 
 
 def load_choice(choice: ModelChoice, threads: int) -> tuple[LoadedModel, ModelChoice]:
-    """Load the chosen model; when `auto` chose a TPU that does not answer, the CPU model instead."""
-    try:
-        return load_model(choice.path, choice.accelerator, threads), choice
-    except ConfigError as exc:
-        if choice.fallback is None:
-            raise
-        cpu = ModelChoice(choice.fallback, "cpu", f"{choice.fallback.name} on the CPU: {exc}")
-        return load_model(cpu.path, "cpu", threads), cpu
+    """Load the chosen model. When `auto` chose a TPU that does not answer: the CPU model instead. When the
+    configuration asks for the TPU itself: wait up to TPU_WAIT_S for it (at boot a USB accelerator answers a few
+    seconds late), then DeviceAbsent (exit 1, restarted by systemd)."""
+    if choice.fallback is not None:
+        try:
+            return load_model(choice.path, choice.accelerator, threads), choice
+        except (ConfigError, DeviceAbsent) as exc:
+            cpu = ModelChoice(choice.fallback, "cpu", f"{choice.fallback.name} on the CPU: {exc}")
+            return load_model(cpu.path, "cpu", threads), cpu
+    deadline, attempts = time.monotonic() + TPU_WAIT_S, 0
+    while True:
+        try:
+            return load_model(choice.path, choice.accelerator, threads), choice
+        except DeviceAbsent as exc:
+            attempts += 1
+            if time.monotonic() >= deadline:
+                raise DeviceAbsent(f"{exc} (waited {TPU_WAIT_S:g} s, {attempts} attempts)") from None
+            if attempts == 1:
+                log.warning("%s; waiting up to %g s for it", exc, TPU_WAIT_S)
+            time.sleep(TPU_RETRY_S)
 
 
 def slow_tpu_warning(choice: ModelChoice, median_ms: float | None) -> str | None:

@@ -34,6 +34,11 @@ class ModelError(SmartcamError):
     """A model file that exists but cannot be loaded or run (unresolved op, corrupt flatbuffer)."""
 
 
+class DeviceAbsent(SmartcamError):
+    """A device the configuration asks for that does not answer (yet): an Edge TPU at boot. Not the files' fault,
+    so exit 1, which systemd restarts."""
+
+
 class SourceError(SmartcamError):
     """A source that cannot be opened (and, for finite sources, will not be retried)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ConfigError, ModelError
+from app.errors import ConfigError, DeviceAbsent, ModelError
 from app.names import cpu_name
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _edgetpu_delegate(accelerator: str, path: Path) -> Any:
     try:
         return interpreter_api().load_delegate(EDGETPU_LIBRARY, {"device": device} if device else {})
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"accelerator {accelerator}: no Edge TPU answered ({_first_line(exc)}): check that it is "
+        raise DeviceAbsent(f"accelerator {accelerator}: no Edge TPU answered ({_first_line(exc)}): check that it is "
                           f"plugged in (lsusb shows 18d1:9302 or 1a6e:089a), or {instead}") from exc
 
 

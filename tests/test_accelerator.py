@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from app.accelerator import MatchedPair, ModelChoice, choose, edgetpu_unavailable, installed_library, slow_tpu_warning
+from app.accelerator import (TPU_WAIT_S, MatchedPair, ModelChoice, choose, edgetpu_unavailable, installed_library,
+                             slow_tpu_warning)
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras, v4l2_capture_cameras
 from app.pipeline import Pipeline
@@ -118,13 +119,17 @@ def test_auto_with_a_runtime_but_no_device_runs_the_cpu_model(edgetpu_runtime_wi
     assert "Traceback" not in proc.stderr
 
 
-def test_edgetpu_required_but_no_device_fails_fast_with_the_fix(edgetpu_runtime_without_device):
+def test_edgetpu_required_but_no_device_is_waited_for_then_restarted(edgetpu_runtime_without_device):
+    """At boot a USB accelerator answers late: it is waited for, then exit 1 (restarted), never 2 (not restarted)."""
     proc = _app(*CLASSIFY, "--model", str(CPU_MODEL), "--set", "accelerator=edgetpu:usb:0",
                 library_dir=edgetpu_runtime_without_device)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "no Edge TPU answered" in errors[0] and "lsusb" in errors[0]
-    assert "opened" not in proc.stderr  # failed before the camera opened
+    attempts = int(errors[0].rpartition(", ")[2].split()[0])
+    assert f"(waited {TPU_WAIT_S:g} s, {attempts} attempts)" in errors[0] and attempts >= 2
+    assert proc.stderr.count(f"waiting up to {TPU_WAIT_S:g} s for it") == 1
+    assert "opened" not in proc.stderr  # nothing ran on a CPU instead
 
 
 def test_a_tpu_that_fails_mid_run_hands_over_to_the_cpu_model():
