@@ -1,9 +1,11 @@
 """What the world may fix by itself is waited for inside the process: a network camera down at start, an HTTP
-port still held. The process stays up, says why on /healthz and /api/stats, and carries on once it clears."""
+port still held, a disk not mounted yet. The process stays up, says why (/healthz, /api/stats, the log), and
+carries on once it clears."""
 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -16,7 +18,8 @@ from app.metrics import Stats
 from app.pipeline import Pipeline
 from app.publishers.base import PublishContext
 from app.publishers.http import HttpPublisher
-from conftest import PET, PROJECT, Background, free_port, wait_for
+from app.publishers.snapshots import SnapshotPublisher
+from conftest import PET, PROJECT, Background, Collector, alternating_folder, cat_settings, free_port, wait_for
 
 DOWN_FOR_S = 30
 
@@ -90,3 +93,20 @@ def test_an_http_port_in_use_is_waited_for_while_the_camera_runs():
         assert get(port, "/healthz")[0] in (200, 503)  # answered: served, whatever the (absent) camera says
     finally:
         server.close()
+
+
+def test_a_snapshot_folder_on_a_disk_not_mounted_yet_is_waited_for_not_made_on_the_card(tmp_path, caplog):
+    """snapshots.dir on a USB stick: until the stick's folder appears (frame 5 here), snapshots are dropped and
+    counted, the folder is not created beneath it, the run goes on; afterwards snapshots are written there."""
+    stick = tmp_path / "usb"
+    settings = cat_settings(tmp_path, f"camera.source={alternating_folder(tmp_path, cats=5)}",
+                            f"snapshots.dir={stick / 'snapshots'}", "snapshots.cooldown_s=0")
+    mounted = Collector(at={5: stick.mkdir})
+    with caplog.at_level(logging.INFO, logger="app.publishers.snapshots"):
+        stats = Pipeline(settings, [mounted, SnapshotPublisher(settings.device.snapshots)]).run()
+    assert stats.processed == 9
+    assert stats.drops["snapshot_no_folder"] == 2  # the cats of frames 1 and 3
+    assert len(list((stick / "snapshots").glob("*.jpg"))) == 3  # frames 5, 7, 9
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "a disk not mounted yet?" in warnings[0]
+    assert any("is there now" in r.getMessage() for r in caplog.records)

@@ -6,6 +6,11 @@ sorted by time), writing it atomically (a reader never sees half a JPEG, a power
 keeping the folder within `max_files`, `max_mb` and `min_free_mb`, so a camera left alone for a year never fills
 its SD card. Only files matching this camera's naming pattern are ever deleted: the folder may hold other things.
 A failed write is logged and counted, never fatal: a full or unplugged disk must not stop the camera.
+
+The output lane only decides; encoding, writing, fsync and pruning happen in the snapshots' Outbox worker, so a
+slow card or a stuck USB stick slows no other output. A folder whose parent is not there (a USB stick not mounted
+yet) is not created on the card underneath: it is waited for, each snapshot meanwhile dropped and counted as
+`snapshot_no_folder`, with one warning.
 """
 
 from __future__ import annotations
@@ -14,18 +19,24 @@ import logging
 import os
 import re
 import shutil
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from app.config import SnapshotsConfig
-from app.errors import ConfigError
 from app.frame import Frame
 from app.names import safe_name
+from app.outbox import Outbox
 from app.publishers.base import Output, PublishContext, Publisher
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+#: snapshots waiting to be written while the disk is slow
+OUTBOX_SIZE = 8
+#: how long `close()` lets the worker finish what is queued
+CLOSE_TIMEOUT_S = 2.0
 
 
 def snapshot_name(ts: float, camera: str, label: str) -> str:
@@ -72,6 +83,10 @@ class SnapshotPublisher(Publisher):
         self._pattern: re.Pattern[str]
         self._last_taken: dict[str, float] = {}  # label -> t_capture (monotonic) of its newest snapshot
         self._paused = False
+        self._folder_ready = self._folder_seen = False
+        self._folder_problem = ""
+        #: (the frame, the label, when the label's previous snapshot was taken): put back if this one fails
+        self._outbox: Outbox[tuple[Output, str, float | None]] | None = None
 
     def start(self, ctx: PublishContext) -> None:
         self._ctx = ctx
@@ -80,15 +95,56 @@ class SnapshotPublisher(Publisher):
         self._labels = None if chosen is None else set(chosen)
         self._pattern = name_pattern(ctx.camera)
         self._dir = ctx.settings.resolve_path(self.config.dir)
-        try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"snapshots.dir: cannot create {self._dir} ({exc.strerror})") from None
-        self._remove_stale_temp_files()
+        self._prepare_folder()
+        self._outbox = Outbox("snapshots", OUTBOX_SIZE, ctx.lossless, lambda: ctx.stats.drop("snapshots_outbox"),
+                              self._write_all)
 
     def publish(self, out: Output) -> None:
+        assert self._outbox is not None, "start() first"
         for label in self._due(out):
-            self._take(out, label)
+            self._outbox.put((out, label, self._last_taken.get(label)))
+            self._last_taken[label] = out.frame.t_capture  # the cooldown runs from here, unless not written
+
+    def close(self) -> None:
+        if self._outbox is not None:
+            self._outbox.close(time.monotonic() + CLOSE_TIMEOUT_S)
+
+    def _prepare_folder(self) -> bool:
+        """The folder, made at first use if its parent is there; False (warned once) while it cannot be. A folder
+        that was there and went (a USB stick pulled out) is waited for, never made again on the card beneath."""
+        if self._folder_ready:
+            return True
+        try:
+            if self._folder_seen and not self._dir.is_dir():
+                raise FileNotFoundError(f"{self._dir} went away (a disk unplugged?)")
+            if not self._dir.parent.is_dir():
+                raise FileNotFoundError(f"{self._dir.parent} is not there (a disk not mounted yet?)")
+            self._dir.mkdir(exist_ok=True)
+            self._remove_stale_temp_files()
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            if problem != self._folder_problem:
+                log.warning("snapshots: cannot use %s (%s); snapshots are dropped until it can be", self._dir,
+                            problem)
+            self._folder_problem = problem
+            return False
+        if self._folder_problem:
+            log.info("snapshots: %s is there now", self._dir)
+        self._folder_ready, self._folder_seen, self._folder_problem = True, True, ""
+        return True
+
+    def _write_all(self, items: Iterator[tuple[Output, str, float | None]]) -> None:
+        for out, label, previous in items:
+            if self._prepare_folder():
+                written = self._take(out, label)
+            else:
+                written = False
+                self._ctx.stats.drop("snapshot_no_folder")
+            if not written and self._last_taken.get(label) == out.frame.t_capture:  # no cooldown from it
+                if previous is None:
+                    del self._last_taken[label]
+                else:
+                    self._last_taken[label] = previous
 
     def _due(self, out: Output) -> list[str]:
         """Labels that appeared in this frame, are chosen, are detected well enough and are out of cooldown."""
@@ -99,22 +155,23 @@ class SnapshotPublisher(Publisher):
                 and has_detection(out.frame, e.label, min_score)
                 and out.frame.t_capture - self._last_taken.get(e.label, float("-inf")) >= self.config.cooldown_s]
 
-    def _take(self, out: Output, label: str) -> None:
+    def _take(self, out: Output, label: str) -> bool:
+        """Write the snapshot; False when it was not written (no room, a failed write)."""
         path = self._dir / snapshot_name(out.frame.ts, self._ctx.camera, label)
         try:
             if not self._disk_has_room():
-                return
+                return False
             write_atomically(path, out.jpeg(quality=self.config.quality, annotated=self.config.annotated))
         except OSError as exc:
             self._failed(f"snapshot {path.name} not written", exc)
-            return
+            return False
         log.debug("snapshot %s", path)
-        self._last_taken[label] = out.frame.t_capture
         self.last_path = path
         try:
             self._prune()
         except OSError as exc:
             self._failed("old snapshots not deleted", exc)
+        return True
 
     def _disk_has_room(self) -> bool:
         """False (counted, warned once per pause) while free space is below `min_free_mb`."""
@@ -151,5 +208,6 @@ class SnapshotPublisher(Publisher):
                 Path(entry.path).unlink(missing_ok=True)
 
     def _failed(self, what: str, exc: OSError) -> None:
+        self._folder_ready = self._dir.is_dir()  # a disk unplugged: wait for it again
         log.warning("%s: %s", what, exc.strerror or exc)
         self._ctx.stats.drop("snapshot_error")
