@@ -13,9 +13,13 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from app.config import PublishParams, load_device, load_settings
+from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import Pipeline
+from app.publishers import build_publishers
 from app.publishers.base import PublishContext
 from app.publishers.http import HttpPublisher
 from app.publishers.snapshots import SnapshotPublisher
@@ -107,6 +111,32 @@ def test_a_snapshot_folder_on_a_disk_not_mounted_yet_is_waited_for_not_made_on_t
     assert stats.processed == 9
     assert stats.drops["snapshot_no_folder"] == 2  # the cats of frames 1 and 3
     assert len(list((stick / "snapshots").glob("*.jpg"))) == 3  # frames 5, 7, 9
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name.endswith("snapshots")]
     assert len(warnings) == 1 and "a disk not mounted yet?" in warnings[0]
     assert any("is there now" in r.getMessage() for r in caplog.records)
+
+
+def test_a_json_lines_file_on_a_disk_not_mounted_yet_is_waited_for_by_a_live_run(tmp_path, caplog):
+    stick = tmp_path / "usb"
+    settings = load_settings("detect", None, [*PET, "camera.source=pattern", "camera.width=320",
+                                              "camera.height=240", "jsonl.enabled=true",
+                                              f"jsonl.path={stick / 'results.jsonl'}"])
+    with caplog.at_level(logging.INFO, logger="app.publishers.jsonl"), \
+            Background(Pipeline(settings, build_publishers(settings))) as run:
+        wait_for(lambda: run.pipeline.stats.processed >= 5, "frames while the stick is away", 60)
+        assert not stick.exists()  # not made on the card beneath
+        stick.mkdir()
+        wait_for(lambda: (stick / "results.jsonl").is_file() and len(
+            (stick / "results.jsonl").read_text().splitlines()) >= 5, "lines once the stick is there", 60)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.endswith("jsonl")]
+    assert len(warnings) == 1 and "a disk not mounted yet?" in warnings[0]
+    lines = (stick / "results.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["pipeline"] == "detect" for line in lines)
+
+
+def test_a_json_lines_folder_that_is_not_there_fails_a_run_on_a_file_at_once(tmp_path, cat_clip):
+    settings = load_settings("detect", None, [*PET, f"camera.source={cat_clip}", "jsonl.enabled=true",
+                                              f"jsonl.path={tmp_path / 'usb' / 'results.jsonl'}"])
+    with pytest.raises(ConfigError, match=r"jsonl.path: cannot open .*results.jsonl for writing"):
+        Pipeline(settings, build_publishers(settings)).run()

@@ -2,13 +2,17 @@
 
 For scripts and robots that read a stream of results; a file is appended to, so restarts keep history. Lines are
 written by the outbox's worker, never in the output lane: a reader that stops reading (a pipe nobody drains)
-costs its own lines, counted as `jsonl_outbox` drops, and slows no other output.
+costs its own lines, counted as `jsonl_outbox` drops, and slows no other output. A file whose folder is not there
+yet (a USB stick not mounted) is waited for by a live run, its lines meanwhile dropped the same way; a run on a
+file source fails at once instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -19,32 +23,51 @@ from app.errors import ConfigError
 from app.outbox import Outbox
 from app.publishers.base import Output, PublishContext, Publisher
 
+log = logging.getLogger(__name__)
+
 #: lines held for a slow reader before the oldest is dropped
 OUTBOX_SIZE = 100
 #: how long `close()` lets the worker write what is still queued
 CLOSE_TIMEOUT_S = 2.0
+#: how often a file whose folder is not there yet is tried again
+OPEN_RETRY_S = 1.0
 
 
 class JsonLines(Publisher):
     def __init__(self, path: str) -> None:
         self._path = None if path == "-" else Path(path)
         self._outbox: Outbox[str] | None = None
+        self._closing = threading.Event()
 
     def start(self, ctx: PublishContext) -> None:
-        if self._path is not None:
+        path = self._path
+        if path is not None and (path.parent.is_dir() or ctx.lossless):
             try:  # refused now, with the path, rather than in the worker
-                with self._path.open("a", encoding="utf-8"):
+                with path.open("a", encoding="utf-8"):
                     pass
             except OSError as exc:
-                raise ConfigError(f"jsonl.path: cannot open {self._path} for writing ({exc.strerror})") from None
+                raise ConfigError(f"jsonl.path: cannot open {path} for writing ({exc.strerror})") from None
+        elif path is not None:
+            log.warning("jsonl: %s is not there (a disk not mounted yet?); lines are dropped until it is",
+                        path.parent)
         self._outbox = Outbox("jsonl", OUTBOX_SIZE, ctx.lossless, lambda: ctx.stats.drop("jsonl_outbox"),
                               self._write)
 
-    def _open(self) -> AbstractContextManager[TextIO]:
-        return nullcontext(sys.stdout) if self._path is None else self._path.open("a", buffering=1, encoding="utf-8")
+    def _open(self) -> AbstractContextManager[TextIO | None]:
+        """Standard output, or the file once its folder is there (waiting for it, until close)."""
+        if self._path is None:
+            return nullcontext(sys.stdout)
+        while not self._path.parent.is_dir() and not self._closing.wait(OPEN_RETRY_S):
+            pass
+        if not self._path.parent.is_dir():
+            return nullcontext(None)
+        log.info("jsonl: writing %s", self._path)
+        return self._path.open("a", buffering=1, encoding="utf-8")
 
     def _write(self, lines: Iterator[str]) -> None:
         with self._open() as out:
+            if out is None:  # closed before the folder came
+                return
             for line in lines:
                 out.write(line)
                 out.flush()
@@ -54,6 +77,7 @@ class JsonLines(Publisher):
         self._outbox.put(json.dumps(out.result, separators=(",", ":")) + "\n")
 
     def close(self) -> None:
+        self._closing.set()
         if self._outbox is not None:
             self._outbox.close(time.monotonic() + CLOSE_TIMEOUT_S)
             if self._outbox.failure is not None and not isinstance(self._outbox.failure, BrokenPipeError):
