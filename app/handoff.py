@@ -47,6 +47,14 @@ class Handoff(Generic[T]):
             self._cond.notify_all()
             return item
 
+    def clear(self) -> int:
+        """Forget every item waiting; return how many there were."""
+        with self._cond:
+            count = len(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return count
+
     def close(self) -> None:
         """No more items: producers stop, the consumer drains what is left."""
         with self._cond:

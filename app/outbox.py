@@ -36,11 +36,12 @@ class Outbox(Generic[T]):
             raise self.failure
         self._queue.put(item)
 
-    def close(self, deadline: float) -> bool:
-        """Let the worker finish what is queued until `deadline` (monotonic); True when it did."""
+    def close(self, deadline: float) -> int:
+        """Let the worker finish what is queued until `deadline` (monotonic); then forget what is still waiting and
+        return how many items that was (0: everything went out, or is going out now)."""
         self._queue.close()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        return not self._thread.is_alive()
+        return self._queue.clear() if self._thread.is_alive() else 0
 
     def _items(self) -> Iterator[T]:
         while (item := self._queue.get()) is not None:

@@ -1,7 +1,7 @@
 """Webhooks: every event POSTed as JSON to each configured URL (Home Assistant, Node-RED, ntfy, a script).
 
 Owns a delivery of the event document (`event_document`, the one MQTT publishes too) that
-never holds up the output lane: each URL has its own bounded outbox drained by its own sender thread, so a slow or
+never holds up the output lane: each URL has its own Outbox (bounded, one worker thread), so a slow or
 dead receiver delays neither the pipeline nor the other receivers; when an outbox is full the oldest event goes,
 counted. Connection errors and 5xx are retried with doubling backoff; a 4xx is not (asking again will not change
 the answer). The standard library's urllib only: one POST does not justify a dependency on the device.
@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import urllib.request
-from collections import deque
+from collections.abc import Iterator
 from http.client import HTTPException
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import WebhooksConfig
 from app.metrics import Stats
+from app.outbox import Outbox
 from app.publishers.base import Output, PublishContext, Publisher, event_document
 
 log = logging.getLogger(__name__)
@@ -51,53 +52,31 @@ def describe(exc: Exception) -> str:
 
 
 class Sender:
-    """One URL's outbox and the thread that drains it."""
+    """One URL's Outbox and the delivery its worker does."""
 
     def __init__(self, url: str, name: str, config: WebhooksConfig, stats: Stats) -> None:
         self.url = url
         self.name = name  # for logs: the URL may hold a secret
         self.config = config
         self.stats = stats
-        self._outbox: deque[bytes] = deque()
-        self._ready = threading.Condition()
-        self._closing = False
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
-        self._thread.start()
+        self._stopped = threading.Event()  # the stop budget is spent: no more retries
+        # lossy even for files: a dead receiver must not hold every frame for its timeouts and retries
+        self._outbox: Outbox[bytes] = Outbox("webhook", config.queue_size, False,
+                                              lambda: stats.drop("webhook_queue"), self._run)
 
     def put(self, body: bytes) -> None:
-        with self._ready:
-            if len(self._outbox) >= self.config.queue_size:
-                self._outbox.popleft()
-                self.stats.drop("webhook_queue")
-            self._outbox.append(body)
-            self._ready.notify()
-
-    def finish(self) -> None:
-        """Take no more events; the thread ends once the outbox is empty."""
-        with self._ready:
-            self._closing = True
-            self._ready.notify()
+        self._outbox.put(body)
 
     def stop(self, deadline: float) -> None:
-        """Wait until `deadline` (monotonic) for the outbox to empty, then give up on what is left."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        """Deliver what is queued until `deadline` (monotonic), then give up on what is left, counted."""
+        unsent = self._outbox.close(deadline)
         self._stopped.set()
-        with self._ready:
-            unsent = len(self._outbox)
-            self._outbox.clear()
         if unsent:
             log.warning("webhook %s: %d events not sent before shutdown", self.name, unsent)
             self.stats.drop("webhook_queue", unsent)
 
-    def _next(self) -> bytes | None:
-        with self._ready:
-            while not self._outbox and not self._closing:
-                self._ready.wait()
-            return self._outbox.popleft() if self._outbox and not self._stopped.is_set() else None
-
-    def _run(self) -> None:
-        while (body := self._next()) is not None:
+    def _run(self, bodies: Iterator[bytes]) -> None:
+        for body in bodies:
             self._deliver(body)
 
     def _deliver(self, body: bytes) -> None:
@@ -133,8 +112,6 @@ class WebhookPublisher(Publisher):
 
     def close(self) -> None:
         """Give the senders up to CLOSE_TIMEOUT_S, together, to deliver what they hold."""
-        for sender in self._senders:
-            sender.finish()
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
         for sender in self._senders:
             sender.stop(deadline)
