@@ -121,7 +121,8 @@ class MqttConfig(Strict):
     enabled: bool = False
     host: str = Field("localhost", pattern=r"^[^\s/]{1,253}$", description="broker host")
     port: int = Field(1883, ge=1, le=65535)
-    client_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="default: smartcam-<camera.name>")
+    client_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+                           description="default: smartcam-<host>-<camera.name>-<pipeline>, unique per instance")
     username: str = Field("", description="e.g. ${MQTT_USERNAME}")
     password: str = Field("", description="e.g. ${MQTT_PASSWORD}")
     tls: TlsConfig = TlsConfig()

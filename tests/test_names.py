@@ -26,9 +26,10 @@ def test_safe_name_keeps_safe_characters_and_collapses_runs_of_the_others(text, 
 
 
 def test_topics_discovery_ids_and_snapshot_files_spell_a_name_alike():
-    topics = Topics("smartcam", safe_name("front door"), "homeassistant")
-    assert topics.count("a & b") == "smartcam/front_door/a_b"
-    assert "homeassistant/sensor/smartcam_front_door/a_b_count/config" in discovery_documents(topics, "x", "a & b")
+    topics = Topics("smartcam", safe_name("front door"), "homeassistant", safe_name("my pipe"))
+    assert topics.count("a & b") == "smartcam/front_door/my_pipe/count/a_b"
+    assert "homeassistant/sensor/smartcam_front_door_my_pipe/a_b_count/config" in \
+        discovery_documents(topics, "x", "a & b")
     name = snapshot_name(0.0, "front door", "a & b")
     assert name.endswith("_front_door_a_b.jpg") and name_pattern("front door").fullmatch(name)
 
