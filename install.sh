@@ -20,7 +20,9 @@
 #   --dry-run          print every action without doing any
 #   -h, --help         this text
 # For testing the plan only (with --dry-run): SMARTCAM_PLATFORM_OVERRIDE=ID-CODENAME-ARCH stands in for the
-#   detected platform, ID raspios|debian|ubuntu, e.g. raspios-bookworm-aarch64, debian-trixie-x86_64.
+#   detected platform and its Python, ID raspios|debian|ubuntu, e.g. raspios-bookworm-aarch64, debian-trixie-x86_64;
+#   SMARTCAM_ROOT=DIR reads what is already installed (files, users and groups, dpkg's database, whether systemd
+#   and udev run) from DIR instead of /, so the plan is the one for the machine DIR describes.
 # PYTHON=/path/to/python3 picks the interpreter for .venv (default /usr/bin/python3; Raspberry Pi OS needs it).
 set -euo pipefail
 set -E
@@ -67,6 +69,13 @@ if [ "$PURGE" = 1 ] && [ "$UNINSTALL" = 0 ]; then
 fi
 if [ -n "${SMARTCAM_PLATFORM_OVERRIDE:-}" ] && [ "$DRY_RUN" = 0 ]; then
   echo "install.sh: SMARTCAM_PLATFORM_OVERRIDE only simulates a platform for --dry-run" >&2; exit 2
+fi
+ROOT=""
+if [ -n "${SMARTCAM_ROOT:-}" ]; then
+  [ "$DRY_RUN" = 1 ] || { echo "install.sh: SMARTCAM_ROOT only simulates a machine's state for --dry-run" >&2; exit 2; }
+  [ -d "$SMARTCAM_ROOT" ] || { echo "install.sh: SMARTCAM_ROOT=$SMARTCAM_ROOT: no such folder" >&2; exit 2; }
+  ROOT=$(cd "$SMARTCAM_ROOT" && pwd)
+  [ "$ROOT" != / ] || ROOT=""
 fi
 if [ -n "$MODELS_FROM" ]; then
   [ -d "$MODELS_FROM" ] || { echo "install.sh: --models-from $MODELS_FROM: no such folder" >&2; exit 2; }
@@ -126,7 +135,7 @@ put_file() {  # put_file PATH MODE OWNER:GROUP < CONTENT: write the file only wh
   local path=$1 mode=$2 owner=$3 tmp lines
   tmp=$(mktemp)
   cat > "$tmp"
-  if [ -f "$path" ] && cmp -s "$tmp" "$path" && [ "$(stat -c '%a %U:%G' "$path")" = "${mode#0} $owner" ]; then
+  if [ -f "$(at "$path")" ] && cmp -s "$tmp" "$(at "$path")" && [ "$(mode_owner "$path")" = "${mode#0} $owner" ]; then
     already "$path"
   else
     lines=$(wc -l < "$tmp")
@@ -141,11 +150,17 @@ put_file() {  # put_file PATH MODE OWNER:GROUP < CONTENT: write the file only wh
   rm -f "$tmp"
 }
 install_file() {  # install_file SRC DST MODE: copy when it differs; returns 0 when it changed something
-  if [ -f "$2" ] && cmp -s "$1" "$2"; then already "$2"; return 1; fi
+  if [ -f "$(at "$2")" ] && cmp -s "$1" "$(at "$2")"; then already "$2"; return 1; fi
   as_root install -D -m "$3" "$1" "$2"
 }
+dpkg_query() { dpkg-query ${ROOT:+"--admindir=$ROOT/var/lib/dpkg"} "$@"; }
+# shellcheck disable=SC2016  # ${Status} and ${Version} are dpkg-query's format, not the shell's
 installed_version() {  # the installed dpkg version of a package, or nothing
-  { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '$3 == "installed" { print $4 }'
+  { dpkg_query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '$3 == "installed" { print $4 }'
+}
+# shellcheck disable=SC2016
+held() {  # held PACKAGE: apt-mark hold was done (dpkg's selection is "hold")
+  { dpkg_query -W -f='${Status}\n' "$1" 2>/dev/null || true; } | grep -q '^hold '
 }
 APT_UPDATED=0
 apt_install() {  # apt_install PACKAGE...: install the ones missing, without recommends
@@ -156,6 +171,9 @@ apt_install() {  # apt_install PACKAGE...: install the ones missing, without rec
   if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -q; APT_UPDATED=1; fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
+version_at_least() {  # version_at_least A B: version A is B or newer
+  [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ]
+}
 ini_get() {  # ini_get FILE SECTION KEY: a value from constraints/edgetpu.ini
   awk -v section="[$2]" -v key="$3" '
     /^[[:space:]]*[#;]/ { next }
@@ -163,11 +181,59 @@ ini_get() {  # ini_get FILE SECTION KEY: a value from constraints/edgetpu.ini
     inside && index($0, "=") { k = $0; sub(/[[:space:]]*=.*/, "", k); if (k == key) { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); print v; exit } }
   ' "$1"
 }
-systemd_running() { [ -d /run/systemd/system ]; }
+systemd_running() { [ -d "$ROOT/run/systemd/system" ]; }
+udev_running() { [ -d "$ROOT/run/udev" ]; }
+# what is installed: read from SMARTCAM_ROOT when it is set (--dry-run), else from this machine
+at() {  # at PATH: where to look for a system path (the checkout itself is never under SMARTCAM_ROOT)
+  case "$1" in "$HERE"|"$HERE"/*) printf '%s' "$1" ;; *) printf '%s%s' "$ROOT" "$1" ;; esac
+}
+has_group() {
+  if [ -n "$ROOT" ]; then grep -q "^$1:" "$ROOT/etc/group" 2>/dev/null; else getent group "$1" >/dev/null; fi
+}
+has_user() {
+  if [ -n "$ROOT" ]; then grep -q "^$1:" "$ROOT/etc/passwd" 2>/dev/null; else id "$1" >/dev/null 2>&1; fi
+}
+user_groups() {  # user_groups USER: its groups, one a line
+  if [ -z "$ROOT" ]; then id -nG "$1" 2>/dev/null | tr ' ' '\n'; return 0; fi
+  local gid
+  gid=$(awk -F: -v u="$1" '$1 == u { print $4 }' "$ROOT/etc/passwd" 2>/dev/null)
+  awk -F: -v u="$1" -v gid="$gid" '$3 == gid || index("," $4 ",", "," u ",") { print $1 }' "$ROOT/etc/group" 2>/dev/null
+}
+unit_enabled() {
+  if [ -n "$ROOT" ]; then [ -L "$ROOT$UNIT_DIR/multi-user.target.wants/$1" ]
+  else systemctl is-enabled --quiet "$1" 2>/dev/null
+  fi
+}
+unit_active() {  # under SMARTCAM_ROOT no unit runs
+  [ -z "$ROOT" ] && systemctl is-active --quiet "$1"
+}
+mode_owner() {  # mode_owner PATH: "MODE USER:GROUP", the names as this machine (or SMARTCAM_ROOT) has them
+  local mode uid gid user group
+  if [ -z "$ROOT" ]; then stat -c '%a %U:%G' "$1"; return; fi
+  read -r mode uid gid < <(stat -c '%a %u %g' "$ROOT$1")
+  user=$(awk -F: -v id="$uid" '$3 == id { print $1; exit }' "$ROOT/etc/passwd" 2>/dev/null)
+  group=$(awk -F: -v id="$gid" '$3 == id { print $1; exit }' "$ROOT/etc/group" 2>/dev/null)
+  printf '%s %s:%s\n' "$mode" "${user:-$uid}" "${group:-$gid}"
+}
+not_the_service_users() {  # not_the_service_users DIR: one path under DIR the service user does not own, if any
+  local uid
+  if [ -n "$ROOT" ]; then uid=$(awk -F: -v u="$SERVICE_USER" '$1 == u { print $3 }' "$ROOT/etc/passwd" 2>/dev/null)
+  else uid=$(id -u "$SERVICE_USER" 2>/dev/null || true)
+  fi
+  if [ -z "$uid" ]; then [ ! -e "$(at "$1")" ] || echo "$1"; return 0; fi
+  find "$(at "$1")" ! -uid "$uid" -print -quit 2>/dev/null || true
+}
 
 # --- the platform ----------------------------------------------------------------------------------------------
 
-OS_ID="" OS_NAME="" CODENAME="" ARCH="" PI_MODEL="" PI_OS=0
+OS_ID="" OS_NAME="" CODENAME="" ARCH="" PI_MODEL="" PI_OS=0 SIMULATED_PYTHON=""
+release_python() {  # the python3 a release ships, for SMARTCAM_PLATFORM_OVERRIDE
+  case "$1" in
+    focal) echo 3.8 ;; bullseye) echo 3.9 ;; bookworm) echo 3.11 ;; trixie|plucky|questing) echo 3.13 ;;
+    jammy) echo 3.10 ;; noble|oracular) echo 3.12 ;;
+    *) return 1 ;;
+  esac
+}
 detect_platform() {
   if [ -n "${SMARTCAM_PLATFORM_OVERRIDE:-}" ]; then
     IFS=- read -r OS_ID CODENAME ARCH <<< "$SMARTCAM_PLATFORM_OVERRIDE"
@@ -177,6 +243,10 @@ detect_platform() {
       debian|ubuntu) OS_NAME="$OS_ID ($CODENAME)" ;;
       *) echo "install.sh: SMARTCAM_PLATFORM_OVERRIDE: ID is raspios, debian or ubuntu" >&2; exit 2 ;;
     esac
+    SIMULATED_PYTHON=$(release_python "$CODENAME") || {
+      echo "install.sh: SMARTCAM_PLATFORM_OVERRIDE: no known Python for $CODENAME (bullseye, bookworm, trixie, jammy, noble, ...)" >&2
+      exit 2
+    }
     OS_NAME="$OS_NAME [simulated: SMARTCAM_PLATFORM_OVERRIDE]"
     return
   fi
@@ -204,9 +274,13 @@ choose_python() {
   elif [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3
   else PY=python3
   fi
-  command -v "$PY" >/dev/null || fail "no $PY: sudo apt install python3 python3-venv"
-  PY_VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  if [ -n "$SIMULATED_PYTHON" ]; then
+    PY_VERSION=$SIMULATED_PYTHON  # the simulated platform's python3, not this machine's
+  else
+    command -v "$PY" >/dev/null || fail "no $PY: ${SUDO:+sudo }apt-get install python3 python3-venv"
+    PY_VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  fi
+  version_at_least "$PY_VERSION" 3.10 \
     || fail "smartcam needs Python 3.10 or newer, $PY is $PY_VERSION: use Debian 12 / Raspberry Pi OS Bookworm or newer"
   if [ "$PI_OS" = 1 ] && [ "$PY" != /usr/bin/python3 ]; then
     warn "PYTHON=$PY: the venv sees apt's picamera2 only when made from /usr/bin/python3"
@@ -236,10 +310,8 @@ choose_edgetpu() {  # the matched pair for this platform, or a refusal that says
   EDGETPU_PACKAGE="libedgetpu1-$CORAL"
   INTERPRETER_REQ=$(ini_get "$EDGETPU_INI" interpreter requirement)
   max_python=$(ini_get "$EDGETPU_INI" interpreter max_python)
-  local python="Python $PY_VERSION"
-  [ "$CODENAME" = trixie ] && python="Trixie's Python 3.13"
-  if [ "$CODENAME" = trixie ] || [ "$(printf '%s\n%s\n' "$PY_VERSION" "$max_python" | sort -V | tail -n1)" != "$max_python" ]; then
-    fail "--coral: no matched Edge TPU pair for $python yet: libedgetpu $EDGETPU_VERSION goes with $INTERPRETER_REQ, which has wheels up to Python $max_python (constraints/edgetpu.ini). Use Raspberry Pi OS Bookworm (64-bit) for the Coral, or install without --coral (CPU). Nothing was changed."
+  if ! version_at_least "$max_python" "$PY_VERSION"; then
+    fail "--coral: no matched Edge TPU pair for Python $PY_VERSION yet: libedgetpu $EDGETPU_VERSION goes with $INTERPRETER_REQ, which has wheels up to Python $max_python (constraints/edgetpu.ini). Use Raspberry Pi OS Bookworm (64-bit) for the Coral, or install without --coral (CPU). Nothing was changed."
   fi
   case "$OS_ID-$CODENAME" in
     *-bookworm) dist=bookworm ;;
@@ -289,7 +361,7 @@ step_system_packages() {
   # --dev: the real services the tests use (broker, browser, unit checker, certificates, the stand-in libedgetpu)
   [ "$DEV" = 1 ] && packages+=(mosquitto chromium systemd openssl gcc libc6-dev)
   [ ${#packages[@]} = 0 ] && return
-  step "system packages: ${packages[*]}" "check the network and apt (sudo apt-get update), then install them: sudo apt-get install ${packages[*]}"
+  step "system packages: ${packages[*]}" "check the network and apt (${SUDO:+sudo }apt-get update), then install them: ${SUDO:+sudo }apt-get install ${packages[*]}"
   apt_install "${packages[@]}"
 }
 
@@ -310,7 +382,8 @@ step_coral_runtime() {
       [ "$other" != "$EDGETPU_PACKAGE" ] && [ -n "$(installed_version "$other")" ] && \
         note "$other $(installed_version "$other") is installed: apt replaces it (the two conflict)"
     done
-    if [ -f "$cached" ] && { [ -z "$EDGETPU_SHA256" ] || [ "$(sha256sum < "$cached" | cut -d' ' -f1)" = "$EDGETPU_SHA256" ]; }; then
+    if [ -f "$(at "$cached")" ] \
+       && { [ -z "$EDGETPU_SHA256" ] || [ "$(sha256sum < "$(at "$cached")" | cut -d' ' -f1)" = "$EDGETPU_SHA256" ]; }; then
       already "downloaded $cached"
     else
       as_root install -d -m 0755 "$CACHE_DIR"
@@ -336,7 +409,7 @@ step_coral_runtime() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades --allow-change-held-packages "$cached"
   fi
   # apt upgrades must not swap in another build (Coral's repository serves the crashing 16.0)
-  if apt-mark showhold 2>/dev/null | grep -qx "$EDGETPU_PACKAGE"; then
+  if held "$EDGETPU_PACKAGE"; then
     already "$EDGETPU_PACKAGE held at $EDGETPU_VERSION"
   else
     as_root apt-mark hold "$EDGETPU_PACKAGE"
@@ -344,7 +417,7 @@ step_coral_runtime() {
 
   step "udev rule: the Coral for the plugdev group ($UDEV_RULE)"
   if install_file "$HERE/systemd/99-coral-edgetpu.rules" "$UDEV_RULE" 0644; then
-    if [ -d /run/udev ]; then
+    if udev_running; then
       as_root udevadm control --reload-rules
       as_root udevadm trigger --subsystem-match=usb --subsystem-match=apex --action=add
     else
@@ -352,7 +425,7 @@ step_coral_runtime() {
     fi
   fi
   local me=${SUDO_USER:-$(id -un)}
-  if [ "$me" != root ] && ! id -nG "$me" | tr ' ' '\n' | grep -qx plugdev; then
+  if [ "$me" != root ] && ! user_groups "$me" | grep -qx plugdev; then
     as_root usermod -a -G plugdev "$me"
     note "$me was added to plugdev: log out and in again to use the Coral from your own shell"
   fi
@@ -361,7 +434,7 @@ step_coral_runtime() {
 step_coral_apt() {
   step "Coral's apt repository, signed-by $CORAL_KEYRING (gasket-dkms for PCIe cards)" \
     "check the network; the key is at https://packages.cloud.google.com/apt/doc/apt-key.gpg"
-  if [ -s "$CORAL_KEYRING" ]; then
+  if [ -s "$(at "$CORAL_KEYRING")" ]; then
     already "$CORAL_KEYRING"
   else
     as_root install -d -m 0755 /etc/apt/keyrings
@@ -398,12 +471,12 @@ sync_tree() {  # copy the project's files into $PREFIX, only those that differ; 
   fi | sort -u > "$listed"
   while IFS= read -r rel; do
     [ -f "$HERE/$rel" ] || continue
-    cmp -s "$HERE/$rel" "$PREFIX/$rel" 2>/dev/null || changed+=("$rel")
+    cmp -s "$HERE/$rel" "$(at "$PREFIX/$rel")" 2>/dev/null || changed+=("$rel")
   done < "$listed"
-  if [ -d "$PREFIX" ]; then
+  if [ -d "$(at "$PREFIX")" ]; then
     while IFS= read -r rel; do
       grep -qxF "$rel" "$listed" || stale+=("$rel")
-    done < <(cd "$PREFIX" && find . -type f | sed 's|^\./||' \
+    done < <(cd "$(at "$PREFIX")" && find . -type f | sed 's|^\./||' \
       | grep -Ev '^(\.venv|models)/|(^|/)__pycache__/|\.pyc$|\.egg-info/' | sort)
   fi
   rm -f "$listed"
@@ -424,11 +497,11 @@ sync_tree() {  # copy the project's files into $PREFIX, only those that differ; 
 
 step_venv() {
   local venv="$APP_DIR/.venv" cfg want flag=()
-  step "virtual environment $venv" "sudo apt install python3-venv (or PYTHON=/path/to/python3 ./install.sh)"
+  step "virtual environment $venv" "${SUDO:+sudo }apt-get install python3-venv (or PYTHON=/path/to/python3 ./install.sh)"
   want=false
   if [ "$SYSTEM_SITE" = 1 ]; then want=true flag=(--system-site-packages); fi
-  cfg="$venv/pyvenv.cfg"
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c '' 2>/dev/null && [ -f "$cfg" ]; then
+  cfg=$(at "$venv/pyvenv.cfg")
+  if [ -x "$(at "$venv/bin/python")" ] && "$(at "$venv/bin/python")" -c '' 2>/dev/null && [ -f "$cfg" ]; then
     if grep -qx "include-system-site-packages = $want" "$cfg"; then
       already "$venv ($(sed -n 's/^version[_a-z]* = //p' "$cfg" | head -n1), system site packages: $want)"
       return
@@ -451,8 +524,8 @@ step_pip() {
   step "smartcam and its dependencies into $venv (pip -c $CONSTRAINTS${INTERPRETER_REQ:+ + $INTERPRETER_REQ})" \
     "check the network (pip reads PyPI); pip's message above names the package that failed"
   stamp=$(pip_stamp "$extras")
-  if [ -f "$venv/.smartcam-installed" ] && [ "$(cat "$venv/.smartcam-installed")" = "$stamp" ] \
-     && (cd / && "$venv/bin/python" -c 'import app.runtime as r; r.interpreter_api()') >/dev/null 2>&1; then
+  if [ -f "$(at "$venv/.smartcam-installed")" ] && [ "$(cat "$(at "$venv/.smartcam-installed")")" = "$stamp" ] \
+     && (cd / && "$(at "$venv/bin/python")" -c 'import app.runtime as r; r.interpreter_api()') >/dev/null 2>&1; then
     already "installed from $CONSTRAINTS${extras:+ with $extras}, pyproject.toml unchanged"
     return
   fi
@@ -490,36 +563,62 @@ edgetpu_models() {  # the Edge TPU variants (NAME_edgetpu in the manifest) of th
   echo "${found[@]}"
 }
 
-step_models() {
-  local py="$APP_DIR/.venv/bin/python" config=() origin=() extra=""
-  if [ "$MODELS" = skip ]; then
-    step "models: skipped (${APP_DIR}/.venv/bin/python -m app models pull fetches them)"
+pull_command() {  # the models pull that fills the models folder the app (or the service) reads
+  printf '%s/.venv/bin/python -m app models pull' "$APP_DIR"
+  if [ "$SERVICE" = 1 ]; then printf ' --config %s/config.yaml' "$ETC_DIR"; fi
+}
+
+models_pull() {  # models_pull [NAME...]: pull them; a --models-from folder that lacks files is told which
+  local py="$APP_DIR/.venv/bin/python" config=() log status=0 missing
+  [ "$SERVICE" = 1 ] && config=(--config "$ETC_DIR/config.yaml")
+  if [ -z "$MODELS_FROM" ]; then
+    as_app "$py" -m app models pull "$@" "${config[@]}"
     return
   fi
-  step "models for the shipped pipelines${MODELS_FROM:+ from $MODELS_FROM}" \
-    "offline, use ./install.sh --models-from DIR (a folder with the model files)"
-  [ "$SERVICE" = 1 ] && config=(--config "$ETC_DIR/config.yaml")
-  [ -n "$MODELS_FROM" ] && origin=(--from "$MODELS_FROM")
-  as_app "$py" -m app models pull "${config[@]}" "${origin[@]}"
+  log=$(mktemp)
+  as_app "$py" -m app models pull "$@" "${config[@]}" --from "$MODELS_FROM" 2>"$log" || status=$?
+  cat "$log" >&2
+  missing=$(awk -v tail=": not in $MODELS_FROM" 'index($0, "error: ") == 1 && substr($0, length($0) - length(tail) + 1) == tail {
+      print substr($0, 8, length($0) - 7 - length(tail)) }' "$log" | paste -sd' ')
+  rm -f "$log"
+  [ "$status" = 0 ] && return 0
+  if [ -n "$missing" ]; then
+    FIX="$MODELS_FROM has no $missing: copy the missing file(s) into it (models/manifest.yaml says where each comes from), or install where there is internet without --models-from"
+  fi
+  return "$status"
+}
+
+step_models() {
+  local extra=""
+  if [ "$MODELS" = skip ]; then
+    step "models: skipped ($(pull_command) fetches them)"
+    return
+  fi
+  if [ -n "$MODELS_FROM" ]; then
+    step "models for the shipped pipelines from $MODELS_FROM" "the app's lines above say which file failed and why"
+  else
+    step "models for the shipped pipelines" "offline, use ./install.sh --models-from DIR (a folder with the model files)"
+  fi
+  models_pull
   if [ -n "$CORAL" ]; then
     extra=$(edgetpu_models)
     # shellcheck disable=SC2086
-    [ -n "$extra" ] && as_app "$py" -m app models pull $extra "${config[@]}" "${origin[@]}"
+    [ -n "$extra" ] && models_pull $extra
   fi
   if [ "$SERVICE" = 1 ]; then own_state; fi
 }
 
 step_user() {
   local group missing=()
-  step "service user $SERVICE_USER in groups video and plugdev" "sudo useradd --system $SERVICE_USER (see the message above)"
+  step "service user $SERVICE_USER in groups video and plugdev" "${SUDO:+sudo }useradd --system $SERVICE_USER (see the message above)"
   for group in video plugdev; do
-    if getent group "$group" >/dev/null; then already "group $group"; else as_root groupadd --system "$group"; fi
+    if has_group "$group"; then already "group $group"; else as_root groupadd --system "$group"; fi
   done
-  if id "$SERVICE_USER" >/dev/null 2>&1; then
+  if has_user "$SERVICE_USER"; then
     for group in video plugdev; do
-      id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$group" || missing+=("$group")
+      user_groups "$SERVICE_USER" | grep -qx "$group" || missing+=("$group")
     done
-    if [ ${#missing[@]} = 0 ]; then already "user $SERVICE_USER ($(id -nG "$SERVICE_USER"))"
+    if [ ${#missing[@]} = 0 ]; then already "user $SERVICE_USER ($(user_groups "$SERVICE_USER" | paste -sd' '))"
     else as_root usermod -a -G "$(IFS=,; echo "${missing[*]}")" "$SERVICE_USER"
     fi
   else
@@ -545,12 +644,12 @@ service_config() {  # config.yaml with the service's state paths (models, snapsh
 
 step_config() {
   step "configuration $ETC_DIR/config.yaml" "fix $ETC_DIR/config.yaml ($PREFIX/.venv/bin/python -m app validate --config $ETC_DIR/config.yaml)"
-  if [ -f "$ETC_DIR/config.yaml" ]; then
+  if [ -f "$(at "$ETC_DIR/config.yaml")" ]; then
     already "$ETC_DIR/config.yaml exists: kept as it is"
     # kept from an earlier install whose user was removed: make it readable by this one
-    [ "$(stat -c '%a %U:%G' "$ETC_DIR/config.yaml")" = "640 root:$SERVICE_USER" ] || \
+    [ "$(mode_owner "$ETC_DIR/config.yaml" | cut -d' ' -f2)" = "root:$SERVICE_USER" ] || \
       as_root chown root:"$SERVICE_USER" "$ETC_DIR/config.yaml"
-    [ "$(stat -c '%a' "$ETC_DIR/config.yaml")" = 640 ] || as_root chmod 0640 "$ETC_DIR/config.yaml"
+    [ "$(mode_owner "$ETC_DIR/config.yaml" | cut -d' ' -f1)" = 640 ] || as_root chmod 0640 "$ETC_DIR/config.yaml"
   else
     service_config "$HERE/config.yaml" | put_file "$ETC_DIR/config.yaml" 0640 "root:$SERVICE_USER"
     note "models.dir: $STATE_DIR/models, snapshots.dir: $STATE_DIR/snapshots"
@@ -559,7 +658,7 @@ step_config() {
     (cd / && "$APP_DIR/.venv/bin/python" -m app validate --config "$ETC_DIR/config.yaml" --pipeline "$PIPELINE") | sed 's/^/    validate: /'
   fi
   step "state directory $STATE_DIR (models, snapshots)"
-  if [ -d "$STATE_DIR/models" ] && [ -z "$(find "$STATE_DIR" ! -user "$SERVICE_USER" -print -quit)" ]; then
+  if [ -d "$(at "$STATE_DIR/models")" ] && [ -z "$(not_the_service_users "$STATE_DIR")" ]; then
     already "$STATE_DIR"
   else
     as_root install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR" "$STATE_DIR/models"
@@ -568,7 +667,7 @@ step_config() {
 }
 
 own_state() {  # everything under /var/lib/smartcam belongs to the service user (models pulled as root, old uids)
-  if [ "$DRY_RUN" = 1 ] || [ -n "$(find "$STATE_DIR" ! -user "$SERVICE_USER" -print -quit 2>/dev/null)" ]; then
+  if [ "$DRY_RUN" = 1 ] || [ -n "$(not_the_service_users "$STATE_DIR")" ]; then
     as_root chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
   fi
 }
@@ -579,17 +678,18 @@ step_units() {
   for unit in smartcam.service smartcam@.service; do
     install_file "$HERE/systemd/$unit" "$UNIT_DIR/$unit" 0644 && UNITS_CHANGED=1
   done
-  step "service $UNIT: enabled and started" "journalctl -u ${UNIT%.service} -n 50 says why it did not start"
   if ! systemd_running; then
-    note "systemd is not running as PID 1 here ($(cat /proc/1/comm 2>/dev/null || echo unknown): a container?):"
-    note "the units are installed; on the device: systemctl enable --now $UNIT"
+    step "service $UNIT: not enabled or started, systemd is not running here"
+    note "systemd is not PID 1 here (PID 1: $(cat "$ROOT/proc/1/comm" 2>/dev/null || echo unknown)): a container or a chroot?"
+    note "the units are installed; where systemd runs: systemctl enable --now $UNIT"
     return
   fi
+  step "service $UNIT: enabled and started" "journalctl -u ${UNIT%.service} -n 50 says why it did not start"
   [ "$UNITS_CHANGED" = 1 ] && as_root systemctl daemon-reload
-  if systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then already "$UNIT enabled"
+  if unit_enabled "$UNIT"; then already "$UNIT enabled"
   else as_root systemctl enable "$UNIT"
   fi
-  if systemctl is-active --quiet "$UNIT"; then
+  if unit_active "$UNIT"; then
     if [ "$APP_CHANGED" = 1 ] || [ "$UNITS_CHANGED" = 1 ]; then as_root systemctl restart --no-block "$UNIT"
     else already "$UNIT running"
     fi
@@ -604,14 +704,14 @@ step_units() {
 remove() {  # remove PATH...: rm -rf each that exists, say so for each that does not
   local path
   for path in "$@"; do
-    if [ -e "$path" ] || [ -L "$path" ]; then as_root rm -rf "$path"; else note "already absent: $path"; fi
+    if [ -e "$(at "$path")" ] || [ -L "$(at "$path")" ]; then as_root rm -rf "$path"; else note "already absent: $path"; fi
   done
 }
 
 uninstall() {
   local unit units=() version
   step "service: stopped and disabled"
-  for unit in "$UNIT_DIR"/multi-user.target.wants/smartcam.service "$UNIT_DIR"/multi-user.target.wants/smartcam@*.service; do
+  for unit in "$ROOT$UNIT_DIR"/multi-user.target.wants/smartcam.service "$ROOT$UNIT_DIR"/multi-user.target.wants/smartcam@*.service; do
     [ -L "$unit" ] && units+=("${unit##*/}")
   done
   if systemd_running; then
@@ -625,7 +725,7 @@ uninstall() {
   systemd_running && as_root systemctl daemon-reload
   step "Coral: udev rule, Edge TPU runtime, apt repository"
   remove "$UDEV_RULE"
-  [ -d /run/udev ] && as_root udevadm control --reload-rules
+  udev_running && as_root udevadm control --reload-rules
   version=$(ini_get "$EDGETPU_INI" libedgetpu version)
   for unit in libedgetpu1-std libedgetpu1-max; do
     if [ "$(installed_version "$unit")" = "$version" ]; then
@@ -640,7 +740,7 @@ uninstall() {
   if [ "$HERE" = "$PREFIX" ]; then remove "$PREFIX/.venv"; else remove "$PREFIX"; fi
   remove "$HERE/.venv"
   step "service user $SERVICE_USER"
-  if id "$SERVICE_USER" >/dev/null 2>&1; then as_root userdel "$SERVICE_USER"; else note "already absent: user $SERVICE_USER"; fi
+  if has_user "$SERVICE_USER"; then as_root userdel "$SERVICE_USER"; else note "already absent: user $SERVICE_USER"; fi
   step "configuration and data"
   if [ "$PURGE" = 1 ]; then
     remove "$ETC_DIR" "$STATE_DIR"
@@ -687,10 +787,21 @@ else
   step_models
 fi
 
+outcome() {  # the last line: what there is now, and how to use it
+  if [ "$SERVICE" = 0 ]; then
+    echo "done: $APP_DIR/.venv/bin/python -m app --pipeline $PIPELINE"
+  elif systemd_running; then
+    echo "done: the service $UNIT is started from $PREFIX (systemctl status ${UNIT%.service} · journalctl -u ${UNIT%.service} -f)"
+  else
+    echo "done: installed $PREFIX, $ETC_DIR/config.yaml and the units in $UNIT_DIR; systemd is not running here," \
+      "so $UNIT was neither enabled nor started (where systemd runs: systemctl enable --now $UNIT)"
+  fi
+  if [ "$SERVICE" = 1 ] && [ "$MODELS" = skip ]; then echo "  models: $(pull_command)"; fi
+}
+
 if [ "$DRY_RUN" = 1 ]; then
-  echo "dry run done: nothing was changed"
-elif [ "$SERVICE" = 1 ]; then
-  echo "done: the service $UNIT runs $PREFIX (systemctl status ${UNIT%.service} · journalctl -u ${UNIT%.service} -f)"
+  echo "dry run done: nothing was changed; the install would end:"
+  outcome | sed 's/^/  /'
 else
-  echo "done: $APP_DIR/.venv/bin/python -m app --pipeline $PIPELINE"
+  outcome
 fi

@@ -179,13 +179,15 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_models_list(args: argparse.Namespace) -> int:
-    from app.models import manifest
+    from app.models import manifest, pull_command
 
     device_overrides = [o for o in args.overrides if o.partition(".")[0] not in PIPELINE_KEYS]
-    models_dir = load_device(args.config, device_overrides).models_dir
+    settings = load_device(args.config, device_overrides)
+    models_dir = settings.models_dir
     print(f"models (in {models_dir}):")
     for name, entry in manifest().items():
-        present = "present" if (models_dir / entry.file).is_file() else f"missing: python -m app models pull {name}"
+        present = ("present" if (models_dir / entry.file).is_file()
+                   else f"missing: {pull_command(name, settings.config_path)}")
         print(f"  {name:<50} {entry.kind:<12} {present}")
     return EXIT_OK
 
@@ -209,13 +211,15 @@ def command_models_pull(args: argparse.Namespace) -> int:
 
 def command_models_verify(args: argparse.Namespace) -> int:
     from app.model_fetch import FetchError, entries_named, verify
+    from app.models import pull_command
 
-    models_dir = load_device(args.config, args.overrides).models_dir
+    settings = load_device(args.config, args.overrides)
+    models_dir = settings.models_dir
     bad = []
     for name, problem in verify(entries_named(["all"], []), models_dir):
         print(f"{name}: {problem or 'ok'}")
         if problem:
-            bad.append(f"{name}: {problem} (python -m app models pull again to replace it)")
+            bad.append(f"{name}: {problem} ({pull_command(name, settings.config_path)} replaces it)")
     if bad:
         raise FetchError("\n".join(bad))
     return EXIT_OK

@@ -60,10 +60,10 @@ def validate_fit(settings: Settings) -> list[str]:
     """`check_fit` for `validate`, on the CPU, when the pipeline's model is present (else nothing to check)."""
     inference = settings.pipeline.inference
     try:
-        path: Path = resolve_model(inference.model, settings.models_dir)
+        path: Path = resolve_model(inference.model, settings.models_dir, settings.config_path)
         model = load_model(path, "cpu", 1)
     except SmartcamError as exc:  # not downloaded, or only runs on an Edge TPU: `run` checks it at start
         log.debug("not checking the model of %s: %s", settings.pipeline.name, exc)
         return []
-    labels = resolve_labels(inference.labels, inference.model, settings.models_dir, path)
+    labels = resolve_labels(inference.labels, inference.model, settings.models_dir, path, settings.config_path)
     return [f"{settings.pipeline_path}: {warning}" for warning in check_fit(settings.pipeline, model, labels)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from app.config import PROJECT_DIR
+from app.config import DEFAULT_CONFIG, PROJECT_DIR
 from app.errors import ConfigError
 
 MANIFEST = PROJECT_DIR / "models" / "manifest.yaml"
@@ -75,7 +76,15 @@ def is_path(ref: str) -> bool:
     return ref.endswith(".tflite") or "/" in ref or Path(ref).is_file()
 
 
-def resolve_model(ref: str, models_dir: Path) -> Path:
+def pull_command(name: str, config_path: Path | None = None) -> str:
+    """The command that fetches `name` where this configuration looks, as this interpreter runs it (a fresh
+    Debian has no `python`; the service's models are found only with its --config)."""
+    config = "" if config_path is None or config_path.resolve() == DEFAULT_CONFIG.resolve() else \
+        f" --config {config_path}"
+    return f"{sys.executable} -m app models pull {name}{config}"
+
+
+def resolve_model(ref: str, models_dir: Path, config_path: Path | None = None) -> Path:
     """The file for `ref` (a path or a manifest name), or ConfigError with the command that fetches it."""
     if is_path(ref):
         path = Path(ref).expanduser()
@@ -89,7 +98,7 @@ def resolve_model(ref: str, models_dir: Path) -> Path:
         raise ConfigError(f"no model named {ref!r} ({hint}), and no such file")
     path = models_dir / entries[ref].file
     if not path.is_file():
-        raise ConfigError(f"model {ref} is not downloaded: python -m app models pull {ref}")
+        raise ConfigError(f"model {ref} is not downloaded: {pull_command(ref, config_path)}")
     return path
 
 
@@ -164,7 +173,8 @@ def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
     return None
 
 
-def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: Path, model_path: Path) -> Labels:
+def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: Path, model_path: Path,
+                   config_path: Path | None = None) -> Labels:
     """Labels for a model: the file or names given; else the named model's (a path is matched to its named model
     by checksum); else the model's metadata; else none (results carry class ids)."""
     if isinstance(labels, list):
@@ -179,5 +189,5 @@ def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: P
             if (folder / entry.labels).is_file():
                 return read_labels(folder / entry.labels)
         raise ConfigError(f"labels {entry.labels} of model {entry.name} are not downloaded: "
-                          f"python -m app models pull {entry.name}")
+                          f"{pull_command(entry.name, config_path)}")
     return labels_from_metadata(model_path)

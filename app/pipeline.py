@@ -43,11 +43,11 @@ TPU_CHECK_AFTER = 50
 def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice]:
     """The inference stage's model on the accelerator chosen for it, its labels, and the choice made."""
     params = settings.pipeline.inference
-    path = resolve_model(params.model, settings.models_dir)
+    path = resolve_model(params.model, settings.models_dir, settings.config_path)
     choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
     model, choice = load_choice(choice, params.threads)
     log.info("accelerator %s: %s", choice.accelerator, choice.reason)
-    labels = resolve_labels(params.labels, params.model, settings.models_dir, path)
+    labels = resolve_labels(params.labels, params.model, settings.models_dir, path, settings.config_path)
     for warning in check_fit(settings.pipeline, model, labels):
         log.warning("%s: %s", settings.pipeline_path, warning)
     return model, labels, choice

@@ -1,8 +1,9 @@
 """install.sh, the constraints files and the systemd units.
 
-The plan (`--dry-run`) is checked on this machine and on simulated platforms; one real `install.sh --dev` runs in
-a fresh copy of the project (about a minute: pip installs LiteRT, OpenCV, ...), then again to show that a second
-run changes nothing. `systemd-analyze verify` checks the units against a throwaway root that holds systemd's own
+The plan (`--dry-run`) is checked on this machine and on simulated platforms (SMARTCAM_PLATFORM_OVERRIDE) and
+boards (SMARTCAM_ROOT: a folder that holds what a board already has, so each test sets up the state it checks);
+one real `install.sh --dev` runs in a fresh copy of the project (about a minute: pip installs LiteRT, OpenCV, ...),
+then again to show that a second run changes nothing. `systemd-analyze verify` checks the units against a throwaway root that holds systemd's own
 units and a stand-in for /opt/smartcam/.venv/bin/python.
 """
 
@@ -51,7 +52,8 @@ def fresh_copy(where: Path) -> Path:
 
 
 def install(*args: str, cwd: Path = PROJECT, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in ("SMARTCAM_PLATFORM_OVERRIDE", "PYTHON")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("SMARTCAM_PLATFORM_OVERRIDE", "SMARTCAM_ROOT", "PYTHON")}
     return subprocess.run(["bash", str(cwd / "install.sh"), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**environment, **env}, stdin=subprocess.DEVNULL)
 
@@ -65,6 +67,47 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
             stat = path.lstat()
             found[str(path.relative_to(root))] = (stat.st_size if not path.is_dir() else 0, stat.st_mtime_ns)
     return found
+
+
+def this_platforms_constraints() -> str:
+    """The constraints file install.sh must pick on this machine, decided as its README says."""
+    os_release = dict(re.findall(r'^(\w+)="?([^"\n]*)"?$', Path("/etc/os-release").read_text(), re.M))
+    codename = os_release.get("VERSION_CODENAME", "")
+    model = Path("/proc/device-tree/model")
+    pi_os = (model.is_file() and b"Raspberry Pi" in model.read_bytes()
+             and any(Path(f"/etc/apt/sources.list.d/raspi.{ext}").exists() for ext in ("list", "sources")))
+    if pi_os and codename == "bookworm":
+        return "constraints/bookworm-pi.txt"
+    return "constraints/trixie.txt" if codename == "trixie" else "constraints/default.txt"
+
+
+SERVICE_UID, SERVICE_GID = 990, 990
+
+
+def board(where: Path, *, systemd: bool = False, service_user: bool = False) -> Path:
+    """A board's state for SMARTCAM_ROOT: nothing installed and no systemd running (a container, a chroot), unless
+    asked. With `service_user`, /etc/passwd and /etc/group hold the user smartcam in video and plugdev, and this
+    process's uid and gid are named root and smartcam there: a file this test writes is "root:smartcam"."""
+    root = where / "board"
+    (root / "etc").mkdir(parents=True)
+    if systemd:
+        (root / "run/systemd/system").mkdir(parents=True)
+    if service_user:
+        uid, gid = os.getuid(), os.getgid()
+        (root / "etc/passwd").write_text(
+            f"root:x:{uid}:{gid}:root:/root:/bin/sh\n"
+            f"smartcam:x:{SERVICE_UID}:{SERVICE_GID}:smartcam camera service:/var/lib/smartcam:/usr/sbin/nologin\n")
+        (root / "etc/group").write_text(f"smartcam:x:{gid}:\nvideo:x:44:smartcam\nplugdev:x:46:smartcam\n")
+    return root
+
+
+def put(root: Path, path: str, text: str = "x\n", mode: int = 0o644) -> Path:
+    """A file at `path` (absolute, as on the board) under root."""
+    file = root / path.lstrip("/")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text)
+    file.chmod(mode)
+    return file
 
 
 def existing_system_paths() -> set[str]:
@@ -130,11 +173,11 @@ def test_the_edgetpu_pair_is_one_tensorflow_version():
 
 # --- the plan: --dry-run ------------------------------------------------------------------------------------------
 
-def test_help_and_bad_options():
+def test_help_and_bad_options(tmp_path):
     shown = install("--help")
     assert shown.returncode == 0
     for word in ("--dev", "--models-from", "--coral", "--coral-max", "--service", "--uninstall", "--purge",
-                 "--dry-run", "SMARTCAM_PLATFORM_OVERRIDE"):
+                 "--dry-run", "SMARTCAM_PLATFORM_OVERRIDE", "SMARTCAM_ROOT"):
         assert word in shown.stdout
     unknown = install("--frobnicate")
     assert unknown.returncode == 2 and "unknown option --frobnicate" in unknown.stderr
@@ -143,6 +186,10 @@ def test_help_and_bad_options():
     assert install("--service", "--pipeline", "nosuch", "--dry-run").returncode == 2
     simulated = install("--dev", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
     assert simulated.returncode == 2 and "--dry-run" in simulated.stderr
+    rooted = install("--dev", SMARTCAM_ROOT=str(tmp_path))
+    assert rooted.returncode == 2 and "--dry-run" in rooted.stderr
+    nowhere = install("--dry-run", SMARTCAM_ROOT=str(tmp_path / "nosuch"))
+    assert nowhere.returncode == 2 and "no such folder" in nowhere.stderr
 
 
 def test_dry_run_on_this_machine_prints_the_plan_and_changes_nothing(tmp_path):
@@ -156,52 +203,86 @@ def test_dry_run_on_this_machine_prints_the_plan_and_changes_nothing(tmp_path):
         subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip())
     assert f"{os_release['PRETTY_NAME']}, {arch}" in out
     assert "plain venv" in out and f"-m venv {copy}/.venv" in out and "--system-site-packages" not in out
-    expected = "trixie.txt" if os_release.get("VERSION_CODENAME") == "trixie" else "default.txt"
-    assert f"-c {copy}/constraints/{expected} -e {copy}" in out
+    assert f"-c {copy}/{this_platforms_constraints()} -e {copy}" in out
     assert "-m app models pull" in out
     for name in ("platform", "virtual environment", "dependencies", "check", "models"):
         assert re.search(rf"^==> .*{name}", out, re.M), name
+    assert out.rstrip().endswith(f"done: {copy}/.venv/bin/python -m app --pipeline detect")
     assert tree(copy) == before and not (copy / ".venv").exists()
     assert existing_system_paths() == system_before
 
 
-def test_dry_run_coral_and_service(tmp_path):
-    copy = fresh_copy(tmp_path)
+def test_dry_run_coral_and_service_on_a_fresh_board(tmp_path):
+    copy, root = fresh_copy(tmp_path), board(tmp_path)
     system_before = existing_system_paths()
-    plan = install("--dry-run", "--coral", "--service", cwd=copy, SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
+    plan = install("--dry-run", "--coral", "--service", cwd=copy, SMARTCAM_ROOT=str(root),
+                   SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
     assert plan.returncode == 0, plan.stderr
     out, pair = plan.stdout, edgetpu_pair()
     version, requirement = pair["libedgetpu"]["version"], pair["interpreter"]["requirement"]
     # the matched Edge TPU runtime, verified, held; the interpreter it was built with
     deb = f"libedgetpu1-std_{version}.bookworm_amd64.deb"
     assert deb in out and pair["sha256"][deb] in out
-    assert re.search(rf"apt-get install .*/var/cache/smartcam/libedgetpu1-std_{re.escape(version)}\.", out)
+    assert f"curl -fsSL --retry 3 -o /var/cache/smartcam/{deb}.part" in out
+    assert re.search(rf"apt-get install .*/var/cache/smartcam/{re.escape(deb)}$", out, re.M)
     assert "apt-mark hold libedgetpu1-std" in out and "sha256" in out
     assert f"-e {PREFIX} {requirement}" in out
     assert "install -D -m 0644" in out and "/etc/udev/rules.d/99-coral-edgetpu.rules" in out
     assert "pip install pycoral" not in out and "apt-key" not in out and "Coral's apt repository" not in out
     # the service: user, the app in /opt/smartcam, configuration, state, units
-    assert re.search(r"useradd --system .*--groups video,plugdev .*smartcam$", out, re.M) or "already done: user smartcam" in out
+    assert re.search(r"useradd --system .*--groups video,plugdev .*smartcam$", out, re.M)
     assert f"application files in {PREFIX}" in out and f"-m venv {PREFIX}/.venv" in out
-    assert "/etc/smartcam/config.yaml (mode 0640, root:smartcam)" in out or "config.yaml exists: kept" in out
+    assert "+ write /etc/smartcam/config.yaml (mode 0640, root:smartcam)" in out
     assert "install -d -m 0750 -o smartcam -g smartcam /var/lib/smartcam" in out
     assert "models pull --config /etc/smartcam/config.yaml" in out
-    assert "_edgetpu" in out  # the Edge TPU variants of the pipelines' models
+    assert "_edgetpu --config /etc/smartcam/config.yaml" in out  # the Edge TPU variants of the pipelines' models
     for unit in ("smartcam.service", "smartcam@.service"):
-        assert f"/etc/systemd/system/{unit}" in out
-    if os.path.isdir("/run/systemd/system"):
-        assert "systemctl enable smartcam.service" in out
-    else:
-        assert "systemd is not running as PID 1 here" in out and "systemctl enable --now smartcam.service" in out
+        assert f"install -D -m 0644 {copy}/systemd/{unit} /etc/systemd/system/{unit}" in out
     assert existing_system_paths() == system_before and not (copy / ".venv").exists()
 
 
-def test_dry_run_service_config_is_valid_and_keeps_state_under_var_lib(tmp_path):
-    plan = install("--dry-run", "--service")
+def test_service_where_systemd_runs_is_enabled_and_started(tmp_path):
+    plan = install("--dry-run", "--service", SMARTCAM_ROOT=str(board(tmp_path, systemd=True)))
     assert plan.returncode == 0, plan.stderr
-    if Path("/etc/smartcam/config.yaml").exists():  # a board that has the service already: its config is kept
-        assert "config.yaml exists: kept" in plan.stdout and "+ write /etc/smartcam/config.yaml" not in plan.stdout
-        return
+    out = plan.stdout
+    assert "==> service smartcam.service: enabled and started" in out
+    assert "+ systemctl daemon-reload" in out.replace("sudo ", "")
+    assert "+ systemctl enable smartcam.service" in out.replace("sudo ", "")
+    assert "+ systemctl start --no-block smartcam.service" in out.replace("sudo ", "")
+    assert re.search(r"^  done: the service smartcam.service is started from /opt/smartcam", out, re.M)
+    assert "not running" not in out
+
+
+def test_service_without_systemd_says_it_was_not_started(tmp_path):
+    """A container or a chroot: the units are installed, and the last line does not claim a running service."""
+    plan = install("--dry-run", "--service", "--pipeline", "face", SMARTCAM_ROOT=str(board(tmp_path)))
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    assert "/etc/systemd/system/smartcam@.service" in out
+    assert "==> service smartcam@face.service: not enabled or started, systemd is not running here" in out
+    assert "systemctl enable" not in out.replace("systemctl enable --now smartcam@face.service", "")
+    assert "systemctl start" not in out
+    last = out.rstrip().splitlines()[-1]
+    assert "systemd is not running here, so smartcam@face.service was neither enabled nor started" in last
+    assert "systemctl enable --now smartcam@face.service" in last
+    assert "is started" not in out and "the service" not in last
+
+
+def test_service_hints_name_the_service_config(tmp_path):
+    """`models pull` without --config fills /opt/smartcam/models, where the service does not look."""
+    plan = install("--dry-run", "--service", "--no-models", SMARTCAM_ROOT=str(board(tmp_path)))
+    assert plan.returncode == 0, plan.stderr
+    pull = f"{PREFIX}/.venv/bin/python -m app models pull --config /etc/smartcam/config.yaml"
+    assert f"==> models: skipped ({pull} fetches them)" in plan.stdout
+    assert plan.stdout.rstrip().splitlines()[-1] == f"    models: {pull}"
+    assert re.findall(r"models pull(?! --config /etc/smartcam/config\.yaml)", plan.stdout) == []
+    by_hand = install("--dry-run", "--no-models")
+    assert f"==> models: skipped ({PROJECT}/.venv/bin/python -m app models pull fetches them)" in by_hand.stdout
+
+
+def test_dry_run_service_config_is_valid_and_keeps_state_under_var_lib(tmp_path):
+    plan = install("--dry-run", "--service", SMARTCAM_ROOT=str(board(tmp_path)))
+    assert plan.returncode == 0, plan.stderr
     block = re.search(r"\+ write /etc/smartcam/config\.yaml .*:\n((?:        \| .*\n?)+)", plan.stdout)
     assert block, plan.stdout
     config = tmp_path / "config.yaml"
@@ -216,60 +297,155 @@ def test_dry_run_service_config_is_valid_and_keeps_state_under_var_lib(tmp_path)
     assert load_device(config).models_dir == Path("/var/lib/smartcam/models")
 
 
-def test_dry_run_coral_max_preseeds_the_eula_and_warns_of_heat():
-    plan = install("--dry-run", "--coral-max", SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
+def test_a_board_with_the_service_keeps_its_config_and_user(tmp_path):
+    root = board(tmp_path, service_user=True)
+    put(root, "/etc/smartcam/config.yaml", "camera: {name: porch}\n", mode=0o640)
+    plan = install("--dry-run", "--service", SMARTCAM_ROOT=str(root))
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout
+    assert "already done: /etc/smartcam/config.yaml exists: kept as it is" in out
+    assert "+ write /etc/smartcam/config.yaml" not in out
+    assert "already done: user smartcam (video plugdev)" in out
+    assert "already done: group video" in out and "useradd" not in out and "usermod" not in out
+    # the same file readable by others, from an install done by hand: made the service's secret again
+    (root / "etc/smartcam/config.yaml").chmod(0o644)
+    loose = install("--dry-run", "--service", SMARTCAM_ROOT=str(root))
+    assert "+ chmod 0640 /etc/smartcam/config.yaml" in loose.stdout.replace("sudo ", "")
+    assert "chown" not in loose.stdout.replace("chown -R smartcam:smartcam /var/lib/smartcam", "")
+
+
+def test_dry_run_coral_max_preseeds_the_eula_and_warns_of_heat(tmp_path):
+    plan = install("--dry-run", "--coral-max", SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64",
+                   SMARTCAM_ROOT=str(board(tmp_path)))
     assert plan.returncode == 0, plan.stderr
     assert "libedgetpu1-max libedgetpu/accepted-eula boolean true' | debconf-set-selections" in plan.stdout
     assert "hot enough to burn" in plan.stderr
     assert "apt-mark hold libedgetpu1-max" in plan.stdout and "libedgetpu1-max_16.0tf2.19.1-1" in plan.stdout
 
 
-def test_dry_run_coral_apt_uses_a_signed_by_keyring_and_pins_its_libedgetpu_away():
-    plan = install("--dry-run", "--coral-apt", SMARTCAM_PLATFORM_OVERRIDE="ubuntu-noble-x86_64")
+def test_dry_run_coral_apt_uses_a_signed_by_keyring_and_pins_its_libedgetpu_away(tmp_path):
+    root = board(tmp_path)
+    plan = install("--dry-run", "--coral-apt", SMARTCAM_PLATFORM_OVERRIDE="ubuntu-noble-x86_64",
+                   SMARTCAM_ROOT=str(root))
     assert plan.returncode == 0, plan.stderr
     out = plan.stdout
-    assert "gpg --dearmor -o /etc/apt/keyrings/coral-edgetpu.gpg" in out or "already done: /etc/apt/keyrings" in out
+    assert "gpg --dearmor -o /etc/apt/keyrings/coral-edgetpu.gpg" in out
     assert ("deb [signed-by=/etc/apt/keyrings/coral-edgetpu.gpg] https://packages.cloud.google.com/apt "
-            "coral-edgetpu-stable main") in out or "already done: /etc/apt/sources.list.d/coral-edgetpu.list" in out
-    assert "Pin-Priority: -1" in out or "already done: /etc/apt/preferences.d/smartcam-libedgetpu" in out
+            "coral-edgetpu-stable main") in out
+    assert "Pin-Priority: -1" in out
     assert not re.search(r"apt-key (add|adv)", out)  # apt-key is gone from Trixie
     assert "libedgetpu1-std" in out  # --coral-apt implies --coral
+    # a second run: the keyring is there, and is not fetched again
+    put(root, "/etc/apt/keyrings/coral-edgetpu.gpg")
+    again = install("--dry-run", "--coral-apt", SMARTCAM_PLATFORM_OVERRIDE="ubuntu-noble-x86_64",
+                    SMARTCAM_ROOT=str(root))
+    assert "already done: /etc/apt/keyrings/coral-edgetpu.gpg" in again.stdout and "gpg --dearmor" not in again.stdout
+
+
+REMOVED = ["/etc/systemd/system/smartcam.service", "/etc/systemd/system/smartcam@.service",
+           "/etc/udev/rules.d/99-coral-edgetpu.rules", "/opt/smartcam", "/etc/smartcam", "/var/lib/smartcam",
+           "/etc/apt/sources.list.d/coral-edgetpu.list", "/etc/apt/keyrings/coral-edgetpu.gpg",
+           "/etc/apt/preferences.d/smartcam-libedgetpu", "/var/cache/smartcam"]
 
 
 def test_dry_run_uninstall_purge_names_every_removal(tmp_path):
     copy = fresh_copy(tmp_path)
     (copy / ".venv" / "bin").mkdir(parents=True)
     (copy / "models" / "some_model.tflite").write_bytes(b"x")
-    before = tree(copy)
-    plan = install("--dry-run", "--uninstall", "--purge", cwd=copy)
+    root = board(tmp_path, service_user=True)
+    for path in REMOVED:
+        put(root, path if "." in path.rsplit("/", 1)[1] else f"{path}/something")
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "smartcam@face.service").symlink_to("/etc/systemd/system/smartcam@.service")
+    before = tree(copy), tree(root)
+    plan = install("--dry-run", "--uninstall", "--purge", cwd=copy, SMARTCAM_ROOT=str(root))
     assert plan.returncode == 0, plan.stderr
-    out = plan.stdout
+    out = plan.stdout.replace("sudo ", "")
     assert f"+ rm -rf {copy}/.venv" in out and f"+ rm -f {copy}/models/some_model.tflite" in out
-    for path in ("/etc/systemd/system/smartcam.service", "/etc/systemd/system/smartcam@.service",
-                 "/etc/udev/rules.d/99-coral-edgetpu.rules", "/opt/smartcam", "/etc/smartcam", "/var/lib/smartcam",
-                 "/etc/apt/sources.list.d/coral-edgetpu.list", "/etc/apt/keyrings/coral-edgetpu.gpg"):
-        assert f"+ rm -rf {path}" in out or f"already absent: {path}" in out, path
-    assert "userdel smartcam" in out or "already absent: user smartcam" in out
-    assert tree(copy) == before  # a dry run
-    kept = install("--dry-run", "--uninstall", cwd=copy)
+    for path in REMOVED:
+        assert f"+ rm -rf {path}\n" in out, path
+    assert "removing the enablement links" in out  # systemd is not running on this board
+    assert "+ rm -rf /etc/systemd/system/multi-user.target.wants/smartcam@face.service" in out
+    assert "+ userdel smartcam" in out and "already absent: user" not in out and "already absent: /" not in out
+    assert (tree(copy), tree(root)) == before  # a dry run
+    kept = install("--dry-run", "--uninstall", cwd=copy, SMARTCAM_ROOT=str(root))
     assert "kept /etc/smartcam" in kept.stdout and f"+ rm -rf {copy}/.venv" in kept.stdout
     assert "rm -rf /etc/smartcam" not in kept.stdout and "some_model.tflite" not in kept.stdout
 
 
+def test_dry_run_uninstall_where_nothing_is_installed_says_so_for_each(tmp_path):
+    copy = fresh_copy(tmp_path)
+    plan = install("--dry-run", "--uninstall", "--purge", cwd=copy, SMARTCAM_ROOT=str(board(tmp_path, systemd=True)))
+    assert plan.returncode == 0, plan.stderr
+    out = plan.stdout.replace("sudo ", "")
+    for path in [*REMOVED, f"{copy}/.venv"]:
+        assert f"already absent: {path}\n" in out, path
+    assert "already absent: user smartcam" in out and "already absent: downloaded models" in out
+    assert "+ systemctl disable --now smartcam.service" in out  # systemd runs on this board
+    assert "rm -" not in out
+
+
+def readme_before(heading: str) -> str:
+    text = (PROJECT / "README.md").read_text()
+    return text[:text.index(heading)]
+
+
+def test_the_readme_names_the_prerequisites_a_fresh_debian_lacks():
+    """A fresh Debian has no python3, python3-venv, git, nor sudo: the quick start installs them as root."""
+    quick_start = readme_before("## Install on a board")
+    blocks = re.findall(r"```sh\n(.*?)```", quick_start, re.S)
+    assert blocks and blocks[0].strip() == "apt-get update && apt-get install -y python3 python3-venv git"
+    assert "git clone" in blocks[1] and "./install.sh" in blocks[1]
+
+
+def test_the_readme_commands_run_as_written_on_debian():
+    """Debian has no `python` command: every command the README gives before its configuration reference runs the
+    venv's Python (the Commands table is a synopsis, and the README says once what its `python` means)."""
+    text = readme_before("## Commands")
+    commands = [line for block in re.findall(r"```sh\n(.*?)```", text, re.S) for line in block.splitlines()]
+    commands += re.findall(r"^\| [^|]+ \| `([^`]+)`", text, re.M)  # the Running table
+    assert len(commands) > 10
+    pythons = [python for c in commands for python in re.findall(r"(\S*python3?) -m ", c)]
+    assert len(pythons) > 10
+    bare = [python for python in pythons if python not in (".venv/bin/python", "/opt/smartcam/.venv/bin/python")]
+    assert not bare, bare
+    assert "`.venv/bin/python -m app ...`" in text and "`python -m app`" in text  # what `python -m app` means
+
+
 # --- simulated platforms --------------------------------------------------------------------------------------------
 
-def test_raspberry_pi_os_bookworm_uses_the_apt_camera_stack():
-    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
+@pytest.mark.parametrize("platform,python", [("debian-bookworm-x86_64", "3.11"), ("debian-trixie-x86_64", "3.13"),
+                                             ("ubuntu-jammy-aarch64", "3.10"), ("raspios-bookworm-aarch64", "3.11")])
+def test_a_simulated_platform_brings_its_own_python(platform, python):
+    """The plan for a platform is the same on any machine: its Python is the platform's, not this machine's."""
+    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE=platform)
+    assert plan.returncode == 0, plan.stderr
+    assert re.search(rf"\[simulated: SMARTCAM_PLATFORM_OVERRIDE\], \w+(, .*)?, Python {re.escape(python)} ", plan.stdout)
+
+
+def test_a_simulated_platform_with_an_old_python_is_refused():
+    plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE="debian-bullseye-x86_64")
+    assert plan.returncode == 1 and "needs Python 3.10 or newer" in plan.stderr and "3.9" in plan.stderr
+    unknown = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE="debian-nosuch-x86_64")
+    assert unknown.returncode == 2 and "no known Python for nosuch" in unknown.stderr
+
+
+def test_raspberry_pi_os_bookworm_uses_the_apt_camera_stack(tmp_path):
+    copy = fresh_copy(tmp_path)
+    plan = install("--dry-run", cwd=copy, SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64",
+                   SMARTCAM_ROOT=str(board(tmp_path)))
     assert plan.returncode == 0, plan.stderr
     out = plan.stdout
     assert "Raspberry Pi OS (bookworm)" in out and "aarch64" in out
-    assert "python3-picamera2" in out
-    assert f"-m venv --system-site-packages {PROJECT}/.venv" in out or "system site packages: true" in out
+    assert re.search(r"apt-get install .* python3-venv python3-picamera2$", out, re.M)
+    assert f"-m venv --system-site-packages {copy}/.venv" in out
     assert "constraints/bookworm-pi.txt" in out and "constraints/default.txt" not in out
 
 
-def test_raspberry_pi_os_bookworm_with_a_coral_gets_the_arm64_build():
-    plan = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64")
+def test_raspberry_pi_os_bookworm_with_a_coral_gets_the_arm64_build(tmp_path):
+    plan = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE="raspios-bookworm-aarch64",
+                   SMARTCAM_ROOT=str(board(tmp_path)))
     assert plan.returncode == 0, plan.stderr
     digest = edgetpu_pair()["sha256"]["libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb"]
     assert "libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb" in plan.stdout and digest in plan.stdout
@@ -337,18 +513,37 @@ def test_a_second_install_changes_nothing_and_says_so(installed):
     assert tree(copy) == before
     assert subprocess.run(freeze, capture_output=True, text=True, check=True).stdout == frozen
     assert f"already done: {copy}/.venv" in again.stdout
-    assert "already done: installed from constraints/default.txt with [dev]" in again.stdout
+    assert f"already done: installed from {this_platforms_constraints()} with [dev]" in again.stdout
     assert "pip install" not in again.stdout and "-m venv" not in again.stdout
 
 
+def pipeline_model_files() -> list[str]:
+    """The files (models and labels) of the named models the shipped pipelines use."""
+    from app.config import load_settings, pipeline_names
+    from app.model_fetch import files_of
+    from app.models import is_path, manifest
+
+    names = {load_settings(name).pipeline.inference.model for name in pipeline_names()}
+    return sorted({spec.name for name in names if not is_path(name) for spec in files_of(manifest()[name])})
+
+
 def test_a_failing_step_stops_the_install_and_says_what_to_do(installed, tmp_path):
+    """Offline with a folder that lacks files: the hint names them, and does not suggest the --models-from just given."""
     copy, _ = installed
-    empty = tmp_path / "no-models-here"
-    empty.mkdir()
-    failed = install("--dev", "--models-from", str(empty), cwd=copy)
+    folder = tmp_path / "some-models-here"
+    folder.mkdir()
+    needed = pipeline_model_files()
+    given = next(name for name in needed if (MODELS / name).is_file())
+    shutil.copy(MODELS / given, folder / given)
+    failed = install("--dev", "--models-from", str(folder), cwd=copy)
     assert failed.returncode != 0
-    assert 'step "models for the shipped pipelines' in failed.stderr
-    assert "what to do: offline, use ./install.sh --models-from DIR" in failed.stderr
+    assert f'step "models for the shipped pipelines from {folder}" failed' in failed.stderr
+    hint = re.search(r"^  what to do: (.*)$", failed.stderr, re.M)
+    assert hint, failed.stderr
+    named = re.match(rf"{re.escape(str(folder))} has no (.+?): ", hint.group(1))
+    assert named, hint.group(1)
+    assert sorted(named.group(1).split()) == [name for name in needed if name != given]
+    assert "--models-from DIR" not in failed.stderr
     assert "run ./install.sh again" in failed.stderr
     assert not re.search(r"^done:", failed.stdout, re.M)
 
@@ -393,10 +588,17 @@ def test_systemd_analyze_verify_accepts_both_units(unit_root):
 
 
 def test_systemd_analyze_verify_would_see_a_mistake(unit_root):
+    """A value systemd cannot use is reported at its file and line. The words differ between versions (252: "Failed
+    to parse protect system value, ignoring: sometimes", 257: "Failed to parse ProtectSystem=sometimes, ignoring"),
+    so the check is where it points, and that it names the bad value."""
     unit = unit_root / "etc/systemd/system/smartcam.service"
-    unit.write_text(unit.read_text().replace("WatchdogSec=30", "WatchdogSec=30\nProtectSystem=sometimes"))
+    lines = unit.read_text().splitlines()
+    number = lines.index("WatchdogSec=30") + 2  # the line inserted after it, counted from 1
+    lines.insert(number - 1, "ProtectSystem=sometimes")
+    unit.write_text("\n".join(lines) + "\n")
     result = verify(unit_root, "smartcam.service")
-    assert "protect system value, ignoring: sometimes" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert re.search(rf"^{re.escape(str(unit))}:{number}: .*sometimes", output, re.M), output
 
 
 def test_the_units_are_hardened(unit_root):
@@ -417,7 +619,7 @@ def unit_settings(name: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("name,pipeline", [("smartcam.service", "detect"), ("smartcam@.service", "%i")])
 def test_the_units_run_the_app_as_the_service_user_with_the_watchdog(name, pipeline):
-    from app.__main__ import build_parser
+    from app.cli import build_parser
 
     unit = unit_settings(name)
     command = unit["ExecStart"][0].split()

