@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import MODELS, PROJECT
-
+from conftest import PET_LABEL_FILE, PET_MODEL, PROJECT
 
 
 def test_bench_prints_a_row_per_thread_count():
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "bench", "--model", str(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite"),
-         "--labels", str(MODELS / "pet_labels.txt"), "--threads", "1,2", "--frames", "20"],
+        [sys.executable, "-m", "app", "bench", "--model", str(PET_MODEL), "--labels", str(PET_LABEL_FILE),
+         "--threads", "1,2", "--frames", "20"],
         cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = [line.strip("|").split("|") for line in proc.stdout.splitlines() if line.startswith("| ")]

@@ -14,12 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 
 from app.models import manifest
-from conftest import IMAGES, MODELS, PROJECT
-from test_known_answers import CAT_BREEDS
+from conftest import CAT_BREEDS, IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT, imread
 
 CAT = IMAGES / "cat.bmp"
 CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
@@ -75,7 +73,8 @@ def test_list_shows_pipelines_and_models(tmp_path, models_dir, present):
     assert f"models (in {models_dir}):" in lines
     for name in manifest():
         row = next(line for line in lines if line.split()[:1] == [name])
-        assert row.endswith("present" if name in present else f"missing: python -m app models pull {name}"), row
+        missing = f"missing: {sys.executable} -m app models pull {name}"  # as this interpreter runs it
+        assert row.endswith("present" if name in present else missing), row
 
 
 # --- a real run --------------------------------------------------------------------------------------------------
@@ -89,15 +88,15 @@ def test_classify_cat_prints_one_json_line():
     result = json.loads(lines[0])
     assert set(result) == RESULT_KEYS and set(result["timing_ms"]) == TIMING_KEYS
     assert (result["classes"][0]["label"], result["classes"][0]["class_id"]) == ("Egyptian cat", 286)
-    height, width = cv2.imread(str(CAT)).shape[:2]
+    height, width = imread(CAT).shape[:2]
     assert (result["pipeline"], result["source"], result["seq"], result["size"]) == ("classify", "cam0", 1,
                                                                                      [width, height])
     assert result["detections"] == [] and all(v >= 0 for v in result["timing_ms"].values())
 
 
 def test_detect_on_a_clip_prints_sixty_lines_of_cats(cat_clip):
-    proc = app("--pipeline", "detect", "--source", cat_clip, "--model", MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite",
-               "--labels", MODELS / "pet_labels.txt", "--max-frames", "60", "--output", "jsonl:-")
+    proc = app("--pipeline", "detect", "--source", cat_clip, "--model", PET_MODEL, "--labels", PET_LABEL_FILE,
+               "--max-frames", "60", "--output", "jsonl:-")
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(results) == 60 and [r["seq"] for r in results] == list(range(1, 61))
@@ -147,7 +146,7 @@ def test_edgetpu_accelerator_without_runtime():
 @pytest.mark.parametrize("args, expected", [
     (["--model", "{tmp}/missing.tflite"], ["{tmp}/missing.tflite", "not found"]),
     (["--pipeline", "detect", "--model", "ssd_mobilenet_v1_coco_quant_postprocess", "--set", "models.dir={tmp}"],
-     ["python -m app models pull ssd_mobilenet_v1_coco_quant_postprocess"]),
+     [": {python} -m app models pull ssd_mobilenet_v1_coco_quant_postprocess"]),
     (["--source", "{tmp}/missing.bmp"], ["{tmp}/missing.bmp"]),
     (["--config", "{tmp}/bad.yaml"], ["{tmp}/bad.yaml: camera.sorce: "]),
     (["--set", "camera.width=wide"], ["camera.width", "'wide'"]),
@@ -158,7 +157,7 @@ def test_usage_mistake_exits_2(tmp_path, args, expected):
     bad_config(tmp_path)
     line = error_line(app(*CLASSIFY_CAT, *(a.format(tmp=tmp_path) for a in args)), 2)
     for part in expected:
-        assert part.format(tmp=tmp_path) in line
+        assert part.format(tmp=tmp_path, python=sys.executable) in line
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -12,106 +12,52 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import pytest
 
-from app.config import PublishParams, load_device, load_settings
+from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers.base import Output, PublishContext, Publisher
+from app.publishers.base import PublishContext
 from app.publishers.http import HttpPublisher
-from app.sources.base import Captured, Source
-from conftest import IMAGES, PET, read_rgb
-from test_known_answers import CAT_BREEDS
+from app.sources.base import Source
+from conftest import CAT_BREEDS, IMAGES, PET, Background, Collector, FakeCamera, decode_jpeg, imread, wait_for
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-tests"  # an open bind needs at least 16 characters
 USER, PASSWORD = "viewer", "pa:ss wörd"
 
 
-class Count(Publisher):
-    """Counts the frames that reach the outputs: it stalls if another publisher blocks the output lane."""
-
-    def __init__(self) -> None:
-        self.published = 0
-
-    def publish(self, out: Output) -> None:
-        self.published += 1
-
-
-class GatedCamera(Source):
-    """A live camera whose frames flow only while `flowing` is set (a stalled camera otherwise)."""
-
-    description = "gated test camera"
-
-    def __init__(self) -> None:
-        self.image = read_rgb("cat.bmp")
-        self.flowing = threading.Event()
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> Captured:
-        self.flowing.wait()
-        time.sleep(0.02)
-        return Captured(self.image)
-
-    def close(self) -> None:
-        pass
-
-
-class Running(NamedTuple):
+class Served(NamedTuple):
     pipeline: Pipeline
     http: HttpPublisher
-    count: Count
+    #: after the HTTP publisher in the output lane: it stalls if that one blocks the lane
+    collector: Collector
 
     @property
     def port(self) -> int:
+        assert self.http.port is not None, "not listening"
         return self.http.port
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @contextmanager
-def serving(*overrides: str, source: Source | None = None, send_timeout_s: float = 2.0):
+def serving(*overrides: str, source: Source | None = None, send_timeout_s: float = 2.0) -> Iterator[Served]:
     """A real pipeline with the HTTP publisher on a free port, running in a thread until the block ends."""
     settings = load_settings("detect", None, [*PET, "http.enabled=true", "http.port=0", *overrides])
-    server, count = HttpPublisher(settings.device.http), Count()
+    server, collector = HttpPublisher(settings.device.http), Collector()
     server.send_timeout_s = send_timeout_s
-    pipeline = Pipeline(settings, [server, count], source)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            pipeline.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.port or errors, 30, "the HTTP server to listen")
-    if errors:
-        raise errors[0]
-    try:
-        yield Running(pipeline, server, count)
-    finally:
-        pipeline.stop()
-        thread.join(10)
-    assert not errors, errors
+    pipeline = Pipeline(settings, [server, collector], source)
+    with Background(pipeline) as run:
+        wait_for(lambda: server.port or run.errors, "the HTTP server to listen", 30)
+        if run.errors:
+            raise run.errors[0]
+        yield Served(pipeline, server, collector)
 
 
 def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -123,10 +69,10 @@ def request(port: int, path: str, headers: dict[str, str] | None = None) -> tupl
             conn.putheader(name, value)
         conn.endheaders()
         response = conn.getresponse()
-        headers: dict[str, str] = {}
+        answered: dict[str, str] = {}
         for name, value in response.getheaders():  # repeated headers joined, as HTTP allows
-            headers[name.lower()] = f"{headers[name.lower()]}, {value}" if name.lower() in headers else value
-        return response.status, headers, response.read()
+            answered[name.lower()] = f"{answered[name.lower()]}, {value}" if name.lower() in answered else value
+        return response.status, answered, response.read()
     finally:
         conn.close()
 
@@ -145,7 +91,7 @@ def read_frames(port: int, count: int, headers: dict[str, str] | None = None) ->
     try:
         assert response.status == 200
         assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
-        frames = []
+        frames: list[bytes] = []
         while len(frames) < count:
             line = response.readline()
             assert line, "the stream ended"
@@ -203,11 +149,11 @@ def site(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live(cat_clip, site) -> Running:
+def live(cat_clip, site) -> Iterator[Served]:
     """The cat clip as a live camera (paced, looping) with the HTTP publisher; frames flowing when it yields."""
     with serving(f"camera.source={cat_clip}", "camera.realtime=true", "camera.loop=true",
                  f"snapshots.dir={site / 'snapshots'}", "http.stream.max_fps=30") as running:
-        wait_for(lambda: running.http.latest is not None, 30, "the first result")
+        wait_for(lambda: running.http.latest is not None, "the first result", 30)
         yield running
 
 
@@ -216,8 +162,11 @@ def live(cat_clip, site) -> Running:
 
 def test_the_page_shows_the_stream_and_the_detections_in_chromium(live, tmp_path):
     url = f"http://127.0.0.1:{live.port}/"
-    dom = wait_for(lambda: (d := chromium(url, tmp_path, "--dump-dom")) and set(detection_labels(d)) & CAT_BREEDS
-                   and d, 60, "a cat breed in the page's detection list", interval=0.5)
+    def page_with_a_cat() -> str | None:
+        dom = chromium(url, tmp_path, "--dump-dom")
+        return dom if set(detection_labels(dom)) & CAT_BREEDS else None
+
+    dom = wait_for(page_with_a_cat, "a cat breed in the page's detection list", 60, interval=0.5)
     assert re.search(r'<img id="stream"[^>]* src="stream\.mjpg[^"]*"', dom)
     assert re.search(r'id="fps">\d+\.\d<', dom)
     assert re.search(r'id="model">ssd_mobilenet_v1_fine_tuned_pet\.tflite<', dom)
@@ -227,12 +176,12 @@ def test_the_page_shows_the_stream_and_the_detections_in_chromium(live, tmp_path
 
     def screenshot_shows_the_stream() -> bool:
         chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1280,900", "--hide-scrollbars")
-        image = cv2.imread(str(shot))
+        image = imread(shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.shape == (900, 1280, 3)
         video = image[120:520, 60:860]  # where the stream sits: a photo, not the black placeholder
         return video.std() > 20 and len(np.unique(video.reshape(-1, 3), axis=0)) > 1000
 
-    wait_for(screenshot_shows_the_stream, 60, "a screenshot with the stream in it", interval=0.5)
+    wait_for(screenshot_shows_the_stream, "a screenshot with the stream in it", 60, interval=0.5)
     print(f"screenshot of the live page: {shot}")
 
 
@@ -252,15 +201,15 @@ def test_the_page_is_one_offline_file(live):
 
 def test_the_stream_sends_complete_jpegs(live):
     frames = read_frames(live.port, 3)
-    image = cv2.imdecode(np.frombuffer(frames[-1], np.uint8), cv2.IMREAD_COLOR)
+    image = decode_jpeg(frames[-1])
     assert image.shape == (720, 1280, 3)
-    wait_for(lambda: live.http.stream_clients == 0, 10, "the stream client to be counted as gone")
+    wait_for(lambda: live.http.stream_clients == 0, "the stream client to be counted as gone", 10)
 
 
 def test_snapshot_is_the_latest_annotated_frame(live):
     status, headers, body = request(live.port, "/snapshot.jpg")
     assert status == 200 and headers["content-type"] == "image/jpeg"
-    assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (720, 1280, 3)
+    assert decode_jpeg(body).shape == (720, 1280, 3)
 
 
 def test_api_latest_has_the_one_result_shape(live):
@@ -272,15 +221,16 @@ def test_api_latest_has_the_one_result_shape(live):
     for detection in result["detections"]:
         assert set(detection) == {"label", "class_id", "score", "box"} and len(detection["box"]) == 4
     assert all(isinstance(n, int) for n in result["counts"].values())
-    later = wait_for(lambda: (r := get_json(live.port, "/api/latest"))["seq"] > result["seq"] and r, 10, "a newer seq")
+    later = wait_for(lambda: r if (r := get_json(live.port, "/api/latest"))["seq"] > result["seq"] else None,
+                     "a newer seq", 10)
     assert later["seq"] > result["seq"]
 
 
 def test_api_stats_has_rates_latencies_and_the_run(live):
     stats = get_json(live.port, "/api/stats")
     assert set(stats) >= {"fps", "processed", "captured", "drops", "dropped", "inference_ms", "capture_to_result_ms",
-                          "uptime_s", "model", "accelerator", "runtime", "source", "pipeline", "camera", "warnings",
-                          "stream"}
+                          "uptime_s", "model", "accelerator", "runtime", "source_description", "pipeline", "camera",
+                          "warnings", "stream"}
     assert stats["fps"] > 0 and stats["captured"] >= stats["processed"] > 0 and stats["uptime_s"] > 0
     assert stats["dropped"] == sum(stats["drops"].values())
     for key in ("inference_ms", "capture_to_result_ms"):
@@ -390,7 +340,7 @@ def test_prometheus_text_escapes_label_values():
 
 
 def test_healthz_follows_the_camera(tmp_path):
-    camera = GatedCamera()
+    camera = FakeCamera(flowing=False, description="gated test camera")
     try:
         with serving("http.stall_after_s=1", source=camera) as running:
             def health() -> tuple[int, str]:
@@ -398,29 +348,29 @@ def test_healthz_follows_the_camera(tmp_path):
                 return status, body.decode()
 
             assert health() == (503, "starting: no frame captured yet\n")
-            camera.flowing.set()
-            wait_for(lambda: health() == (200, "ok\n"), 20, "healthz 200 while frames flow")
-            camera.flowing.clear()
-            status, reason = wait_for(lambda: (h := health())[0] == 503 and h, 10, "healthz 503 once stalled")
+            camera.flow()
+            wait_for(lambda: health() == (200, "ok\n"), "healthz 200 while frames flow", 20)
+            camera.stall()
+            status, reason = wait_for(lambda: h if (h := health())[0] == 503 else None, "healthz 503 once stalled", 10)
             assert reason.startswith("stalled: no frame captured from gated test camera for ")
-            camera.flowing.set()
-            wait_for(lambda: health()[0] == 200, 10, "healthz 200 again")
+            camera.flow()
+            wait_for(lambda: health()[0] == 200, "healthz 200 again", 10)
     finally:
-        camera.flowing.set()
+        camera.flow()
 
 
 # --- a stalled stream client ----------------------------------------------------------------------------------------
 
 
-def published_rate(running: Running, seconds: float = 2.0) -> float:
+def published_rate(running: Served, seconds: float = 2.0) -> float:
     """Frames per second that reached the outputs (a blocked publisher would stall this count)."""
-    start, started = running.count.published, time.monotonic()
+    start, started = running.collector.count, time.monotonic()
     time.sleep(seconds)
-    return (running.count.published - start) / (time.monotonic() - started)
+    return (running.collector.count - start) / (time.monotonic() - started)
 
 
 def test_a_stalled_stream_client_slows_nothing_and_is_dropped(live):
-    wait_for(lambda: live.http.stream_clients == 0, 10, "no stream clients")
+    wait_for(lambda: live.http.stream_clients == 0, "no stream clients", 10)
     without = published_rate(live)
     dropped_before = live.http.stream_clients_dropped
     stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -428,12 +378,12 @@ def test_a_stalled_stream_client_slows_nothing_and_is_dropped(live):
     try:
         stalled.connect(("127.0.0.1", live.port))
         stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: camera\r\n\r\n")  # and never read
-        wait_for(lambda: live.http.stream_clients >= 1, 10, "the stalled client to be streaming")
+        wait_for(lambda: live.http.stream_clients >= 1, "the stalled client to be streaming", 10)
         with_stalled = published_rate(live)
         assert len(read_frames(live.port, 3)) == 3  # other clients still get frames
-        assert with_stalled >= 0.5 * without, (with_stalled, without)
-        wait_for(lambda: live.http.stream_clients_dropped > dropped_before, 30, "the stalled client to be dropped")
-        wait_for(lambda: live.http.stream_clients == 0, 10, "no stream clients left")
+        assert without > 0 and with_stalled >= 0.5 * without, (with_stalled, without)
+        wait_for(lambda: live.http.stream_clients_dropped > dropped_before, "the stalled client to be dropped", 30)
+        wait_for(lambda: live.http.stream_clients == 0, "no stream clients left", 10)
         assert get_json(live.port, "/api/stats")["stream"]["clients_dropped"] > dropped_before
     finally:
         stalled.close()
@@ -475,7 +425,7 @@ def test_auth_guards_everything_but_healthz(tmp_path):
                  f"http.token={TOKEN}", f"http.username={USER}", f"http.password={PASSWORD}") as running:
         port = running.port
         bearer = {"Authorization": f"Bearer {TOKEN}"}
-        wait_for(lambda: request(port, "/api/latest", bearer)[0] == 200, 30, "the first result")
+        wait_for(lambda: request(port, "/api/latest", bearer)[0] == 200, "the first result", 30)
         status, headers, _ = request(port, "/api/latest")
         assert status == 401 and 'Basic realm="smartcam"' in headers["www-authenticate"]
         for path in ("/", "/stream.mjpg", "/snapshot.jpg", "/api/stats", "/metrics", "/snapshots/"):
@@ -512,14 +462,20 @@ def test_an_open_bind_without_auth_is_refused():
 
 
 def test_a_port_in_use_is_one_clear_line():
-    settings = load_device(None, ["http.enabled=true"])
+    """What /healthz and /api/stats say while the port is waited for (that it is taken once free: test_waits.py)."""
+    settings = load_settings("detect", None, [*PET, "http.enabled=true"])
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         settings.device.http.port = port
         server = HttpPublisher(settings.device.http)
-        with pytest.raises(ConfigError) as error:
-            server.start(PublishContext(settings, Stats(), PublishParams()))
-    assert str(error.value).startswith(f"http.port {port} is in use on 127.0.0.1")
-    assert "choose another port" in str(error.value) and "\n" not in str(error.value)
+        server.start(PublishContext(settings, Stats(), settings.pipeline.publish))  # the camera runs meanwhile
+        try:
+            health = server.health_document()
+        finally:
+            server.close()
+    assert (health["ok"], health["state"]) == (False, "waiting")
+    reason = str(health["last_error"])
+    assert reason.startswith(f"http.port {port} is in use on 127.0.0.1")
+    assert "choose another port" in reason and "\n" not in reason

@@ -17,46 +17,8 @@ from app.config import load_settings
 from app.frame import Frame
 from app.handoff import Handoff
 from app.pipeline import Pipeline
-from app.publishers.base import Output, Publisher
-from app.sources.base import Captured, Source
-from conftest import MODELS, PET, PROJECT, free_port, read_rgb
-from test_known_answers import CAT_BREEDS
-
-
-
-class Collect(Publisher):
-    def __init__(self) -> None:
-        self.results: list[dict] = []
-        self.closed = False
-
-    def publish(self, out: Output) -> None:
-        self.results.append(out.result)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FlakyCamera(Source):
-    """A live camera that unplugs after 5 frames and comes back on the next open."""
-
-    description = "flaky test camera"
-
-    def __init__(self) -> None:
-        self.image = read_rgb("cat.bmp")
-        self.opens = self.reads = 0
-
-    def open(self) -> None:
-        self.opens += 1
-
-    def read(self) -> Captured:
-        self.reads += 1
-        if self.reads == 5:
-            raise OSError("unplugged")
-        time.sleep(0.01)
-        return Captured(self.image)
-
-    def close(self) -> None:
-        pass
+from app.sources.base import Source
+from conftest import CAT_BREEDS, PET, PET_MODEL, PROJECT, Collector, FakeCamera, free_port, pet_pipeline, wait_for
 
 
 def _pipeline(*overrides: str, publishers=(), source: Source | None = None) -> Pipeline:
@@ -86,10 +48,8 @@ def test_lossless_handoff_waits_for_the_consumer():
 
     producer = threading.Thread(target=produce)
     producer.start()
-    deadline = time.monotonic() + 10
-    while len(produced) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)
+    wait_for(lambda: len(produced) >= 2, "two items into the queue", 10)
+    time.sleep(0.2)  # time for a third put, if it did not wait
     assert len(produced) == 2  # blocked on the full queue, nothing dropped
     received = []
     while (item := queue.get()) is not None:
@@ -99,7 +59,7 @@ def test_lossless_handoff_waits_for_the_consumer():
 
 
 def test_file_source_processes_every_frame_up_to_max_frames(cat_clip):
-    collect = Collect()
+    collect = Collector()
     stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=60)
     assert stats.processed == 60 and len(collect.results) == 60 and collect.closed
     assert [r["seq"] for r in collect.results] == list(range(1, 61))
@@ -109,9 +69,15 @@ def test_file_source_processes_every_frame_up_to_max_frames(cat_clip):
 
 
 def test_live_source_drops_stale_frames_and_counts_them():
-    pipeline = _pipeline("camera.source=pattern", "camera.fps=1000", "camera.width=320", "camera.height=240")
-    threading.Timer(1.0, pipeline.stop).start()
+    stopper = Collector()
+    pipeline = _pipeline("camera.source=pattern", "camera.fps=1000", "camera.width=320", "camera.height=240",
+                         publishers=[stopper])
+    stopper.at[10] = pipeline.stop  # stopped from another thread (the output lane) once 10 results are out
+    safety_net = threading.Timer(60, pipeline.stop)
+    safety_net.start()
     stats = pipeline.run()
+    assert not safety_net.finished.is_set(), "not stopped after 10 results"
+    safety_net.cancel()
     assert stats.processed > 0 and stats.drops["stale"] > 0
     in_flight = stats.captured - stats.processed - stats.drops["stale"]
     # in hand when it stopped: one in the slot, one being processed, one being handed over; nothing piles up
@@ -119,14 +85,14 @@ def test_live_source_drops_stale_frames_and_counts_them():
 
 
 def test_a_camera_that_fails_is_reopened_and_the_run_goes_on():
-    camera = FlakyCamera()
+    camera = FakeCamera(pause=0.01, fail_reads={5})  # unplugged at its 5th read, back on the next open
     stats = _pipeline("camera.reconnect.initial_delay_s=0.05", source=camera).run(max_frames=10)
     assert stats.processed == 10
     assert camera.opens == 2 and stats.drops["source_error"] == 1
 
 
 def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
-    collect = Collect()
+    collect = Collector()
     stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=5)
     assert set(collect.results[0]["timing_ms"]) == {"preprocess", "inference", "postprocess", "capture_to_result"}
     summary = stats.summary()
@@ -135,7 +101,7 @@ def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
 
 
 def test_a_failing_publisher_stops_the_run_with_its_error(cat_clip):
-    class Broken(Collect):
+    class Broken(Collector):
         def publish(self, out):
             raise OSError("disk full")
 
@@ -164,9 +130,11 @@ def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path, outputs)
          *[arg for override in [*PET, "camera.fps=30", *every_output] for arg in ("--set", override)],
          "--output", f"jsonl:{out}"],
         cwd=PROJECT, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while (not out.exists() or len(out.read_text().splitlines()) < 5) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    try:
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 5, "five results written", 60)
+    except AssertionError:
+        process.kill()
+        raise AssertionError(f"no five results: {process.communicate()[1][-2000:]}") from None
     process.send_signal(signal.SIGINT)
     signalled = time.monotonic()
     _, stderr = process.communicate(timeout=10)
@@ -179,24 +147,17 @@ def test_sigint_stops_within_two_seconds_with_outputs_flushed(tmp_path, outputs)
 
 def test_filter_keeps_only_the_chosen_labels(tmp_path, cat_clip):
     """The filtered run keeps exactly the unfiltered run's detections of the chosen label, frame by frame."""
-    pipeline_file = tmp_path / "pets.yaml"
-    pipeline_file.write_text(
-        "description: pets\nstages:\n  - preprocess: {}\n"
-        f"  - inference: {{model: {MODELS / 'ssd_mobilenet_v1_fine_tuned_pet.tflite'}, "
-        f"labels: {MODELS / 'pet_labels.txt'}}}\n  - postprocess: {{min_score: 0.1}}\n")
-
-    def detections(*overrides: str) -> list[list[dict]]:
-        collect = Collect()
-        settings = load_settings(str(pipeline_file), None, [f"camera.source={cat_clip}", *overrides])
-        Pipeline(settings, [collect]).run(max_frames=20)
+    def detections(filter: dict | None = None) -> list[list[dict]]:
+        collect = Collector()
+        pipeline_file = pet_pipeline(tmp_path, postprocess={"min_score": 0.1}, filter=filter)
+        Pipeline(load_settings(str(pipeline_file), None, [f"camera.source={cat_clip}"]), [collect]).run(max_frames=20)
         return [r["detections"] for r in collect.results]
 
     everything = detections()
     labels = Counter(d["label"] for frame in everything for d in frame)
     chosen = labels.most_common(1)[0][0]
     assert len(labels) > 1, labels  # something for the filter to remove
-    pipeline_file.write_text(pipeline_file.read_text() + f"  - filter: {{labels: [{chosen}]}}\n")
-    assert detections() == [[d for d in frame if d["label"] == chosen] for frame in everything]
+    assert detections({"labels": [chosen]}) == [[d for d in frame if d["label"] == chosen] for frame in everything]
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
@@ -209,11 +170,12 @@ def test_lores_frames_skip_the_resize_when_stretching(resize):
     from app.stages.base import StageContext
     from app.stages.preprocess import Preprocess
 
-    model = load_model(MODELS / "ssd_mobilenet_v1_fine_tuned_pet.tflite")
+    model = load_model(PET_MODEL)
     stage = Preprocess(PreprocessParams(resize=resize))
     stage.start(StageContext(model, Labels()))
     lores = np.full((300, 300, 3), 77, np.uint8)
     frame = stage.process(Frame(np.zeros((720, 1280, 3), np.uint8), 1, "test", lores=lores))
     assert np.all(model.input_buffer() == 77) == (resize == "stretch")
+    assert frame is not None and frame.geometry is not None
     assert (frame.geometry.scale_x, frame.geometry.offset_y == 0) == ((1280, True) if resize == "stretch"
                                                                       else (1280, False))

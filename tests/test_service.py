@@ -19,8 +19,7 @@ from app.config import load_settings
 from app.metrics import Stats
 from app.pipeline import Pipeline
 from app.service import ServiceMonitor, sd_notify, watchdog_interval
-from app.sources.base import Captured, EndOfStream, Source
-from conftest import PET, read_rgb
+from conftest import PET, PROJECT, Background, FakeCamera, wait_for
 
 WATCHDOG_S = 1.0
 
@@ -56,10 +55,8 @@ class FakeSystemd:
                 for line in message.splitlines() if line.startswith(prefix)]
 
     def wait_for(self, prefix: str, count: int = 1, timeout: float = 30.0, since: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.lines(prefix, since)) < count:
-            assert time.monotonic() < deadline, f"no {count}x {prefix!r} in {timeout} s: {self.messages}"
-            time.sleep(0.02)
+        wait_for(lambda: len(self.lines(prefix, since)) >= count,
+                 lambda: f"{count}x {prefix!r} (got {self.messages})", timeout, interval=0.02)
 
 
 @pytest.fixture
@@ -76,67 +73,42 @@ def systemd(tmp_path, monkeypatch):
     listener.close()
 
 
-class StallingCamera(Source):
-    """A live camera that delivers frames until `stall` is set, then hangs in read() like a wedged driver."""
-
-    description = "stalling test camera"
-
-    def __init__(self) -> None:
-        self.image = read_rgb("cat.bmp")
-        self.stall = threading.Event()
-        self.release = threading.Event()
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> Captured:
-        if self.stall.is_set():
-            self.release.wait()
-            raise EndOfStream
-        time.sleep(0.02)
-        return Captured(self.image)
-
-    def close(self) -> None:
-        pass
-
-
 def test_ready_then_watchdog_while_frames_flow_and_none_once_the_camera_stalls(systemd):
-    camera = StallingCamera()
+    camera = FakeCamera(description="stalling test camera")
     pipeline = Pipeline(load_settings("detect", None, PET), [], source=camera)
-    monitor = ServiceMonitor(pipeline.stats)
+    stats = pipeline.stats
+    monitor = ServiceMonitor(stats)
     assert monitor.watchdog_s == pytest.approx(WATCHDOG_S) and monitor.stall_after_s == pytest.approx(WATCHDOG_S)
     monitor.start()
-    runner = threading.Thread(target=pipeline.run, daemon=True)
-    runner.start()
     try:
-        systemd.wait_for("READY=1")
-        systemd.wait_for("WATCHDOG=1", count=4)
-        ready_at = systemd.lines("READY=1")[0][0]
-        assert systemd.lines("WATCHDOG=1")[0][0] >= ready_at  # no ping before the service said it was up
-        assert len(systemd.lines("READY=1")) == 1
-        systemd.wait_for("STATUS=running", count=2)
-        status = systemd.lines("STATUS=running")[-1][1]
-        assert " fps" in status and "ms p50" in status, status
+        with Background(pipeline):
+            systemd.wait_for("READY=1")
+            systemd.wait_for("WATCHDOG=1", count=4)
+            ready_at = systemd.lines("READY=1")[0][0]
+            assert systemd.lines("WATCHDOG=1")[0][0] >= ready_at  # no ping before the service said it was up
+            assert len(systemd.lines("READY=1")) == 1
+            systemd.wait_for("STATUS=running", count=2)
+            status = systemd.lines("STATUS=running")[-1][1]
+            assert " fps" in status and "ms p50" in status, status
 
-        camera.stall.set()
-        stalled_at = time.monotonic()
-        time.sleep(2 * WATCHDOG_S)  # the last results are at most one watchdog interval old by then
-        quiet_from = time.monotonic()
-        time.sleep(3 * WATCHDOG_S)
-        assert systemd.lines("WATCHDOG=1", since=quiet_from) == [], "pinged the watchdog with no frames flowing"
-        last_result = pipeline.stats.last_result
-        assert pipeline.stats.processed >= 10
-        assert last_result is not None and last_result <= stalled_at + 0.5
-        last_ping = systemd.lines("WATCHDOG=1")[-1][0]
-        assert last_ping <= last_result + WATCHDOG_S + 0.5  # pings ended within one interval of the last frame
-        systemd.wait_for("STATUS=stalled", since=quiet_from)
+            camera.stall()
+            wait_for(camera.waiting.is_set, "the camera to hang in read()")
+            captured = stats.captured  # and no frame after this one
+            wait_for(lambda: stats.processed + stats.drops["stale"] == captured, "the frames in flight to be done")
+            last_result = stats.last_result
+            assert last_result is not None and stats.processed >= 10
+            time.sleep(max(0.0, last_result + 2 * WATCHDOG_S - time.monotonic()))  # that result is two intervals old
+            quiet_from = time.monotonic()
+            time.sleep(3 * WATCHDOG_S)
+            assert systemd.lines("WATCHDOG=1", since=quiet_from) == [], "pinged the watchdog with no frames flowing"
+            assert (stats.captured, stats.last_result) == (captured, last_result)  # the camera really was stalled
+            last_ping = systemd.lines("WATCHDOG=1")[-1][0]
+            assert last_ping <= last_result + WATCHDOG_S + 0.5  # pings ended within one interval of the last frame
+            systemd.wait_for("STATUS=stalled", since=quiet_from)
     finally:
-        pipeline.stop()
-        camera.release.set()
-        runner.join(10)
+        camera.flow()  # the pipeline stopped: its capture thread may go
         monitor.stop()
     systemd.wait_for("STOPPING=1", timeout=2)
-    assert not runner.is_alive()
 
 
 def _feed(stats: Stats, stop: threading.Event) -> None:
@@ -231,7 +203,7 @@ def test_the_run_command_tells_systemd(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "app", "run", "--pipeline", "detect", "--source", "pattern", "--max-frames", "5",
              *[arg for override in PET for arg in ("--set", override)]],
-            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "NOTIFY_SOCKET": address},
+            cwd=PROJECT, env={**os.environ, "NOTIFY_SOCKET": address},
             capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         systemd.wait_for("STOPPING=1")
