@@ -437,3 +437,48 @@ def subscribed(port: int, topic: str = "#", **options: str) -> Iterator[Subscrib
         yield subscriber
     finally:
         subscriber.close()
+
+
+# --- Edge TPU runtime stand-ins: each test sets up the runtime it tests, whatever this machine has ------------------
+
+#: the TFLite external-delegate entry points libedgetpu exports; no device answers, so no delegate
+ABSENT_DEVICE_RUNTIME = r"""
+#include <stddef.h>
+void *tflite_plugin_create_delegate(char **keys, char **values, size_t n, void (*report)(const char *)) {
+    if (report) report("Failed to open device: no Edge TPU found");
+    return NULL;
+}
+void tflite_plugin_destroy_delegate(void *delegate) { (void)delegate; }
+"""
+#: dpkg as on a machine whose Edge TPU runtime was built by hand: it knows no libedgetpu package
+DPKG_WITHOUT_LIBEDGETPU = "#!/bin/sh\necho \"dpkg-query: no packages found matching $*\" >&2\nexit 1\n"
+
+
+def _compile_library(folder: Path, name: str, source: str, *flags: str) -> None:
+    (folder / f"{name}.c").write_text(source)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / name), str(folder / f"{name}.c"), *flags],
+                   check=True)
+
+
+@pytest.fixture(scope="session")
+def edgetpu_runtime_without_device(tmp_path_factory) -> Path:
+    """A folder to put first on LD_LIBRARY_PATH and PATH: a `libedgetpu.so.1` that loads and finds no device, and
+    a dpkg that does not know it (so the matched-pair check trusts it, whatever this machine has installed)."""
+    folder = tmp_path_factory.mktemp("libedgetpu")
+    _compile_library(folder, "libedgetpu.so.1", ABSENT_DEVICE_RUNTIME)
+    (folder / "dpkg-query").write_text(DPKG_WITHOUT_LIBEDGETPU)
+    (folder / "dpkg-query").chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def edgetpu_runtime_absent(tmp_path_factory) -> Path:
+    """A folder to put first on LD_LIBRARY_PATH that hides any Edge TPU runtime of this machine: its
+    `libedgetpu.so.1` needs a library that is gone, and the loader stops at the first file of that name it finds
+    rather than trying the system's."""
+    folder = tmp_path_factory.mktemp("no_libedgetpu")
+    _compile_library(folder, "libsmartcam_gone.so", "void smartcam_gone(void) {}\n")
+    _compile_library(folder, "libedgetpu.so.1", "void tflite_plugin_destroy_delegate(void *d) { (void)d; }\n",
+                     "-Wl,--no-as-needed", f"-L{folder}", "-lsmartcam_gone")
+    (folder / "libsmartcam_gone.so").unlink()
+    return folder

@@ -28,47 +28,6 @@ from conftest import MODELS, PET, PROJECT, FakeCamera
 CPU_MODEL = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
 CLASSIFY = ["--pipeline", "classify", "--source", str(MODELS.parent / "images" / "cat.bmp"), "--labels",
             str(MODELS / "imagenet_labels.txt"), "--max-frames", "1", "--output", "jsonl:-"]
-ABSENT_DEVICE_RUNTIME = r"""
-#include <stddef.h>
-/* The TFLite external-delegate entry points libedgetpu exports; no device answers, so no delegate. */
-void *tflite_plugin_create_delegate(char **keys, char **values, size_t n, void (*report)(const char *)) {
-    if (report) report("Failed to open device: no Edge TPU found");
-    return NULL;
-}
-void tflite_plugin_destroy_delegate(void *delegate) { (void)delegate; }
-"""
-#: dpkg as on a machine whose Edge TPU runtime was built by hand: it knows no libedgetpu package
-DPKG_WITHOUT_LIBEDGETPU = "#!/bin/sh\necho \"dpkg-query: no packages found matching $*\" >&2\nexit 1\n"
-
-
-def _compile(folder: Path, name: str, source: str, *flags: str) -> None:
-    (folder / f"{name}.c").write_text(source)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / name), str(folder / f"{name}.c"), *flags],
-                   check=True)
-
-
-@pytest.fixture(scope="module")
-def edgetpu_runtime_without_device(tmp_path_factory) -> Path:
-    """A folder to put first on the library path and PATH: a runtime that loads and finds no device, and a dpkg
-    that does not know it (so the matched-pair check trusts it, whatever this machine has installed)."""
-    folder = tmp_path_factory.mktemp("libedgetpu")
-    _compile(folder, "libedgetpu.so.1", ABSENT_DEVICE_RUNTIME)
-    (folder / "dpkg-query").write_text(DPKG_WITHOUT_LIBEDGETPU)
-    (folder / "dpkg-query").chmod(0o755)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def edgetpu_runtime_absent(tmp_path_factory) -> Path:
-    """A folder to put first on the library path that hides any Edge TPU runtime of this machine: its
-    `libedgetpu.so.1` needs a library that is gone, and the loader stops at the first file of that name it finds
-    rather than trying the system's."""
-    folder = tmp_path_factory.mktemp("no_libedgetpu")
-    _compile(folder, "libsmartcam_gone.so", "void smartcam_gone(void) {}\n")
-    _compile(folder, "libedgetpu.so.1", "void tflite_plugin_destroy_delegate(void *d) { (void)d; }\n",
-             "-Wl,--no-as-needed", f"-L{folder}", "-lsmartcam_gone")
-    (folder / "libsmartcam_gone.so").unlink()
-    return folder
 
 
 @pytest.fixture
@@ -138,8 +97,9 @@ def test_a_tpu_that_fails_mid_run_hands_over_to_the_cpu_model():
     pipeline = Pipeline(load_settings("detect", None, PET), [], source=FakeCamera(pause=0.01))
     tpu_model = pipeline.model
     pipeline.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path, expected_ms=7.0)
-    tpu_model.held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
+    held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
     stats = pipeline.run(max_frames=8)
+    assert held is not None  # still alive: it was for the whole run
     assert stats.processed == 8 and stats.drops["accelerator_lost"] == 1
     assert pipeline.model is not tpu_model and pipeline.choice.accelerator == "cpu"
     assert stats.info["accelerator"] == "cpu"

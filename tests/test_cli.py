@@ -26,8 +26,11 @@ RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "classes
 TIMING_KEYS = {"preprocess", "inference", "postprocess", "capture_to_result"}
 
 
-def app(*args) -> subprocess.CompletedProcess:
+def app(*args, library_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m app ARGS`; `library_dir` goes first on its library path (an Edge TPU runtime stand-in)."""
     env = {k: v for k, v in os.environ.items() if k != "SMARTCAM_SOURCE"}
+    if library_dir:
+        env["LD_LIBRARY_PATH"] = str(library_dir)
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=PROJECT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -123,23 +126,24 @@ def test_broken_model_fails_at_run_time():
 
 
 @pytest.mark.parametrize("extra", [[], ["--set", "accelerator=cpu"]], ids=["auto", "cpu"])
-def test_edgetpu_model_without_tpu_names_the_cpu_model(tmp_path, extra):
+def test_edgetpu_model_without_tpu_names_the_cpu_model(tmp_path, extra, edgetpu_runtime_absent):
     model = tmp_path / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"  # alone: no CPU variant beside it
     model.write_bytes((MODELS / model.name).read_bytes())
-    line = error_line(app(*CLASSIFY_CAT, "--model", model, *extra), 2)
+    line = error_line(app(*CLASSIFY_CAT, "--model", model, *extra, library_dir=edgetpu_runtime_absent), 2)
     assert "mobilenet_v1_0.25_128_quant.tflite" in line and "./install.sh --coral" in line
 
 
-def test_auto_without_tpu_runs_the_cpu_variant_and_says_why():
-    proc = app(*CLASSIFY_CAT, "--model", MODELS / "mobilenet_v1_0.5_160_quant_edgetpu.tflite", "--output", "jsonl:-")
+def test_auto_without_tpu_runs_the_cpu_variant_and_says_why(edgetpu_runtime_absent):
+    proc = app(*CLASSIFY_CAT, "--model", MODELS / "mobilenet_v1_0.5_160_quant_edgetpu.tflite", "--output", "jsonl:-",
+               library_dir=edgetpu_runtime_absent)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["classes"][0]["class_id"] == 286
     assert ("accelerator cpu: mobilenet_v1_0.5_160_quant.tflite on the CPU: no Edge TPU runtime (libedgetpu.so.1 "
             "not found") in proc.stderr
 
 
-def test_edgetpu_accelerator_without_runtime():
-    line = error_line(app(*CLASSIFY_CAT, "--set", "accelerator=edgetpu"), 2)
+def test_edgetpu_accelerator_without_runtime(edgetpu_runtime_absent):
+    line = error_line(app(*CLASSIFY_CAT, "--set", "accelerator=edgetpu", library_dir=edgetpu_runtime_absent), 2)
     assert "libedgetpu.so.1" in line and "./install.sh --coral" in line
 
 

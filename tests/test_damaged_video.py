@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import IMAGES, PET, PROJECT
+from conftest import IMAGES, PET, PROJECT, imread
 
 FRAMES = 300
 
@@ -20,7 +20,7 @@ FRAMES = 300
 def damaged_clip(tmp_path_factory) -> Path:
     """A 300-frame MPEG-4 clip with a tenth of the file overwritten twice: OpenCV alone stops at frame 85."""
     folder = tmp_path_factory.mktemp("damaged")
-    image = cv2.resize(cv2.imread(str(IMAGES / "cat_720p.jpg")), (320, 180))
+    image = cv2.resize(imread(IMAGES / "cat_720p.jpg"), (320, 180))
     writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 30, (320, 180))
     for i in range(FRAMES):
         writer.write(np.roll(image, i * 2, axis=1))

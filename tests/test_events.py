@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from app.config import OverlayParams
@@ -10,7 +9,7 @@ from app.events import Event, EventTracker
 from app.frame import Detection, Frame
 from app.overlay import label_colour
 from app.publishers.base import Output
-from conftest import read_rgb
+from conftest import decode_jpeg, read_rgb
 
 
 def _frame(*labels: str, score: float = 0.9) -> Frame:
@@ -77,8 +76,8 @@ def test_overlay_draws_on_a_copy_and_jpegs_are_cached():
     assert out.annotated() is annotated
     jpeg = out.jpeg(width=256)
     assert jpeg.startswith(b"\xff\xd8") and out.jpeg(width=256) is jpeg
-    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[1] == 256
-    clean = cv2.imdecode(np.frombuffer(out.jpeg(annotated=False), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert decode_jpeg(jpeg).shape[1] == 256
+    clean = decode_jpeg(out.jpeg(annotated=False))[..., ::-1]
     assert np.abs(clean.astype(int) - original).mean() < 4  # no boxes, only JPEG noise
 
 

@@ -3,8 +3,8 @@
 The plan (`--dry-run`) is checked on this machine and on simulated platforms (SMARTCAM_PLATFORM_OVERRIDE) and
 boards (SMARTCAM_ROOT: a folder that holds what a board already has, so each test sets up the state it checks);
 one real `install.sh --dev` runs in a fresh copy of the project (about a minute: pip installs LiteRT, OpenCV, ...),
-then again to show that a second run changes nothing. `systemd-analyze verify` checks the units against a throwaway root that holds systemd's own
-units and a stand-in for /opt/smartcam/.venv/bin/python.
+then again to show that a second run changes nothing. `systemd-analyze verify` checks the units against a
+throwaway root that holds systemd's own units and a stand-in for /opt/smartcam/.venv/bin/python.
 """
 
 from __future__ import annotations
@@ -421,7 +421,8 @@ def test_a_simulated_platform_brings_its_own_python(platform, python):
     """The plan for a platform is the same on any machine: its Python is the platform's, not this machine's."""
     plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE=platform)
     assert plan.returncode == 0, plan.stderr
-    assert re.search(rf"\[simulated: SMARTCAM_PLATFORM_OVERRIDE\], \w+(, .*)?, Python {re.escape(python)} ", plan.stdout)
+    assert re.search(rf"\[simulated: SMARTCAM_PLATFORM_OVERRIDE\], \w+(, .*)?, Python {re.escape(python)} ",
+                     plan.stdout)
 
 
 def test_a_simulated_platform_with_an_old_python_is_refused():
@@ -449,7 +450,8 @@ def test_raspberry_pi_os_bookworm_with_a_coral_gets_the_arm64_build(tmp_path):
     assert plan.returncode == 0, plan.stderr
     digest = edgetpu_pair()["sha256"]["libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb"]
     assert "libedgetpu1-std_16.0tf2.19.1-1.bookworm_arm64.deb" in plan.stdout and digest in plan.stdout
-    assert "-c " + str(PROJECT / "constraints/bookworm-pi.txt") in plan.stdout and "ai-edge-litert==1.2.0" in plan.stdout
+    assert "-c " + str(PROJECT / "constraints/bookworm-pi.txt") in plan.stdout
+    assert "ai-edge-litert==1.2.0" in plan.stdout
 
 
 @pytest.mark.parametrize("platform", ["raspios-trixie-aarch64", "debian-trixie-x86_64"])
@@ -465,7 +467,9 @@ def test_trixie_picks_its_constraints_and_refuses_the_coral(platform):
 @pytest.mark.parametrize("platform", ["raspios-bookworm-armv7l", "debian-bookworm-armv6l"])
 def test_32_bit_arm_is_refused_before_anything_changes(platform):
     plan = install("--dry-run", SMARTCAM_PLATFORM_OVERRIDE=platform)
-    reason = re.search(r"^# unsupported: (.+)$", (CONSTRAINTS / "armv7l.txt").read_text(), re.M).group(1)
+    found = re.search(r"^# unsupported: (.+)$", (CONSTRAINTS / "armv7l.txt").read_text(), re.M)
+    assert found is not None, "constraints/armv7l.txt gives no reason"
+    reason = found.group(1)
     assert plan.returncode == 1 and reason in plan.stderr and "nothing was changed" in plan.stderr
     assert "==> system packages" not in plan.stdout and "venv" not in plan.stdout
 
@@ -528,7 +532,8 @@ def pipeline_model_files() -> list[str]:
 
 
 def test_a_failing_step_stops_the_install_and_says_what_to_do(installed, tmp_path):
-    """Offline with a folder that lacks files: the hint names them, and does not suggest the --models-from just given."""
+    """Offline with a folder that lacks files: the hint names them, and does not suggest the --models-from just
+    given."""
     copy, _ = installed
     folder = tmp_path / "some-models-here"
     folder.mkdir()

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -24,44 +22,9 @@ from app.config import Settings, load_settings
 from app.metrics import Stats
 from app.publishers.base import PublishContext
 from app.publishers.mqtt import MAX_CLIENT_ID, MqttPublisher, default_client_id
-from conftest import free_port, pet_pipeline, wait_for
+from conftest import Broker, Subscriber, pet_pipeline, wait_for
 
 LOGGER = "app.publishers.mqtt"
-
-
-class Broker:
-    """mosquitto on 127.0.0.1:port without persistence, its log in a file the test can read."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.conf = directory / f"mosquitto-{self.port}.conf"
-        stay = "user root\n" if os.geteuid() == 0 else ""  # as root it would drop to a user that cannot read tmp_path
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\nallow_anonymous true\n{stay}")
-        self.log = directory / f"mosquitto-{self.port}.log"
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log)
-        wait_for(self._listening, lambda: f"mosquitto listening on {self.port}: {self.log.read_text()}", 10)
-
-    def _listening(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {self.log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGCONT)  # in case a test left it stopped
-        self.process.kill()
-        self.process.wait(5)
-
-
-@pytest.fixture
-def broker(tmp_path) -> Iterator[Broker]:
-    running = Broker(tmp_path)
-    yield running
-    running.stop()
 
 
 def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
@@ -142,34 +105,6 @@ def retained_once(port: int, check: Callable[[dict[str, bytes]], bool], what: st
     return wait_for(held_if_ready, what)
 
 
-class Recorder:
-    """A subscriber that keeps every (topic, payload) under `topic_filter` as it comes."""
-
-    def __init__(self, port: int, topic_filter: str = "#") -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_connect = lambda client, *_: client.subscribe(topic_filter, 1)
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.on_message = self._record
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._subscribed.wait(10), "the recorder could not subscribe"
-
-    def _record(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, bytes(message.payload)))
-
-    def payloads(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return [payload for t, payload in self.messages if t == topic]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def discovery(held: dict[str, bytes]) -> dict[str, dict]:
     """The retained Home Assistant discovery documents by topic."""
     return {topic: json.loads(payload) for topic, payload in held.items()
@@ -211,7 +146,7 @@ def test_a_lost_connection_marks_only_its_own_instance_offline(tmp_path, broker,
     detect = start(settings(tmp_path, broker, "detect", ["Bengal"]))
     face = start(settings(tmp_path, broker, "face", ["Bengal"]))
     wait_for(lambda: detect.connected() and face.connected(), "both instances connected")
-    watcher = Recorder(broker.port, "smartcam/+/+/availability")
+    watcher = Subscriber(broker.port, "smartcam/+/+/availability")
     try:
         face.publisher._client.socket().shutdown(socket.SHUT_RDWR)  # gone without a DISCONNECT: the will fires
         wait_for(lambda: b"offline" in watcher.payloads("smartcam/cam0/face/availability"), "face's last will")

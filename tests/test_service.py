@@ -16,6 +16,7 @@ import pytest
 
 import app.service
 from app.config import load_settings
+from app.errors import SourceError
 from app.metrics import Stats
 from app.pipeline import Pipeline
 from app.service import ServiceMonitor, sd_notify, watchdog_interval
@@ -210,3 +211,42 @@ def test_the_run_command_tells_systemd(tmp_path):
         assert systemd.lines("READY=1") and systemd.lines("READY=1")[0][0] <= systemd.lines("STOPPING=1")[0][0]
     finally:
         systemd.close()
+
+
+class AwayCamera(FakeCamera):
+    """A camera that is not there (its open fails) until `arrive()`."""
+
+    def __init__(self) -> None:
+        super().__init__(description="away test camera")
+        self.here = threading.Event()
+
+    def open(self) -> None:
+        super().open()
+        if not self.here.is_set():
+            raise SourceError("cannot open away test camera: no such device")
+
+    def arrive(self) -> None:
+        self.here.set()
+
+
+def test_a_camera_down_at_start_is_ready_and_fed_while_waited_for(systemd):
+    """Under systemd a camera that is away is not a hung service: READY, STATUS says what for, WATCHDOG goes on."""
+    camera = AwayCamera()
+    settings = load_settings("detect", None, [*PET, "camera.reconnect.initial_delay_s=0.05",
+                                              "camera.reconnect.max_delay_s=0.2"])
+    pipeline = Pipeline(settings, [], source=camera)
+    monitor = ServiceMonitor(pipeline.stats)
+    monitor.start()
+    try:
+        with Background(pipeline):
+            systemd.wait_for("READY=1")
+            waiting_from = systemd.lines("READY=1")[0][0]
+            systemd.wait_for("WATCHDOG=1", count=4, since=waiting_from)
+            status = systemd.lines("STATUS=waiting for the camera: reconnecting")
+            assert status and "no such device" in status[-1][1], systemd.messages
+            assert pipeline.stats.processed == 0 and camera.opens >= 4  # fed while nothing was processed
+            camera.arrive()
+            systemd.wait_for("STATUS=running", since=time.monotonic())
+            assert pipeline.stats.processed > 0
+    finally:
+        monitor.stop()

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from app.config import PublishParams, load_device, load_settings
+from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import Pipeline
@@ -23,7 +23,8 @@ from app.publishers import build_publishers
 from app.publishers.base import PublishContext
 from app.publishers.http import HttpPublisher
 from app.publishers.snapshots import SnapshotPublisher
-from conftest import PET, PROJECT, Background, Collector, alternating_folder, cat_settings, free_port, wait_for
+from conftest import (PET, PROJECT, Background, Collector, alternating_folder, cat_settings, free_port,
+                      network_camera, wait_for)
 
 DOWN_FOR_S = 30
 
@@ -36,13 +37,6 @@ def get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
     except OSError:
         return 0, ""
-
-
-def network_camera(port: int) -> Background:
-    """A smartcam serving the pattern as MJPEG on `port`: the network camera (not started yet)."""
-    settings = load_settings("detect", None, [*PET, "camera.source=pattern", "camera.width=320",
-                                              "camera.height=240", "http.enabled=true", f"http.port={port}"])
-    return Background(Pipeline(settings, [HttpPublisher(settings.device.http)]))
 
 
 def test_a_network_camera_down_at_start_is_waited_for_and_picked_up_when_it_answers():
@@ -80,7 +74,7 @@ def test_a_network_camera_down_at_start_is_waited_for_and_picked_up_when_it_answ
 
 
 def test_an_http_port_in_use_is_waited_for_while_the_camera_runs():
-    settings = load_device(None, ["http.enabled=true"])
+    settings = load_settings("detect", None, [*PET, "http.enabled=true"])
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", 0))
@@ -89,7 +83,7 @@ def test_an_http_port_in_use_is_waited_for_while_the_camera_runs():
         settings.device.http.port = port
         server = HttpPublisher(settings.device.http)
         stats = Stats()
-        server.start(PublishContext(settings, stats, PublishParams()))  # does not raise
+        server.start(PublishContext(settings, stats, settings.pipeline.publish))  # does not raise
         waiting = stats.health_documents()["http"]
         assert waiting["state"] == "waiting" and f"http.port {port} is in use" in str(waiting["last_error"])
     try:
