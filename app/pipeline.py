@@ -238,8 +238,8 @@ class Pipeline:
 
 def close_publishers(publishers: list[Publisher], deadline: float) -> None:
     """Close every publisher at once, each flushing in its own thread, and wait for them until `deadline`."""
-    closing = [(p, threading.Thread(target=p.close, name=f"close-{type(p).__name__}", daemon=True))
-               for p in publishers]
+    closing = [(p, threading.Thread(target=p.close, args=(deadline,), name=f"close-{type(p).__name__}",
+                                    daemon=True)) for p in publishers]
     for _, thread in closing:
         thread.start()
     for publisher, thread in closing:

@@ -206,7 +206,7 @@ class Collector(Publisher):
         if count in self.at:
             self.at[count]()
 
-    def close(self) -> None:
+    def close(self, deadline: float) -> None:
         if self.at_close is not None:
             self.at_close()
         self.closed = True

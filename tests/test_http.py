@@ -474,7 +474,7 @@ def test_a_port_in_use_is_one_clear_line():
         try:
             health = server.health_document()
         finally:
-            server.close()
+            server.close(time.monotonic() + 5)
     assert (health["ok"], health["state"]) == (False, "waiting")
     reason = str(health["last_error"])
     assert reason.startswith(f"http.port {port} is in use on 127.0.0.1")

@@ -51,7 +51,7 @@ class Instance:
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
-            self.publisher.close()
+            self.publisher.close(time.monotonic() + 5)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_an_http_port_in_use_is_waited_for_while_the_camera_runs():
         wait_for(lambda: stats.health_documents()["http"]["state"] == "listening", "the port to be taken up", 30)
         assert get(port, "/healthz")[0] in (200, 503)  # answered: served, whatever the (absent) camera says
     finally:
-        server.close()
+        server.close(time.monotonic() + 5)
 
 
 def test_a_snapshot_folder_on_a_disk_not_mounted_yet_is_waited_for_not_made_on_the_card(tmp_path, caplog):

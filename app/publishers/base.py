@@ -85,5 +85,6 @@ class Publisher(ABC):
     def publish(self, out: Output) -> None:
         """Take one processed frame. Must return quickly: a slow peer is fed from an outbox that drops, counting."""
 
-    def close(self) -> None:
-        """Flush and release; called once when the run ends."""
+    def close(self, deadline: float) -> None:
+        """Flush and release by `deadline` (monotonic; the run's one stop budget), then give up on what is left;
+        called once when the run ends."""

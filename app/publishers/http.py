@@ -185,7 +185,7 @@ class HttpPublisher(Publisher):
         self._next_encode = max(self._next_encode + 1 / self.config.stream.max_fps, now)
         self.frames.put(out.jpeg(width=self.config.stream.width, quality=self.config.stream.quality))
 
-    def close(self) -> None:
+    def close(self, deadline: float) -> None:
         self.frames.close()
         with self._serve_lock:
             self._closing.set()
@@ -193,7 +193,7 @@ class HttpPublisher(Publisher):
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None:
-                self._thread.join(2)
+                self._thread.join(max(0.0, deadline - time.monotonic()))
             self._server = None
 
     # --- stream clients ------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -27,8 +26,6 @@ log = logging.getLogger(__name__)
 
 #: lines held for a slow reader before the oldest is dropped
 OUTBOX_SIZE = 100
-#: how long `close()` lets the worker write what is still queued
-CLOSE_TIMEOUT_S = 2.0
 #: how often a file whose folder is not there yet is tried again
 OPEN_RETRY_S = 1.0
 
@@ -76,9 +73,9 @@ class JsonLines(Publisher):
         assert self._outbox is not None, "start() first"
         self._outbox.put(json.dumps(out.result, separators=(",", ":")) + "\n")
 
-    def close(self) -> None:
+    def close(self, deadline: float) -> None:
         self._closing.set()
         if self._outbox is not None:
-            self._outbox.close(time.monotonic() + CLOSE_TIMEOUT_S)
+            self._outbox.close(deadline)
             if self._outbox.failure is not None and not isinstance(self._outbox.failure, BrokenPipeError):
                 raise self._outbox.failure

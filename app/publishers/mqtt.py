@@ -251,12 +251,13 @@ class MqttPublisher(Publisher):
                 self._enqueue(message)
             self._wake.notify_all()
 
-    def close(self) -> None:
-        """Deliver what is waiting and `offline` (within CLOSE_TIMEOUT_S when connected), then disconnect."""
+    def close(self, deadline: float) -> None:
+        """Deliver what is waiting and `offline` (until `deadline` when connected, at most CLOSE_TIMEOUT_S), then
+        disconnect."""
         with self._wake:
             self._closing = True
             self._wake.notify_all()
-        self._sender.join(CLOSE_TIMEOUT_S)
+        self._sender.join(max(0.0, min(deadline, time.monotonic() + CLOSE_TIMEOUT_S) - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
         with self._wake:

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 #: snapshots waiting to be written while the disk is slow
 OUTBOX_SIZE = 8
-#: how long `close()` lets the worker finish what is queued
-CLOSE_TIMEOUT_S = 2.0
 
 
 def snapshot_name(ts: float, camera: str, label: str) -> str:
@@ -105,9 +102,9 @@ class SnapshotPublisher(Publisher):
             self._outbox.put((out, label, self._last_taken.get(label)))
             self._last_taken[label] = out.frame.t_capture  # the cooldown runs from here, unless not written
 
-    def close(self) -> None:
+    def close(self, deadline: float) -> None:
         if self._outbox is not None:
-            self._outbox.close(time.monotonic() + CLOSE_TIMEOUT_S)
+            self._outbox.close(deadline)
 
     def _prepare_folder(self) -> bool:
         """The folder, made at first use if its parent is there; False (warned once) while it cannot be. A folder

@@ -13,7 +13,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from http.client import HTTPException
@@ -29,7 +28,6 @@ from app.publishers.base import Output, PublishContext, Publisher, event_documen
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_DELAY_S = 0.5
-CLOSE_TIMEOUT_S = 2.0
 HEADERS = {"Content-Type": "application/json", "User-Agent": f"smartcam/{__version__}"}
 
 
@@ -110,8 +108,7 @@ class WebhookPublisher(Publisher):
             for sender in self._senders:
                 sender.put(body)
 
-    def close(self) -> None:
-        """Give the senders up to CLOSE_TIMEOUT_S, together, to deliver what they hold."""
-        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+    def close(self, deadline: float) -> None:
+        """Give the senders until `deadline`, together, to deliver what they hold."""
         for sender in self._senders:
             sender.stop(deadline)
