@@ -1,8 +1,8 @@
 """The runner: builds the stages of a pipeline file and runs the three lanes of DESIGN.md.
 
 capture thread → [latest-frame slot] → inference lane (the stages) → [bounded queue] → output lane (publishers).
-Owns the model's loading and accelerator choice, the source's reconnects with backoff, per-stage timing, drop
-counting, and a shutdown that stops within 2 s with outputs flushed.
+Owns the model's loading and accelerator choice, wrapping a live source in `Reconnecting` (which owns its
+reconnects), per-stage timing, drop counting, and a shutdown that stops within 2 s with outputs flushed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from app.accelerator import ModelChoice, choose, load_choice, slow_tpu_warning
 from app.config import Settings
 from app.errors import ModelError
 from app.events import EventTracker
+from app.fit import check_fit
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
-from app.fit import check_fit
 from app.models import Labels, resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
@@ -40,17 +40,19 @@ FLUSH_S = 5.0
 TPU_CHECK_AFTER = 50
 
 
-def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice]:
-    """The inference stage's model on the accelerator chosen for it, its labels, and the choice made."""
+def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice, list[str]]:
+    """The inference stage's model on the accelerator chosen for it, its labels, the choice made, and the warnings
+    about how the model fits the pipeline (logged here)."""
     params = settings.pipeline.inference
     path = resolve_model(params.model, settings.models_dir, settings.config_path)
     choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
     model, choice = load_choice(choice, params.threads)
     log.info("accelerator %s: %s", choice.accelerator, choice.reason)
     labels = resolve_labels(params.labels, params.model, settings.models_dir, path, settings.config_path)
-    for warning in check_fit(settings.pipeline, model, labels):
-        log.warning("%s: %s", settings.pipeline_path, warning)
-    return model, labels, choice
+    warnings = [f"{settings.pipeline_path}: {warning}" for warning in check_fit(settings.pipeline, model, labels)]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return model, labels, choice, warnings
 
 
 class Pipeline:
@@ -60,7 +62,8 @@ class Pipeline:
         self.settings = settings
         self.publishers = publishers
         self.stats = Stats()
-        self.model, self.labels, self.choice = load_pipeline_model(settings)
+        self.model, self.labels, self.choice, warnings = load_pipeline_model(settings)
+        self.stats.warnings += [*settings.warnings, *warnings]
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
         self._start_stages()
         # a camera that can scale for free (picamera2's lores stream) delivers the stretched model input too

@@ -21,10 +21,11 @@ from app.errors import ConfigError
 from app.fit import check_fit
 from app.frame import InputGeometry
 from app.models import read_labels, resolve_labels
+from app.pipeline import Pipeline
 from app.runtime import load_model
 from app.stages.postprocess.ssd import decode_ssd
 from app.stages.preprocess import fit
-from conftest import MODELS, PROJECT, run_model
+from conftest import MODELS, PROJECT, FakeCamera, run_model
 
 IMAGENET = (MODELS / "imagenet_labels.txt").read_text().splitlines()  # line 0 is "background"
 PET = (MODELS / "pet_labels.txt").read_text().splitlines()
@@ -134,3 +135,11 @@ def test_a_box_wholly_in_the_letterbox_padding_is_dropped():
     found = decode_ssd(boxes, np.array([3.0, 4.0]), np.array([0.9, 0.8]), geometry, {}, 0.5, 10)
     assert [d.class_id for d in found] == [4]
     assert all(d.box[2] > d.box[0] and d.box[3] > d.box[1] for d in found)
+
+
+def test_the_watched_label_warning_is_on_the_status_page_too():
+    settings = load_settings("detect", None, [f"stages.inference.model={MODELS / PET_SSD}",
+                                              f"stages.inference.labels={MODELS / 'pet_labels.txt'}"])
+    pipeline = Pipeline(settings, [], source=FakeCamera())
+    warnings = pipeline.stats.document()["warnings"]
+    assert any("publish.labels: person, car" in warning for warning in warnings), warnings
