@@ -324,6 +324,8 @@ def test_a_systemd_credential_is_read_from_its_directory(tmp_path, monkeypatch):
     config = write(tmp_path, "config.yaml", "mqtt:\n  password: ${cred:mqtt_password}\n")
     assert "no credentials here ($CREDENTIALS_DIRECTORY is not set; the unit's LoadCredential=mqtt_password:FILE" \
         in only_problem("classify", config)
-    write(tmp_path, "creds/mqtt_password", "s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert f"${{cred:mqtt_password}}: cannot read {tmp_path / 'creds' / 'mqtt_password'}" in only_problem(
+        "classify", config)  # the unit does not load it
+    write(tmp_path, "creds/mqtt_password", "s3cret\n")
     assert load_settings("classify", config).device.mqtt.password == "s3cret"

@@ -143,7 +143,7 @@ def test_a_receiver_that_is_down_neither_stalls_the_run_nor_the_other_receivers(
     hook = receiver()
     stats, events, run_s, slowest = run([f"http://127.0.0.1:{free_port()}/hook", hook.url])
     assert stats.processed == 90 and events.events
-    assert slowest <= 2 * baseline_slowest + 1, (slowest, baseline_slowest)  # seconds if it waited for delivery
+    assert slowest <= 2 * baseline_slowest + 2, (slowest, baseline_slowest)  # >= 3.5 s if it waited for delivery
     assert run_s <= 2 * baseline_s + 5, (run_s, baseline_s)
     assert hook.bodies() == expected_documents(events)
     # every event to the dead URL is accounted for: failed after its retries, or unsent at shutdown
