@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: the channel order of a frame's image, kept as the source delivers it: OpenCV's (every camera, stream, file and
+#: image read through it; picamera2's main stream) or RGB. Only the model-size image and the JPEG encoder convert.
+BGR, RGB = "bgr", "rgb"
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -75,11 +79,12 @@ def has_area(boxes: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Frame:
-    """One captured RGB image (H x W x 3, uint8) and what the stages add to it."""
+    """One captured image (H x W x 3, uint8, channels in `order`) and what the stages add to it."""
 
     image: np.ndarray
     seq: int
     source: str
+    order: str = BGR
     t_capture: float = field(default_factory=time.monotonic)
     ts: float = field(default_factory=time.time)
     lores: np.ndarray | None = None

@@ -1,7 +1,7 @@
 """Overlay: boxes with `label score` in a stable colour per label, and a banner with fps, inference ms and time.
 
-Always drawn on a copy of the frame, and only when an output asks for pixels (`Output.annotated`), so a camera
-nobody is watching spends nothing on drawing.
+Always drawn on a copy of the frame, in the frame's own channel order, and only when an output asks for pixels
+(`Output.annotated`), so a camera nobody is watching spends nothing on drawing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from app.config import OverlayParams
-from app.frame import Frame
+from app.frame import BGR, Frame
 
 
 def label_colour(label: str) -> tuple[int, int, int]:
@@ -25,8 +25,9 @@ def label_colour(label: str) -> tuple[int, int, int]:
 
 
 def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
-    """The frame's image with its results drawn on, as a new RGB array."""
+    """The frame's image with its results drawn on, as a new array in the frame's channel order."""
     image = frame.image.copy()
+    order = (lambda rgb: rgb[::-1]) if frame.order == BGR else (lambda rgb: rgb)
     height, width = image.shape[:2]
     scale = max(0.4, min(width, height) / 720)
     thickness = max(1, round(2 * scale))
@@ -39,7 +40,7 @@ def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
         cv2.putText(image, text, (8, th + 5), font, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
     if params.boxes:
         for d in frame.detections:
-            colour = label_colour(d.label)
+            colour = order(label_colour(d.label))
             x0, y0, x1, y1 = (round(v) for v in d.box)
             cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
             text = f"{d.label} {d.score:.2f}"
@@ -49,5 +50,5 @@ def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
             cv2.putText(image, text, (x0 + 2, ty - base), font, 0.6 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
         for i, c in enumerate(frame.classes[:3]):
             cv2.putText(image, f"{c.label} {c.score:.2f}", (8, round((60 + 30 * i) * scale)), font, 0.7 * scale,
-                        label_colour(c.label), thickness, cv2.LINE_AA)
+                        order(label_colour(c.label)), thickness, cv2.LINE_AA)
     return image

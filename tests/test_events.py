@@ -6,10 +6,10 @@ import numpy as np
 
 from app.config import OverlayParams
 from app.events import Event, EventTracker
-from app.frame import Detection, Frame
+from app.frame import BGR, RGB, Detection, Frame
 from app.overlay import label_colour
 from app.publishers.base import Output
-from conftest import decode_jpeg, read_rgb
+from conftest import IMAGES, decode_jpeg, imread
 
 
 def _frame(*labels: str, score: float = 0.9) -> Frame:
@@ -66,19 +66,30 @@ def test_events_of_one_frame_come_sorted_by_label_when_every_label_counts():
 
 
 def test_overlay_draws_on_a_copy_and_jpegs_are_cached():
-    frame = Frame(read_rgb("cat.bmp"), 1, "cam")
+    frame = Frame(imread(IMAGES / "cat.bmp"), 1, "cam")
     original = frame.image.copy()
     frame.detections = [Detection("Egyptian_Mau", 11, 0.9, (185, 35, 338, 221))]
     out = Output(frame, {}, [], {}, OverlayParams(), 12.0)
     annotated = out.annotated()
     assert np.array_equal(frame.image, original)
-    assert tuple(annotated[100, 185]) == label_colour("Egyptian_Mau")  # the box's left edge
+    assert tuple(annotated[100, 185]) == label_colour("Egyptian_Mau")[::-1]  # the box's left edge, in BGR
     assert out.annotated() is annotated
     jpeg = out.jpeg(width=256)
     assert jpeg.startswith(b"\xff\xd8") and out.jpeg(width=256) is jpeg
     assert decode_jpeg(jpeg).shape[1] == 256
-    clean = decode_jpeg(out.jpeg(annotated=False))[..., ::-1]
+    clean = decode_jpeg(out.jpeg(annotated=False))
     assert np.abs(clean.astype(int) - original).mean() < 4  # no boxes, only JPEG noise
+
+
+def test_an_rgb_frame_is_drawn_in_rgb_and_encoded_with_the_same_colours():
+    """A source that delivers RGB (picamera2's lores, a test) keeps it: drawn in RGB, converted only to encode."""
+    bgr = imread(IMAGES / "cat.bmp")
+    detections = [Detection("Egyptian_Mau", 11, 0.9, (185, 35, 338, 221))]
+    outs = [Output(Frame(image, 1, "cam", order, detections=detections), {}, [], {}, OverlayParams(), 12.0)
+            for image, order in ((bgr, BGR), (np.ascontiguousarray(bgr[..., ::-1]), RGB))]
+    assert tuple(outs[1].annotated()[100, 185]) == label_colour("Egyptian_Mau")
+    np.testing.assert_array_equal(outs[1].annotated(), outs[0].annotated()[..., ::-1])
+    assert outs[1].jpeg() == outs[0].jpeg()
 
 
 def test_label_colours_are_stable_and_differ():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Labels, labels_from_metadata
-from conftest import CAT_BREEDS, MODELS, iou, read_rgb, run_model
+from conftest import CAT_BREEDS, IMAGES, MODELS, imread, iou, run_model
 
 PET_CAT_BOX = (185, 35, 338, 221)
 GRACE_FACE_BOX = {"stretch": (173, 137, 358, 354), "letterbox": (169, 142, 366, 338)}
@@ -56,7 +56,7 @@ def test_letterbox_and_stretch_agree_on_the_pet_box():
 
 def test_boxes_are_in_source_pixels_and_clipped():
     """The same picture at 720p gives the box scaled to 720p, within the frame."""
-    image = read_rgb("cat_720p.jpg")
+    image = imread(IMAGES / "cat_720p.jpg")
     frame = run_model("ssd_mobilenet_v1_fine_tuned_pet.tflite", image, PET_LABELS)
     height, width = image.shape[:2]
     for detection in frame.detections:

@@ -16,7 +16,7 @@ from app.pipeline import Pipeline
 from app.publishers import build_publishers
 from app.publishers.snapshots import SnapshotPublisher
 from conftest import (BLANK, CAT_BREEDS, IMAGES, Collector, FakeCamera, alternating_folder, cat_settings, decode_jpeg,
-                      read_rgb, wait_for)
+                      imread, wait_for)
 
 SNAPSHOT = re.compile(r"(\d{8}-\d{6}-\d{3})_cam0_([A-Za-z0-9_-]+)\.jpg")
 
@@ -78,7 +78,7 @@ def test_a_folder_alternating_cat_and_no_cat_gives_one_snapshot_per_cooldown(tmp
 
 def test_each_appearance_outside_the_cooldown_gets_a_snapshot(tmp_path):
     """Cats at about 0, 0.3, 1.5 and 1.8 s with a 1 s cooldown: snapshots at 0 and 1.5 s only."""
-    cat = read_rgb("cat.bmp")
+    cat = imread(IMAGES / "cat.bmp")
     settings = cat_settings(tmp_path, "snapshots.cooldown_s=1")
     events = Collector()
     snapshots = SnapshotPublisher(settings.device.snapshots)

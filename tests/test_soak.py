@@ -16,7 +16,7 @@ from app.config import load_settings
 from app.pipeline import Pipeline
 from app.publishers import build_publishers
 from app.publishers.base import Output, Publisher
-from conftest import BLANK, MODELS, Broker, FakeCamera, free_port, read_rgb, wait_for
+from conftest import BLANK, IMAGES, MODELS, Broker, FakeCamera, free_port, imread, wait_for
 
 FRAMES = 5_000
 WARM_UP = 1_000
@@ -87,7 +87,7 @@ def test_five_thousand_frames_with_every_output_on_leak_nothing(tmp_path, broker
         "snapshots.cooldown_s=1", "snapshots.max_files=20", "webhooks.enabled=true",
         f"webhooks.urls=[http://127.0.0.1:{receiver.server_address[1]}/hook]"])
     warm = MemoryAfter(WARM_UP)
-    camera = FakeCamera([read_rgb("grace_hopper.bmp"), BLANK], pause=0.0)
+    camera = FakeCamera([imread(IMAGES / "grace_hopper.bmp"), BLANK], pause=0.0)
     pipeline = Pipeline(settings, [warm, *build_publishers(settings)], source=camera)
     stop_watching, received = threading.Event(), list[int]()
     done = threading.Thread(target=pipeline.run, kwargs={"max_frames": FRAMES}, daemon=True)

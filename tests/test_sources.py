@@ -67,14 +67,14 @@ def image_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_video_file_reads_every_frame_as_rgb_then_ends(video: Path) -> None:
+def test_video_file_reads_every_frame_as_opencv_decodes_it_then_ends(video: Path) -> None:
     source = open_source(camera(video))
     assert isinstance(source, VideoFileSource) and not source.live
     frames = read_all(source)
     assert len(frames) == FRAMES
     assert all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in frames)
     first_bgr = cv2.VideoCapture(str(video)).read()[1]
-    np.testing.assert_array_equal(frames[0], first_bgr[..., ::-1])
+    np.testing.assert_array_equal(frames[0], first_bgr)  # BGR: no conversion at capture
 
 
 def test_video_file_loop_goes_past_the_end(video: Path) -> None:
@@ -96,17 +96,17 @@ def test_video_file_realtime_is_live_and_paced(video: Path) -> None:
         source.close()  # safe twice
 
 
-def test_single_image_is_one_rgb_frame(tmp_path: Path) -> None:
+def test_single_image_is_one_frame_as_opencv_reads_it(tmp_path: Path) -> None:
     source = open_source(camera(IMAGES / "cat.bmp"))
     assert isinstance(source, ImageSource) and not source.live
     frames = read_all(source)
     assert len(frames) == 1
-    np.testing.assert_array_equal(frames[0], imread(IMAGES / "cat.bmp")[..., ::-1])
+    np.testing.assert_array_equal(frames[0], imread(IMAGES / "cat.bmp"))  # BGR: no conversion at capture
 
 
 def test_directory_reads_images_sorted_and_skips_others(image_dir: Path) -> None:
     frames = read_all(open_source(camera(image_dir)))
-    expected = [imread(image_dir / n)[..., ::-1] for n in ("a.bmp", "b.jpg", "c.png")]
+    expected = [imread(image_dir / n) for n in ("a.bmp", "b.jpg", "c.png")]
     assert len(frames) == 3
     for got, want in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -117,7 +117,7 @@ def test_glob_reads_matching_images(image_dir: Path) -> None:
     assert isinstance(source, ImageSource)
     frames = read_all(source)
     assert len(frames) == 1
-    np.testing.assert_array_equal(frames[0], imread(image_dir / "b.jpg")[..., ::-1])
+    np.testing.assert_array_equal(frames[0], imread(image_dir / "b.jpg"))
 
 
 def test_image_loop_starts_again(image_dir: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from app.config import OverlayParams, PublishParams, Settings
 from app.events import Event
-from app.frame import Frame
+from app.frame import BGR, Frame
 from app.metrics import Stats
 from app.overlay import draw
 
@@ -50,21 +50,23 @@ class Output:
     _jpegs: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
 
     def annotated(self) -> np.ndarray:
-        """The frame with boxes and banner drawn, RGB (drawn once, on a copy)."""
+        """The frame with boxes and banner drawn, in the frame's channel order (drawn once, on a copy)."""
         if self._annotated is None:
             self._annotated = draw(self.frame, self.overlay, self.fps)
         return self._annotated
 
     def jpeg(self, width: int = 0, quality: int = 80, annotated: bool = True) -> bytes:
-        """The frame as JPEG, scaled to `width` (0: as captured); encoded once per (width, quality, annotated)."""
+        """The frame as JPEG, scaled to `width` (0: as captured); encoded once per (width, quality, annotated), from
+        the frame's own channel order (scaled first, so only the smaller image is converted, if any)."""
         key = (width, quality, annotated)
         if key not in self._jpegs:
             image = self.annotated() if annotated else self.frame.image
             if width and width != image.shape[1]:
                 height = round(image.shape[0] * width / image.shape[1])
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if self.frame.order != BGR:
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
             if not ok:
                 raise ValueError("JPEG encoding failed")
             self._jpegs[key] = data.tobytes()

@@ -2,7 +2,8 @@
 
 A Source owns opening and reading; a source that `reconnects` (cameras, streams) is wrapped in
 `app.sources.reconnect.Reconnecting`, which reopens it with backoff; the capture thread in `app.pipeline` owns only
-the loop and the hand-off. Frames are RGB, H x W x 3, uint8.
+the loop and the hand-off. Frames are H x W x 3, uint8, in the channel order the source has them (`Captured.order`:
+BGR from everything OpenCV reads), so no source spends a full-frame conversion that only the model-size image needs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from typing import NamedTuple
 
 import numpy as np
 
+from app.frame import BGR
+
 
 class Captured(NamedTuple):
-    """One read: the RGB image and, from cameras whose ISP can scale for free, the same frame at model size."""
+    """One read: the image (channels in `order`); from cameras whose ISP can scale for free, the same frame at model
+    size, RGB; and when the source knows it, the monotonic time the image was taken (else the pipeline stamps the
+    read's return)."""
 
     image: np.ndarray
     lores: np.ndarray | None = None
+    t_capture: float | None = None
+    order: str = BGR
 
 
 class EndOfStream(Exception):

@@ -16,7 +16,6 @@ import cv2
 from app.config import CameraConfig
 from app.errors import SourceError
 from app.sources.base import Captured, EndOfStream, Source
-from app.sources.opencv import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class ImageSource(Source):
                 del self._files[self._next]  # warn once, not on every loop
                 continue
             self._next += 1
-            return Captured(to_rgb(bgr))
+            return Captured(bgr)
         raise SourceError(f"none of the images at {self.spec} could be read")
 
     def close(self) -> None:

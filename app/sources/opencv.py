@@ -2,8 +2,8 @@
 
 Owns opening each with the right backend and settings, and turning a failed read into what the capture thread
 expects: OSError for a camera or stream (it reconnects), EndOfStream at the end of a file (or a seek back to the
-start when `camera.loop`). Also owns the two helpers every source shares, so they exist once: `to_rgb` (OpenCV
-decodes BGR; every Source returns RGB) and `Pacer` (a frame rate on the monotonic clock).
+start when `camera.loop`). Frames stay BGR, as OpenCV decodes them. Also owns `Pacer` (a frame rate on the
+monotonic clock), which every paced source shares.
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 STREAM_TIMEOUT_MS = 10_000
 #: at most one warning about undecodable frames this often
 DECODE_WARN_EVERY_S = 10.0
-
-
-def to_rgb(bgr: np.ndarray) -> np.ndarray:
-    """OpenCV's BGR image as the RGB one every Source returns."""
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class Pacer:
@@ -84,7 +79,7 @@ class _CaptureSource(Source):
         if self._cap is None:
             raise OSError(f"{self.description} is not open")
         ok, bgr = self._cap.read()
-        return Captured(to_rgb(bgr if ok else self._read_failed(self._cap)))
+        return Captured(bgr if ok else self._read_failed(self._cap))
 
     def close(self) -> None:
         if self._cap is not None:

@@ -34,22 +34,22 @@ class PatternSource(Source):
         self._seq = 0
         w, h = camera.width, camera.height
         self._background = np.empty((h, w, 3), np.uint8)
-        self._background[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+        self._background[..., 2] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]  # red, left to right
         self._background[..., 1] = 64
-        self._background[..., 2] = np.linspace(255, 0, h, dtype=np.uint8)[:, None]
+        self._background[..., 0] = np.linspace(255, 0, h, dtype=np.uint8)[:, None]  # blue, top to bottom
 
     def render(self, n: int) -> np.ndarray:
-        """Frame `n` as RGB, H x W x 3 uint8."""
+        """Frame `n`, H x W x 3 uint8, BGR like a camera read through OpenCV."""
         w, h = self.camera.width, self.camera.height
         unit = min(w, h)
         speed = w / (CROSSING_S * self.camera.fps)  # pixels per frame
         image = self._background.copy()
         rect_w, rect_h = max(1, w // 6), max(1, h // 5)
         x = int(n * speed) % (w + rect_w) - rect_w
-        cv2.rectangle(image, (x, h // 4), (x + rect_w, h // 4 + rect_h), (230, 40, 40), cv2.FILLED)
+        cv2.rectangle(image, (x, h // 4), (x + rect_w, h // 4 + rect_h), (40, 40, 230), cv2.FILLED)
         r = max(1, unit // 8)
         centre = (r + _bounce(n * speed, max(1, w - 2 * r)), r + _bounce(n * speed * 0.7, max(1, h - 2 * r)))
-        cv2.circle(image, centre, r, (40, 220, 60), cv2.FILLED, cv2.LINE_AA)
+        cv2.circle(image, centre, r, (60, 220, 40), cv2.FILLED, cv2.LINE_AA)
         cv2.putText(image, str(n), (unit // 20, h - unit // 20), cv2.FONT_HERSHEY_SIMPLEX, unit / 240,
                     (255, 255, 255), max(1, unit // 160), cv2.LINE_AA)
         return image

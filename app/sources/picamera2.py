@@ -1,7 +1,8 @@
 """Raspberry Pi CSI cameras through picamera2 (libcamera).
 
-Owns configuring the ISP for an RGB main stream and, when the model's input size is known, a second "lores"
-stream the ISP scales for free, so the pipeline need not resize on the CPU. picamera2 is imported only inside
+Owns configuring the ISP for a BGR main stream (OpenCV's order, which the JPEG encoder takes as it is) and, when the
+model's input size is known, a second RGB "lores" stream the ISP scales for free, so the pipeline need not resize on
+the CPU. picamera2 is imported only inside
 functions: it exists only on a Pi (as the apt package python3-picamera2), and importing it starts libcamera.
 """
 
@@ -26,8 +27,9 @@ INSTALL_HINT = (
 READ_TIMEOUT_S = 5.0  # a camera that stops delivering raises OSError (the capture thread reopens it)
 
 # picamera2 names formats the libcamera/DRM way, listing channels from the most significant byte of a
-# little-endian pixel, so "BGR888" is R, G, B in memory: the RGB array we want, with no copy. ("RGB888" would be
-# OpenCV's B, G, R.) See "Image formats" in the Picamera2 manual.
+# little-endian pixel, so "RGB888" is B, G, R in memory (OpenCV's order) and "BGR888" is R, G, B (the model's).
+# See "Image formats" in the Picamera2 manual.
+BGR_FORMAT = "RGB888"
 RGB_FORMAT = "BGR888"
 
 
@@ -66,7 +68,7 @@ class Picamera2Source(Source):
         # The VC4 ISP (Pi 4 and older) only makes YUV420 on the lores stream; the PiSP (Pi 5) can make RGB. Ask
         # picamera2, which checks exactly this; versions without `platform` predate the Pi 5.
         self._lores_yuv = getattr(getattr(picamera2, "platform", None), "name", "VC4") != "PISP"
-        streams: dict[str, dict] = {"main": {"size": (self.camera.width, self.camera.height), "format": RGB_FORMAT}}
+        streams: dict[str, dict] = {"main": {"size": (self.camera.width, self.camera.height), "format": BGR_FORMAT}}
         if self.lores_size:
             streams["lores"] = {"size": tuple(self.lores_size), "format": "YUV420" if self._lores_yuv else RGB_FORMAT}
         cam = None

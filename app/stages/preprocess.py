@@ -2,10 +2,11 @@
 
 `stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
 the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
-The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted by 128, float32 scaled to
-`float_range`. A camera that already delivered the whole frame at model size (`frame.lores`, picamera2's lores
-stream) skips the resize when the mode is `stretch`, which is what the camera's scaler did; letterbox and crop keep
-their geometry.
+The frame is resized first and only the model-size image is converted to the model's RGB (a BGR frame from OpenCV
+is never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted
+by 128, float32 scaled to `float_range`. A camera that already delivered the whole frame at model size
+(`frame.lores`, picamera2's lores stream) skips the resize when the mode is `stretch`, which is what the camera's
+scaler did; letterbox and crop keep their geometry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.frame import Frame, InputGeometry
+from app.frame import BGR, RGB, Frame, InputGeometry
 from app.stages.base import Stage, StageContext
 
 
@@ -51,20 +52,27 @@ class Preprocess(Stage):
         if self.params.resize == "stretch" and lores is not None and lores.shape[:2] == (self.model_h, self.model_w):
             # the camera's ISP scaled the whole field of view for free: the stretch geometry of the main frame
             frame.geometry, _, _ = fit(*frame.size, self.model_w, self.model_h, "stretch")
-            self._write(lores, (0, 0, self.model_w, self.model_h))
+            self._write(lores, RGB, (0, 0, self.model_w, self.model_h))
             return frame
         frame.geometry, (sx, sy, sw, sh), target = fit(*frame.size, self.model_w, self.model_h, self.params.resize)
         region = frame.image[sy:sy + sh, sx:sx + sw]
-        self._write(cv2.resize(region, target[2:], interpolation=cv2.INTER_LINEAR), target)
+        self._write(cv2.resize(region, target[2:], interpolation=cv2.INTER_LINEAR), frame.order, target)
         return frame
 
-    def _write(self, pixels: np.ndarray, target: tuple[int, int, int, int]) -> None:
-        """Encode uint8 RGB `pixels` into the input tensor's region `target`; the rest is padding (black)."""
+    def _write(self, pixels: np.ndarray, order: str, target: tuple[int, int, int, int]) -> None:
+        """Encode uint8 `pixels` (channels in `order`) into the input tensor's region `target` as RGB; the rest is
+        padding (black)."""
         buffer = self.model.input_buffer()
         x, y, w, h = target
         if (w, h) != (self.model_w, self.model_h):
             buffer[...] = self._encode_black()
         region = buffer[y:y + h, x:x + w]
+        if self.dtype == np.uint8 and order == BGR:
+            cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=region)
+            del buffer, region
+            return
+        if order == BGR:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
         if self.dtype == np.uint8:
             region[...] = pixels
         elif self.dtype == np.int8:

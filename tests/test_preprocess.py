@@ -1,0 +1,41 @@
+"""Preprocess converts only the model-size image: a BGR frame (what OpenCV sources deliver) and its RGB twin give
+the model the same input, in every resize mode and input encoding, and that input is the resized image in RGB."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app.config import PreprocessParams
+from app.frame import BGR, RGB, Frame
+from app.models import Labels
+from app.runtime import load_model
+from app.stages.base import StageContext
+from app.stages.preprocess import Preprocess
+from conftest import IMAGES, MODELS, imread
+
+#: a uint8 model (the pet SSD) and a float32 one (BlazeFace, [-1, 1])
+MODEL_FILES = ["ssd_mobilenet_v1_fine_tuned_pet.tflite", "face_detection_short_range.tflite"]
+
+
+def model_input(model_file: str, resize: str, image: np.ndarray, order: str) -> np.ndarray:
+    model = load_model(MODELS / model_file, threads=1)
+    stage = Preprocess(PreprocessParams.model_validate({"resize": resize}))
+    stage.start(StageContext(model, Labels()))
+    stage.process(Frame(image, 1, "test", order))
+    return model.input_buffer().copy()
+
+
+@pytest.mark.parametrize("model_file", MODEL_FILES)
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "crop"])
+def test_a_bgr_frame_and_its_rgb_twin_give_the_same_input(model_file, resize):
+    bgr = imread(IMAGES / "cat_720p.jpg")
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    np.testing.assert_array_equal(model_input(model_file, resize, bgr, BGR), model_input(model_file, resize, rgb, RGB))
+
+
+def test_the_input_is_the_resized_frame_in_rgb():
+    bgr = imread(IMAGES / "cat_720p.jpg")
+    expected = cv2.resize(bgr, (300, 300), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+    np.testing.assert_array_equal(model_input(MODEL_FILES[0], "stretch", bgr, BGR), expected)
