@@ -140,6 +140,20 @@ def choose(requested: str, ref: str, path: Path, models_dir: Path) -> ModelChoic
     return ModelChoice(cpu, "cpu", f"{cpu.name} on the CPU: {why}")
 
 
+#: XNNPACK gains little beyond this many threads on the small models a camera runs
+MAX_AUTO_THREADS = 4
+
+
+def auto_threads(cores: int, outputs_on: bool) -> tuple[int, str]:
+    """`threads: auto`: every core on two or fewer (the bench: on 2 cores, 2 threads beat 1 by 1.6-1.7x with the
+    outputs off and on alike, the capture lane fitting in the gaps); on more, one core left for capture and the
+    outputs when any output is on. At most MAX_AUTO_THREADS. Returns the count and why, for the log."""
+    keep = 1 if outputs_on and cores >= 3 else 0
+    threads = max(1, min(MAX_AUTO_THREADS, cores - keep))
+    why = f"{cores} cores, outputs {'on' if outputs_on else 'off'}" + (", one core left for them" if keep else "")
+    return threads, why
+
+
 def load_choice(choice: ModelChoice, threads: int) -> tuple[LoadedModel, ModelChoice]:
     """Load the chosen model. When `auto` chose a TPU that does not answer: the CPU model instead. When the
     configuration asks for the TPU itself: wait up to TPU_WAIT_S for it (at boot a USB accelerator answers a few

@@ -90,16 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
     devices.set_defaults(handler=command_devices)
 
-    bench = commands.add_parser("bench", help="measure a pipeline end to end at each thread count",
-                                description="Runs the real pipeline (three lanes, no outputs) on a live source "
-                                            "and prints a Markdown table: fps, per-stage ms, drops.")
+    bench = commands.add_parser(
+        "bench", help="compare invoke alone, the examples' loop and the pipeline, outputs off and on",
+        description="Measures, on one model, source and thread count, alternated and repeated, each run in its own "
+                    "process: limit (invoke alone), loop (the examples' one-thread loop) and pipeline (the three "
+                    "lanes), with the outputs off and on. Prints a Markdown table of medians and ratios.")
     bench.add_argument("--pipeline", default="detect", metavar="NAME", help="the pipeline to measure")
     bench.add_argument("--source", default="pattern", metavar="SRC",
-                       help="frames to use (default: the synthetic pattern, unpaced)")
+                       help="frames to use: a clip, a camera, ... (default: the synthetic pattern, unpaced)")
+    bench.add_argument("--clip-from", metavar="IMAGE", help="make a clip (a pan and zoom over IMAGE, at its size, "
+                       "--frames long) and use it as the source")
     bench.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
     bench.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
     bench.add_argument("--threads", default="1,2", metavar="N,N", help="thread counts to compare (default 1,2)")
-    bench.add_argument("--frames", type=int, default=300, metavar="N", help="frames per run (default 300)")
+    bench.add_argument("--frames", type=int, default=600, metavar="N", help="results per run (default 600)")
+    bench.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
+    bench.add_argument("--modes", default="limit,loop,pipeline", metavar="M,M",
+                       help="which of limit, loop, pipeline to run (default all)")
+    bench.add_argument("--outputs", default="off,on", metavar="off,on",
+                       help="outputs off, on or both (default both): overlay, JSON lines, snapshots, one MJPEG viewer")
+    bench.add_argument("--live-fps", type=float, metavar="F",
+                       help="pace the source like a camera at F fps: a reader that falls behind gets the newest frame")
+    bench.add_argument("--json", metavar="PATH", help="also write every run and the table as JSON")
+    bench.add_argument("--plot", metavar="PNG", help="also plot fps, CPU per frame and latency over time "
+                       "(needs matplotlib)")
     _common(bench)
     bench.set_defaults(handler=command_bench, output=[])
     return parser
@@ -225,18 +239,57 @@ def command_models_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _listed(flag: str, text: str, choices: dict[str, object]) -> list:
+    """`--flag a,b` as the choices' values, or the one line that says what is allowed."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in choices]
+    if unknown or not names:
+        raise ConfigError(f"--{flag} {text}: expected some of {','.join(choices)}")
+    return [choices[name] for name in names]
+
+
 def command_bench(args: argparse.Namespace) -> int:
-    from app.bench import bench, table
+    import platform
+    import tempfile
+    from pathlib import Path
+
+    from app.bench.child import MODES, RunSpec
+    from app.bench.clip import make_clip
+    from app.bench.report import plot, summarise, table, write_json
+    from app.bench.runs import plan, run
 
     try:
         threads = [int(n) for n in args.threads.split(",")]
     except ValueError:
         raise ConfigError(f"--threads {args.threads}: expected counts like 1,2,4") from None
-    overrides = _run_overrides(args)
-    if args.source == "pattern":
-        overrides.append("camera.fps=1000")
+    if any(n < 1 for n in threads) or args.frames < 2 or args.repeat < 1:
+        raise ConfigError("--threads, --frames and --repeat: threads at least 1, frames at least 2, repeat at least 1")
+    modes = _listed("modes", args.modes, {m: m for m in MODES})
+    outputs = _listed("outputs", args.outputs, {"off": False, "on": True})
     _configure_logging("warning", args.debug)
-    print(table(bench(args.pipeline, args.config, overrides, threads, args.frames)))
+    with tempfile.TemporaryDirectory(prefix="smartcam-bench-") as workdir:
+        if args.clip_from:
+            args.source = str(make_clip(Path(args.clip_from), Path(workdir) / "clip.mp4", args.frames))
+        overrides = [*_run_overrides(args), "camera.loop=true"]
+        if args.source == "pattern":
+            overrides.append("camera.fps=1000")
+        settings = load_settings(args.pipeline, args.config, overrides)  # a mistake is one line, before any run
+        template = RunSpec("limit", False, 0, args.frames, args.pipeline, args.config, overrides, args.live_fps, 0.0)
+        runs = []
+        for spec in plan(modes, outputs, threads, args.repeat, template):
+            runs.append(run(spec))
+            print(f"bench: {spec.mode} outputs {'on' if spec.outputs else 'off'}, {spec.threads} threads: "
+                  f"{runs[-1]['fps']:.1f} fps", file=sys.stderr)
+    rows = summarise(runs)
+    print(table(rows))
+    conditions = {"pipeline": args.pipeline, "model": settings.pipeline.inference.model,
+                  "source": args.clip_from and f"clip from {args.clip_from}" or args.source,
+                  "frames": args.frames, "repeat": args.repeat, "live_fps": args.live_fps,
+                  "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    if args.json:
+        write_json(Path(args.json), conditions, runs, rows)
+    if args.plot:
+        plot(Path(args.plot), runs, rows)
     return EXIT_OK
 
 

@@ -29,9 +29,10 @@ PIPELINES_DIR = PROJECT_DIR / "pipelines"
 
 
 class Strict(BaseModel):
-    """Base of every config section: unknown keys are errors."""
+    """Base of every config section: unknown keys are errors. Patterns are checked with Python's `re`: each one
+    pydantic's Rust regex engine compiles costs about 2 MB of memory for the life of the process."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, regex_engine="python-re")
 
 
 class ReconnectConfig(Strict):
@@ -257,7 +258,8 @@ class InferenceParams(Strict):
     accelerator: str | None = Field(
         None, pattern=ACCELERATOR_PATTERN, description="overrides config.yaml's accelerator for this pipeline"
     )
-    threads: int = Field(2, ge=1, le=16, description="CPU threads for XNNPACK")
+    threads: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
+        "auto", description="CPU threads for XNNPACK; auto: from the cores and whether any output is on")
 
 
 class AnchorParams(Strict):

@@ -8,10 +8,11 @@ reconnects), per-stage timing, drop counting, and a shutdown that stops within 2
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
-from app.accelerator import ModelChoice, choose, load_choice, slow_tpu_warning
+from app.accelerator import ModelChoice, auto_threads, choose, load_choice, slow_tpu_warning
 from app.config import Settings
 from app.errors import ModelError
 from app.events import EventTracker
@@ -40,13 +41,26 @@ FLUSH_S = 5.0
 TPU_CHECK_AFTER = 50
 
 
+def inference_threads(settings: Settings) -> int:
+    """`stages.inference.threads`, with `auto` decided for this machine (and logged)."""
+    threads = settings.pipeline.inference.threads
+    if threads != "auto":
+        return threads
+    device = settings.device
+    outputs_on = any(output.enabled for output in (device.jsonl, device.mqtt, device.http, device.snapshots,
+                                                   device.webhooks))
+    count, why = auto_threads(len(os.sched_getaffinity(0)), outputs_on)
+    log.info("threads auto: %d (%s)", count, why)
+    return count
+
+
 def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice, list[str]]:
     """The inference stage's model on the accelerator chosen for it, its labels, the choice made, and the warnings
     about how the model fits the pipeline (logged here)."""
     params = settings.pipeline.inference
     path = resolve_model(params.model, settings.models_dir, settings.config_path)
     choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
-    model, choice = load_choice(choice, params.threads)
+    model, choice = load_choice(choice, inference_threads(settings))
     log.info("accelerator %s: %s", choice.accelerator, choice.reason)
     labels = resolve_labels(params.labels, params.model, settings.models_dir, path, settings.config_path)
     warnings = [f"{settings.pipeline_path}: {warning}" for warning in check_fit(settings.pipeline, model, labels)]
@@ -95,7 +109,7 @@ class Pipeline:
         log.warning("Edge TPU failed (%s); switching to the CPU model %s", failure, fallback.name)
         for stage in self.stages:
             stage.stop()
-        self.model = load_model(fallback, "cpu", self.settings.pipeline.inference.threads)
+        self.model = load_model(fallback, "cpu", self.model.threads)
         self.choice = ModelChoice(fallback, "cpu", "the Edge TPU failed mid-run")
         self._start_stages()
         self.stats.info.update(model=fallback.name, accelerator="cpu")
@@ -178,7 +192,10 @@ class Pipeline:
                 seq += 1
                 self.stats.captured_frame()
                 self._count_decode_errors()
-                if not self._slot.put(Frame(captured.image, seq, camera.name, lores=captured.lores)):
+                frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores)
+                if captured.t_capture is not None:
+                    frame.t_capture = captured.t_capture
+                if not self._slot.put(frame):
                     return
         except EndOfStream:
             self._count_decode_errors()

@@ -91,11 +91,13 @@ class TensorSpec:
 class LoadedModel:
     """An allocated interpreter and the facts about its tensors."""
 
-    def __init__(self, path: Path, interpreter: Any, accelerator: str, runtime: str) -> None:
+    def __init__(self, path: Path, interpreter: Any, accelerator: str, runtime: str, threads: int) -> None:
         self.path = path
+        self.threads = threads
         self.accelerator = accelerator
         self.runtime = runtime
-        self._interpreter = interpreter
+        #: the runtime's own Interpreter, for code that drives it as the examples do (the bench's loop)
+        self.interpreter = interpreter
         self.input = TensorSpec.from_details(interpreter.get_input_details()[0])
         self.outputs = [TensorSpec.from_details(d) for d in interpreter.get_output_details()]
         signatures = interpreter.get_signature_list()
@@ -112,17 +114,17 @@ class LoadedModel:
 
     def input_buffer(self) -> np.ndarray:
         """The interpreter's own input tensor (H x W x C), to be written in place; drop it before `invoke`."""
-        return self._interpreter.tensor(self.input.index)()[0]
+        return self.interpreter.tensor(self.input.index)()[0]
 
     def invoke(self) -> None:
         """Run the model; releases the GIL, so capture and output keep running."""
         try:
-            self._interpreter.invoke()
+            self.interpreter.invoke()
         except RuntimeError as exc:
             raise ModelError(f"{self.path}: inference failed: {_first_line(exc)}") from exc
 
     def output(self, spec: TensorSpec) -> np.ndarray:
-        return self._interpreter.get_tensor(spec.index)
+        return self.interpreter.get_tensor(spec.index)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -162,5 +164,5 @@ def load_model(path: Path, accelerator: str = "cpu", threads: int = 2) -> Loaded
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"{path}: cannot load this model: {_first_line(exc)}") from exc
     log.info("model %s on %s (%s, %d threads)", path.name, accelerator if on_tpu else "cpu", api.package, threads)
-    return LoadedModel(path, interpreter, accelerator if on_tpu else "cpu", api.package)
+    return LoadedModel(path, interpreter, accelerator if on_tpu else "cpu", api.package, threads)
 

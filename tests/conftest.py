@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
+from app.bench.clip import make_clip
 from app.config import PostprocessParams, PreprocessParams, Settings, load_settings
 from app.events import Event
 from app.frame import Frame
@@ -64,10 +65,6 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return image
 
 
-def read_rgb(name: str) -> np.ndarray:
-    return np.ascontiguousarray(imread(IMAGES / name)[..., ::-1])
-
-
 def iou(a, b) -> float:
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[2], b[2]), min(a[3], b[3])
@@ -90,7 +87,7 @@ def run_model(model: str, image: str | np.ndarray, labels: Labels | str | None =
               Postprocess(PostprocessParams(**(postprocess or {})))]
     for stage in stages:
         stage.start(ctx)
-    frame = Frame(read_rgb(image) if isinstance(image, str) else image, 1, "test")
+    frame = Frame(imread(IMAGES / image) if isinstance(image, str) else image, 1, "test")
     for stage in stages:
         processed = stage.process(frame)
         assert processed is not None, f"{stage.name} dropped the frame"
@@ -101,18 +98,7 @@ def run_model(model: str, image: str | np.ndarray, labels: Labels | str | None =
 @pytest.fixture(scope="session")
 def cat_clip(tmp_path_factory) -> Path:
     """A 3-second 720p clip panning and zooming over cat_720p.jpg, made at run time (no media is committed)."""
-    path = tmp_path_factory.mktemp("clips") / "cat_pan.mp4"
-    image = imread(IMAGES / "cat_720p.jpg")
-    height, width = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, (width, height))
-    frames = 90
-    for i in range(frames):
-        zoom = 1 + 0.3 * i / (frames - 1)
-        crop_w, crop_h = int(width / zoom), int(height / zoom)
-        x0, y0 = int((width - crop_w) * i / (frames - 1)), (height - crop_h) // 2
-        writer.write(cv2.resize(image[y0:y0 + crop_h, x0:x0 + crop_w], (width, height)))
-    writer.release()
-    return path
+    return make_clip(IMAGES / "cat_720p.jpg", tmp_path_factory.mktemp("clips") / "cat_pan.mp4", frames=90)
 
 
 # --- the shared test toolkit: polling, running a pipeline in the background, a collecting publisher, a fake
@@ -250,7 +236,7 @@ class FakeCamera(Source):
     def __init__(self, images: Sequence[np.ndarray] | None = None, pause: float | Sequence[float] = 0.02,
                  live: bool = True, fail_reads: Collection[int] = (), flowing: bool = True,
                  description: str = "fake test camera") -> None:
-        self.images = list(images) if images is not None else [read_rgb("cat.bmp")]
+        self.images = list(images) if images is not None else [imread(IMAGES / "cat.bmp")]
         self.pauses = [pause] * len(self.images) if isinstance(pause, (int, float)) else list(pause)
         assert len(self.pauses) == len(self.images), "one pause per image"
         self.live = self.reconnects = live

@@ -1,28 +1,134 @@
-"""`python -m app bench`: the real pipeline at each thread count, one Markdown table row per count."""
+"""`python -m app bench`: limit, loop and pipeline, outputs off and on, each run in its own process, reported with
+every column, as JSON and as a plot; the camera it makes of a clip; the ratios it reports."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 
-from conftest import PET_LABEL_FILE, PET_MODEL, PROJECT
+import numpy as np
+import pytest
+
+from app.bench.camera import PacedCamera
+from app.bench.report import HEADER, summarise
+from app.sources.base import Captured, Source
+from conftest import IMAGES, PET_LABEL_FILE, PET_MODEL, PROJECT
+
+PET_ARGS = ["--model", str(PET_MODEL), "--labels", str(PET_LABEL_FILE)]
 
 
-def test_bench_prints_a_row_per_thread_count():
-    proc = subprocess.run(
-        [sys.executable, "-m", "app", "bench", "--model", str(PET_MODEL), "--labels", str(PET_LABEL_FILE),
-         "--threads", "1,2", "--frames", "20"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=120)
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", "bench", *PET_ARGS, *args], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in stdout.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One small bench of every mode, outputs off and on, on a clip made from cat_720p.jpg."""
+    folder = tmp_path_factory.mktemp("bench")
+    proc = bench("--clip-from", str(IMAGES / "cat_720p.jpg"), "--threads", "1", "--frames", "12", "--repeat", "1",
+                 "--json", str(folder / "bench.json"), "--plot", str(folder / "bench.png"))
     assert proc.returncode == 0, proc.stderr
-    rows = [line.strip("|").split("|") for line in proc.stdout.splitlines() if line.startswith("| ")]
-    header, body = rows[0], rows[1:]
-    assert [cell.strip() for cell in header][:2] == ["threads", "fps"]
-    assert [int(row[0]) for row in body] == [1, 2]
-    for row in body:
-        assert float(row[1]) > 0 and float(row[3]) > 0  # fps and inference ms were measured
+    return proc, folder
 
 
-def test_bench_rejects_bad_thread_counts():
-    proc = subprocess.run([sys.executable, "-m", "app", "bench", "--threads", "one"], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--threads one" in proc.stderr
+def test_bench_reports_every_mode_with_every_column(report):
+    proc, _ = report
+    header, *rows = table_rows(proc.stdout)
+    assert header == HEADER
+    assert [row[:3] for row in rows] == [["limit", "off", "1"], ["loop", "off", "1"], ["loop", "on", "1"],
+                                         ["pipeline", "off", "1"], ["pipeline", "on", "1"]]
+    for row in rows:
+        assert len(row) == len(HEADER)
+        cells = dict(zip(HEADER, row, strict=True))
+        for column in ("fps", "inference ms p50", "capture→result ms p50", "p99", "CPU ms/frame", "peak RSS MB",
+                       "first result s"):
+            assert float(cells[column]) > 0, (column, row)
+        assert cells["× limit"].endswith("x") and cells["beyond invoke ms"] != "-"
+    loops = [dict(zip(HEADER, row, strict=True)) for row in rows if row[0] == "loop"]
+    assert all(cells["× loop"] == "1.00x" for cells in loops)
+
+
+def test_bench_writes_json_with_every_run_and_a_plot(report):
+    _, folder = report
+    document = json.loads((folder / "bench.json").read_text())
+    assert document["conditions"]["frames"] == 12 and document["conditions"]["cpus"] >= 1
+    assert len(document["runs"]) == 5 and len(document["rows"]) == 5
+    for run in document["runs"]:
+        assert run["frames"] == 12 and run["peak_rss_mb"] > 0 and run["series"]
+        assert set(run["capture_to_result_ms"]) == {"p50", "p95", "p99"}
+    assert (folder / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_paces_the_source_like_a_camera_with_live_fps():
+    proc = bench("--source", str(IMAGES / "cat.bmp"), "--threads", "1", "--frames", "8", "--repeat", "1",
+                 "--modes", "pipeline", "--outputs", "off", "--live-fps", "20")
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows(proc.stdout)[1:]
+    assert [row[:3] for row in rows] == [["pipeline", "off", "1"]] and float(rows[0][3]) > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "one"], "--threads one"),
+    (["--modes", "fast"], "--modes fast: expected some of limit,loop,pipeline"),
+    (["--outputs", "maybe"], "--outputs maybe"),
+    (["--frames", "1"], "frames at least 2"),
+])
+def test_bench_rejects_bad_arguments_in_one_line(args, message):
+    proc = subprocess.run([sys.executable, "-m", "app", "bench", *args], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+class Numbered(Source):
+    """Frame k is a 1x1 image of value k, so a test can tell which frame a read delivered."""
+
+    live = reconnects = False
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Captured:
+        self.reads += 1
+        return Captured(np.full((1, 1, 3), self.reads - 1, np.uint8))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_paced_camera_gives_a_late_reader_the_newest_frame_stamped_at_its_exposure():
+    camera = PacedCamera(Numbered(), fps=50)
+    first = camera.read()
+    assert int(first.image[0, 0, 0]) == 0 and first.t_capture is not None
+    time.sleep(0.2)  # ten exposures at least
+    late = camera.read()
+    newest = int(late.image[0, 0, 0])
+    assert newest >= 10 and camera.skipped == newest - 1
+    assert late.t_capture is not None and late.t_capture <= time.monotonic()
+    assert late.t_capture == pytest.approx(first.t_capture + newest / 50)
+
+
+def test_ratios_compare_with_limit_and_the_loop_at_the_same_thread_count():
+    def run(mode, outputs, fps, cpu):
+        return {"mode": mode, "outputs": outputs, "threads": 2, "fps": fps, "cpu_ms_per_frame": cpu,
+                "inference_ms": {"p50": 1, "p95": 1}, "peak_rss_mb": 1, "first_result_s": 1, "drops": {},
+                "capture_to_result_ms": {"p50": 1, "p95": 1, "p99": 1}}
+
+    rows = {(r["mode"], r["outputs"]): r for r in summarise([
+        run("limit", False, 100, 20), run("loop", False, 80, 26), run("pipeline", False, 90, 22),
+        run("pipeline", False, 94, 23)])}
+    pipeline = rows["pipeline", False]
+    assert pipeline["fps"] == 92 and pipeline["fps_vs_limit"] == pytest.approx(0.92)
+    assert pipeline["fps_vs_loop"] == pytest.approx(92 / 80)
+    assert pipeline["beyond_invoke_ms"] == pytest.approx(2.5)  # median CPU 22.5 less limit's 20
+    assert pipeline["beyond_vs_loop"] == pytest.approx(2.5 / 6)

@@ -1,0 +1,264 @@
+"""One bench run, in a process of its own: `python -m app.bench.child SPEC` prints its measurement as JSON.
+
+A run is one mode (`limit`, `loop` or `pipeline`) at one thread count, with the outputs off or on. Its own process
+makes its CPU time (user + sys, `time.process_time`), its peak RSS and its time from launch to the first result
+its own. Every mode records, per result, when it was ready and how long after the exposure (`capture_to_result`)
+and how long `invoke()` took, and is reduced to the same numbers by `measurement`.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.bench.camera import PacedCamera
+from app.config import Settings, load_settings
+from app.frame import Frame, InputGeometry
+from app.pipeline import Pipeline, load_pipeline_model
+from app.publishers import Output, Publisher, build_publishers
+from app.runtime import LoadedModel
+from app.sources import open_source
+from app.sources.base import Source
+from app.stages import STAGES
+from app.stages.base import Stage, StageContext
+
+MODES = ("limit", "loop", "pipeline")
+#: the frames a run's latency-over-time series keeps at most (evenly spaced), for the plot
+SERIES_POINTS = 600
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to measure, as the parent process asks for it."""
+
+    mode: str
+    outputs: bool
+    threads: int
+    frames: int
+    pipeline: str
+    config: str | None
+    overrides: list[str]
+    live_fps: float | None
+    #: time.monotonic() when the parent launched this process (the clock is the machine's, shared by processes)
+    launched: float
+
+
+@dataclass
+class Recorder:
+    """Per result: when it was ready, capture-to-result and inference ms."""
+
+    ready: list[float] = field(default_factory=list)
+    capture_to_result: list[float] = field(default_factory=list)
+    inference: list[float] = field(default_factory=list)
+
+    def add(self, ready: float, capture_to_result_ms: float, inference_ms: float) -> None:
+        self.ready.append(ready)
+        self.capture_to_result.append(capture_to_result_ms)
+        self.inference.append(inference_ms)
+
+
+def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, int]) -> dict:
+    """The run's numbers: fps between the first and last result, percentiles, CPU per frame, peak RSS."""
+    count = len(record.ready)
+    span = record.ready[-1] - record.ready[0] if count > 1 else 0.0
+
+    def percentiles(values: list[float], *qs: int) -> dict[str, float]:
+        return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in qs}
+
+    step = max(1, count // SERIES_POINTS)
+    return {
+        "mode": spec.mode, "outputs": spec.outputs, "threads": spec.threads, "live_fps": spec.live_fps,
+        "frames": count,
+        "fps": round((count - 1) / span, 2) if span else 0.0,
+        "inference_ms": percentiles(record.inference, 50, 95),
+        "capture_to_result_ms": percentiles(record.capture_to_result, 50, 95, 99),
+        "cpu_ms_per_frame": round(cpu_s * 1000 / count, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "first_result_s": round(record.ready[0] - spec.launched, 3),
+        "drops": drops,
+        "series": [[round(record.ready[i] - record.ready[0], 3), round(record.capture_to_result[i], 2)]
+                   for i in range(0, count, step)],
+    }
+
+
+def camera(settings: Settings, spec: RunSpec) -> Source:
+    """The configured source, made a camera at `--live-fps` when asked."""
+    source = open_source(settings.device.camera)
+    return PacedCamera(source, spec.live_fps) if spec.live_fps else source
+
+
+def first_input(settings: Settings, model: LoadedModel, stages: list[Stage]) -> None:
+    """Write the source's first frame into the model's input, through the pipeline's own preprocess."""
+    source = open_source(settings.device.camera)
+    source.open()
+    try:
+        image = source.read().image
+    finally:
+        source.close()
+    stages[0].process(Frame(image, 1, "bench"))
+
+
+def started_stages(settings: Settings, model: LoadedModel, ctx: StageContext) -> list[Stage]:
+    stages = [STAGES[name](params) for name, params in settings.pipeline.stages]
+    for stage in stages:
+        stage.start(ctx)
+    return stages
+
+
+def run_limit(settings: Settings, spec: RunSpec) -> dict:
+    """`invoke()` alone, over and over, on the first frame's input: what the model costs by itself."""
+    model, labels, _, _ = load_pipeline_model(settings)
+    first_input(settings, model, started_stages(settings, model, StageContext(model, labels)))
+    record = Recorder()
+    cpu = time.process_time()
+    for _ in range(spec.frames):
+        started = time.perf_counter()
+        model.invoke()
+        ms = (time.perf_counter() - started) * 1000
+        record.add(time.monotonic(), ms, ms)
+    return measurement(spec, record, time.process_time() - cpu, {})
+
+
+def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
+    """The loop of the picamera2, TFLite and pycoral examples, on one thread: read, convert the whole frame to RGB,
+    resize, `set_tensor` a new array, `invoke`, decode (with smartcam's own decoder, the same work either way),
+    and with the outputs on, draw on the frame, encode it as JPEG and write a JSON line, every frame."""
+    model, labels, _, _ = load_pipeline_model(settings)
+    decoders = started_stages(settings, model, StageContext(model, labels))[2:]  # postprocess (and filter)
+    interpreter, index = model.interpreter, model.input.index
+    width, height = model.input_size
+    source = camera(settings, spec)
+    source.open()
+    results = (workdir / "loop.jsonl").open("w") if spec.outputs else None
+    record = Recorder()
+    cpu = time.process_time()
+    for seq in range(1, spec.frames + 1):
+        captured = source.read()
+        exposed = captured.t_capture or time.monotonic()
+        rgb = cv2.cvtColor(captured.image, cv2.COLOR_BGR2RGB)
+        resized = cv2.resize(rgb, (width, height))
+        started = time.perf_counter()
+        interpreter.set_tensor(index, np.expand_dims(resized, 0))
+        interpreter.invoke()
+        inference_ms = (time.perf_counter() - started) * 1000
+        frame = Frame(captured.image, seq, "bench", geometry=InputGeometry(*rgb.shape[1::-1], *rgb.shape[1::-1]))
+        for decoder in decoders:
+            frame = decoder.process(frame) or frame
+        if results is not None:
+            annotated = captured.image.copy()
+            for d in frame.detections:
+                x0, y0, x1, y1 = (round(v) for v in d.box)
+                cv2.rectangle(annotated, (x0, y0), (x1, y1), (0, 255, 0), 2)
+                cv2.putText(annotated, f"{d.label} {d.score:.2f}", (x0, y0 + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                            (0, 255, 0), 2)
+            cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            results.write(json.dumps(frame.result(settings.pipeline.name)) + "\n")
+        now = time.monotonic()
+        record.add(now, (now - exposed) * 1000, inference_ms)
+    cpu_s = time.process_time() - cpu
+    source.close()
+    if results is not None:
+        results.close()
+    skipped = source.skipped if isinstance(source, PacedCamera) else 0
+    return measurement(spec, record, cpu_s, {"stale": skipped} if skipped else {})
+
+
+class Probe(Publisher):
+    """The last publisher of a bench pipeline: notes each result's timing as the output lane hands it on."""
+
+    def __init__(self, record: Recorder) -> None:
+        self.record = record
+
+    def publish(self, out: Output) -> None:
+        timing = out.frame.timing
+        ready = out.frame.t_capture + timing["capture_to_result"] / 1000
+        self.record.add(ready, timing["capture_to_result"], timing["inference"])
+
+
+class StreamViewer:
+    """One MJPEG client of the live page, reading /stream.mjpg as fast as the server sends it."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/stream.mjpg"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stream-viewer", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as stream:
+                    while not self._stop.is_set() and stream.read(65536):
+                        pass
+            except OSError:  # the server is not up yet, or has gone
+                self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def output_overrides(workdir: Path, port: int) -> list[str]:
+    """The outputs of `outputs on`: overlay (the pipeline's own), JSON lines, snapshots and the live page."""
+    return ["jsonl.enabled=true", f"jsonl.path={workdir / 'results.jsonl'}", "snapshots.enabled=true",
+            f"snapshots.dir={workdir / 'snapshots'}", "http.enabled=true", f"http.port={port}"]
+
+
+def run_pipeline(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
+    """smartcam's three lanes, built as `run` builds them, with one MJPEG viewer when the outputs are on."""
+    port = free_port()
+    if spec.outputs:
+        settings = load_settings(spec.pipeline, spec.config, [*spec.overrides, *output_overrides(workdir, port)])
+    record = Recorder()
+    pipeline = Pipeline(settings, [*build_publishers(settings), Probe(record)],
+                        camera(settings, spec) if spec.live_fps else None)
+    viewer = StreamViewer(port) if spec.outputs else None
+    cpu = time.process_time()
+    try:
+        stats = pipeline.run(max_frames=spec.frames)
+    finally:
+        if viewer is not None:
+            viewer.stop()
+    return measurement(spec, record, time.process_time() - cpu, stats.drop_counts())
+
+
+def measure(spec: RunSpec) -> dict:
+    settings = load_settings(spec.pipeline, spec.config, spec.overrides)
+    with tempfile.TemporaryDirectory(prefix="smartcam-bench-") as workdir:
+        if spec.mode == "limit":
+            return run_limit(settings, spec)
+        if spec.mode == "loop":
+            return run_loop(settings, spec, Path(workdir))
+        return run_pipeline(settings, spec, Path(workdir))
+
+
+def spec_argument(spec: RunSpec) -> str:
+    return json.dumps(asdict(spec))
+
+
+def main(argv: list[str]) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(measure(RunSpec(**json.loads(argv[0])))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

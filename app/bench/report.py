@@ -1,0 +1,129 @@
+"""The bench's runs as a table, a JSON document and a plot.
+
+One row per (mode, outputs, threads): the median over its repetitions of each number, and the ratios a claim is
+made of: fps against `limit` (invoke alone) and against the `loop` with the same outputs, and the CPU a frame
+costs beyond `invoke()` (the run's CPU per frame less `limit`'s at the same thread count) against the loop's.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from app.errors import ConfigError
+
+HEADER = ["mode", "outputs", "threads", "fps", "× limit", "× loop", "inference ms p50", "inference ms p95",
+          "capture→result ms p50", "p95", "p99", "CPU ms/frame", "beyond invoke ms", "beyond × loop",
+          "peak RSS MB", "first result s", "drops"]
+
+Key = tuple[str, bool, int]
+
+
+def key(run: dict) -> Key:
+    return run["mode"], run["outputs"], run["threads"]
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per (mode, outputs, threads), in the order first measured: medians and ratios."""
+    groups: dict[Key, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[key(run)].append(run)
+
+    def median(group: list[dict], pick: Callable[[dict], float]) -> float:
+        return statistics.median(pick(run) for run in group)
+
+    rows = []
+    for (mode, outputs, threads), group in groups.items():
+        rows.append({
+            "mode": mode, "outputs": outputs, "threads": threads, "runs": len(group),
+            "fps": median(group, lambda r: r["fps"]),
+            "fps_range": [min(r["fps"] for r in group), max(r["fps"] for r in group)],
+            "inference_ms_p50": median(group, lambda r: r["inference_ms"]["p50"]),
+            "inference_ms_p95": median(group, lambda r: r["inference_ms"]["p95"]),
+            **{f"capture_to_result_ms_{q}": statistics.median(r["capture_to_result_ms"][q] for r in group)
+               for q in ("p50", "p95", "p99")},
+            "cpu_ms_per_frame": median(group, lambda r: r["cpu_ms_per_frame"]),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in group),
+            "first_result_s": median(group, lambda r: r["first_result_s"]),
+            "drops": _summed_drops(group),
+        })
+    by_key = {(r["mode"], r["outputs"], r["threads"]): r for r in rows}
+    for row in rows:
+        limit = by_key.get(("limit", False, row["threads"]))
+        loop = by_key.get(("loop", row["outputs"], row["threads"]))
+        row["beyond_invoke_ms"] = row["cpu_ms_per_frame"] - limit["cpu_ms_per_frame"] if limit else None
+        row["fps_vs_limit"] = row["fps"] / limit["fps"] if limit and limit["fps"] else None
+        row["fps_vs_loop"] = row["fps"] / loop["fps"] if loop and loop["fps"] else None
+    for row in rows:
+        loop = by_key.get(("loop", row["outputs"], row["threads"]))
+        ours, theirs = row["beyond_invoke_ms"], loop and loop["beyond_invoke_ms"]
+        row["beyond_vs_loop"] = ours / theirs if ours is not None and theirs else None
+    return rows
+
+
+def _summed_drops(group: list[dict]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for run in group:
+        for reason, count in run["drops"].items():
+            total[reason] += count
+    return dict(sorted(total.items()))
+
+
+def _cells(row: dict) -> list[str]:
+    def number(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    drops = ", ".join(f"{reason} {count}" for reason, count in row["drops"].items()) or "0"
+    return [row["mode"], "on" if row["outputs"] else "off", str(row["threads"]), number(row["fps"]),
+            ratio(row["fps_vs_limit"]), ratio(row["fps_vs_loop"]), number(row["inference_ms_p50"]),
+            number(row["inference_ms_p95"]), number(row["capture_to_result_ms_p50"]),
+            number(row["capture_to_result_ms_p95"]), number(row["capture_to_result_ms_p99"]),
+            number(row["cpu_ms_per_frame"]), number(row["beyond_invoke_ms"]), ratio(row["beyond_vs_loop"]),
+            number(row["peak_rss_mb"], 0), number(row["first_result_s"], 2), drops]
+
+
+def table(rows: list[dict]) -> str:
+    """A Markdown table, ready for the README."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, conditions: dict, runs: list[dict], rows: list[dict]) -> None:
+    path.write_text(json.dumps({"conditions": conditions, "rows": rows, "runs": runs}, indent=1) + "\n")
+
+
+def plot(path: Path, runs: list[dict], rows: list[dict]) -> None:
+    """fps and CPU per frame per row, and capture-to-result over time per run, as one PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: .venv/bin/pip install matplotlib") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    names = [f"{r['mode']} {'on' if r['outputs'] else 'off'} {r['threads']}t" for r in rows]
+    figure, (fps_axes, cpu_axes, latency_axes) = pyplot.subplots(3, 1, figsize=(10, 11))
+    fps_axes.bar(names, [r["fps"] for r in rows])
+    fps_axes.set_ylabel("fps (median)")
+    cpu_axes.bar(names, [r["cpu_ms_per_frame"] for r in rows])
+    cpu_axes.set_ylabel("CPU ms per frame")
+    for axes in (fps_axes, cpu_axes):
+        axes.tick_params(axis="x", labelrotation=30)
+    for run in runs:
+        if run["mode"] != "limit":
+            times, latencies = zip(*run["series"], strict=True) if run["series"] else ((), ())
+            latency_axes.plot(times, latencies, linewidth=0.8,
+                              label=f"{run['mode']} {'on' if run['outputs'] else 'off'} {run['threads']}t")
+    latency_axes.set_xlabel("seconds since the first result")
+    latency_axes.set_ylabel("capture→result ms")
+    latency_axes.legend(fontsize="small", ncol=2)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)

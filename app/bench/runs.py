@@ -1,0 +1,49 @@
+"""The bench's plan and its runs: which (mode, outputs, threads) to measure, in an order that alternates them, each
+repeated, each in a child process of its own (`app.bench.child`).
+
+Alternating matters on a shared or thermally throttled board: a slow minute then spreads over every mode instead of
+landing on one. The order of the modes turns by one at every repetition.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+from app.bench.child import MODES, RunSpec, spec_argument
+from app.errors import SmartcamError
+
+#: the (mode, outputs) pairs worth measuring: `limit` has no outputs
+VARIANTS = tuple((mode, outputs) for mode in MODES for outputs in (False, True) if not (mode == "limit" and outputs))
+
+
+class BenchError(SmartcamError):
+    """A run failed: its child's last lines say why."""
+
+
+def plan(modes: list[str], outputs: list[bool], threads: list[int], repeat: int,
+         template: RunSpec) -> Iterator[RunSpec]:
+    """Every run, repetition by repetition; within one, each thread count with the variants rotated."""
+    variants = [v for v in VARIANTS if v[0] in modes and (v[0] == "limit" or v[1] in outputs)]
+    for rep in range(repeat):
+        turned = variants[rep % len(variants):] + variants[:rep % len(variants)]
+        for count in threads:
+            for mode, on in turned:
+                overrides = [*template.overrides, f"stages.inference.threads={count}"]
+                yield replace(template, mode=mode, outputs=on, threads=count, overrides=overrides)
+
+
+def run(spec: RunSpec) -> dict:
+    """One run in a fresh `python -m app.bench.child` process; its measurement."""
+    spec = replace(spec, launched=time.monotonic())
+    proc = subprocess.run([sys.executable, "-m", "app.bench.child", spec_argument(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        why = "\n".join(proc.stderr.strip().splitlines()[-3:])
+        raise BenchError(f"bench run {spec.mode} (outputs {'on' if spec.outputs else 'off'}, {spec.threads} "
+                         f"threads) failed: {why}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
