@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import resource
-import socket
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,6 +49,8 @@ class RunSpec:
     live_fps: float | None
     #: time.monotonic() when the parent launched this process (the clock is the machine's, shared by processes)
     launched: float
+    #: the live page's port with the outputs on; its MJPEG viewer runs in the parent, so it costs this run nothing
+    port: int = 0
 
 
 @dataclass
@@ -186,34 +185,6 @@ class Probe(Publisher):
         self.record.add(ready, timing["capture_to_result"], timing["inference"])
 
 
-class StreamViewer:
-    """One MJPEG client of the live page, reading /stream.mjpg as fast as the server sends it."""
-
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/stream.mjpg"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="stream-viewer", daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as stream:
-                    while not self._stop.is_set() and stream.read(65536):
-                        pass
-            except OSError:  # the server is not up yet, or has gone
-                self._stop.wait(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def output_overrides(workdir: Path, port: int) -> list[str]:
     """The outputs of `outputs on`: overlay (the pipeline's own), JSON lines, snapshots and the live page."""
     return ["jsonl.enabled=true", f"jsonl.path={workdir / 'results.jsonl'}", "snapshots.enabled=true",
@@ -221,20 +192,14 @@ def output_overrides(workdir: Path, port: int) -> list[str]:
 
 
 def run_pipeline(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
-    """smartcam's three lanes, built as `run` builds them, with one MJPEG viewer when the outputs are on."""
-    port = free_port()
+    """smartcam's three lanes, built as `run` builds them; with the outputs on, the parent watches the live page."""
     if spec.outputs:
-        settings = load_settings(spec.pipeline, spec.config, [*spec.overrides, *output_overrides(workdir, port)])
+        settings = load_settings(spec.pipeline, spec.config, [*spec.overrides, *output_overrides(workdir, spec.port)])
     record = Recorder()
     pipeline = Pipeline(settings, [*build_publishers(settings), Probe(record)],
                         camera(settings, spec) if spec.live_fps else None)
-    viewer = StreamViewer(port) if spec.outputs else None
     cpu = time.process_time()
-    try:
-        stats = pipeline.run(max_frames=spec.frames)
-    finally:
-        if viewer is not None:
-            viewer.stop()
+    stats = pipeline.run(max_frames=spec.frames)
     return measurement(spec, record, time.process_time() - cpu, stats.drop_counts())
 
 
