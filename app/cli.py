@@ -20,6 +20,8 @@ from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
 COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
+#: the length of the clip `bench --clip-from` makes (20 s at 30 fps), looped for longer runs
+CLIP_FRAMES = 600
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--source", default="pattern", metavar="SRC",
                        help="frames to use: a clip, a camera, ... (default: the synthetic pattern, unpaced)")
     bench.add_argument("--clip-from", metavar="IMAGE", help="make a clip (a pan and zoom over IMAGE, at its size, "
-                       "--frames long) and use it as the source")
+                       f"{CLIP_FRAMES} frames, looped) and use it as the source")
     bench.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
     bench.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
     bench.add_argument("--threads", default="1,2", metavar="N,N", help="thread counts to compare (default 1,2)")
@@ -269,7 +271,7 @@ def command_bench(args: argparse.Namespace) -> int:
     _configure_logging("warning", args.debug)
     with tempfile.TemporaryDirectory(prefix="smartcam-bench-") as workdir:
         if args.clip_from:
-            args.source = str(make_clip(Path(args.clip_from), Path(workdir) / "clip.mp4", args.frames))
+            args.source = str(make_clip(Path(args.clip_from), Path(workdir) / "clip.mp4", CLIP_FRAMES))
         overrides = [*_run_overrides(args), "camera.loop=true"]
         if args.source == "pattern":
             overrides.append("camera.fps=1000")

@@ -64,6 +64,7 @@ def test_bench_writes_json_with_every_run_and_a_plot(report):
     for run in document["runs"]:
         assert run["frames"] == 12 and run["peak_rss_mb"] > 0 and run["series"]
         assert set(run["capture_to_result_ms"]) == {"p50", "p95", "p99"}
+        assert len(run["capture_to_result_p99_by_fifth_ms"]) == 5
     assert (folder / "bench.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -82,6 +82,9 @@ def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, 
         "fps": round((count - 1) / span, 2) if span else 0.0,
         "inference_ms": percentiles(record.inference, 50, 95),
         "capture_to_result_ms": percentiles(record.capture_to_result, 50, 95, 99),
+        #: p99 over each fifth of the run in turn: flat when latency does not creep up in a long run
+        "capture_to_result_p99_by_fifth_ms": [percentiles(list(part), 99)["p99"]
+                                              for part in np.array_split(record.capture_to_result, 5)],
         "cpu_ms_per_frame": round(cpu_s * 1000 / count, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "first_result_s": round(record.ready[0] - spec.launched, 3),
