@@ -145,7 +145,7 @@ MAX_AUTO_THREADS = 4
 
 
 def auto_threads(cores: int, outputs_on: bool) -> tuple[int, str]:
-    """`threads: auto`: every core on two or fewer (the bench: on 2 cores, 2 threads beat 1 by 1.6-1.7x with the
+    """`threads: auto`: every core on two or fewer (the bench: on 2 cores, 2 threads beat 1 by 1.5x with the
     outputs off and on alike, the capture lane fitting in the gaps); on more, one core left for capture and the
     outputs when any output is on. At most MAX_AUTO_THREADS. Returns the count and why, for the log."""
     keep = 1 if outputs_on and cores >= 3 else 0
