@@ -258,8 +258,18 @@ class InferenceParams(Strict):
     accelerator: str | None = Field(
         None, pattern=ACCELERATOR_PATTERN, description="overrides config.yaml's accelerator for this pipeline"
     )
-    threads: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
-        "auto", description="CPU threads for XNNPACK; auto: from the cores and whether any output is on")
+    threads: int | Literal["auto"] = Field(
+        "auto", description="CPU threads for XNNPACK, 1 to 16; auto: from the cores and whether any output is on")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: object) -> int | str:
+        """One clear problem for a wrong count, rather than one per member of the union."""
+        if value == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
+            return value
+        raise ValueError("expected a number of threads from 1 to 16, or auto")
 
 
 class AnchorParams(Strict):
