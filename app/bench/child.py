@@ -24,7 +24,6 @@ from app.config import Settings, load_settings
 from app.frame import Frame, InputGeometry
 from app.pipeline import Pipeline, load_pipeline_model
 from app.publishers import Output, Publisher, build_publishers
-from app.runtime import LoadedModel
 from app.sources import open_source
 from app.sources.base import Source
 from app.stages import STAGES
@@ -100,7 +99,7 @@ def camera(settings: Settings, spec: RunSpec) -> Source:
     return PacedCamera(source, spec.live_fps) if spec.live_fps else source
 
 
-def first_input(settings: Settings, model: LoadedModel, stages: list[Stage]) -> None:
+def first_input(settings: Settings, stages: list[Stage]) -> None:
     """Write the source's first frame into the model's input, through the pipeline's own preprocess."""
     source = open_source(settings.device.camera)
     source.open()
@@ -111,7 +110,7 @@ def first_input(settings: Settings, model: LoadedModel, stages: list[Stage]) -> 
     stages[0].process(Frame(image, 1, "bench"))
 
 
-def started_stages(settings: Settings, model: LoadedModel, ctx: StageContext) -> list[Stage]:
+def started_stages(settings: Settings, ctx: StageContext) -> list[Stage]:
     stages = [STAGES[name](params) for name, params in settings.pipeline.stages]
     for stage in stages:
         stage.start(ctx)
@@ -121,7 +120,7 @@ def started_stages(settings: Settings, model: LoadedModel, ctx: StageContext) ->
 def run_limit(settings: Settings, spec: RunSpec) -> dict:
     """`invoke()` alone, over and over, on the first frame's input: what the model costs by itself."""
     model, labels, _, _ = load_pipeline_model(settings)
-    first_input(settings, model, started_stages(settings, model, StageContext(model, labels)))
+    first_input(settings, started_stages(settings, StageContext(model, labels)))
     record = Recorder()
     cpu = time.process_time()
     for _ in range(spec.frames):
@@ -137,7 +136,7 @@ def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
     resize, `set_tensor` a new array, `invoke`, decode (with smartcam's own decoder, the same work either way),
     and with the outputs on, draw on the frame, encode it as JPEG and write a JSON line, every frame."""
     model, labels, _, _ = load_pipeline_model(settings)
-    decoders = started_stages(settings, model, StageContext(model, labels))[2:]  # postprocess (and filter)
+    decoders = started_stages(settings, StageContext(model, labels))[2:]  # postprocess (and filter)
     interpreter, index = model.interpreter, model.input.index
     width, height = model.input_size
     source = camera(settings, spec)
