@@ -67,6 +67,11 @@ class CameraConfig(Strict):
     height: int = Field(720, gt=0, le=MAX_SIDE, description="capture height (cameras, pattern)")
     fps: float = Field(30.0, gt=0, le=MAX_FPS, description="capture rate asked of cameras; the pattern's rate")
     fourcc: str = Field("", description="V4L2 pixel format, e.g. MJPG for USB cameras that need it for full fps")
+    decode_scale: Literal["auto", 1, 2, 4, 8] = Field(
+        "auto",
+        description="V4L2 with fourcc MJPG: decode frames at 1/N size (libjpeg DCT scaling); auto: the smallest that "
+        "still covers the model input, full size when snapshots, MQTT or the HTTP stream at source size need it",
+    )
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
     realtime: bool = Field(False, description="pace video files at their own fps, like a live camera")
     loop: bool = Field(False, description="start a video file or image set again at the end")

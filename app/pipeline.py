@@ -25,6 +25,7 @@ from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
+from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
@@ -85,7 +86,10 @@ class Pipeline:
         self._stop = threading.Event()
         self._decode_errors = 0
         camera = settings.device.camera
-        source = source or open_source(camera, self.model.input_size if stretch else None)
+        # an MJPEG camera decodes at the smallest size the model and the outputs allow: `auto` is decided here
+        scale = decode_scale(settings.device, self.model.input_size)
+        source = source or open_source(camera.model_copy(update={"decode_scale": scale}),
+                                       self.model.input_size if stretch else None)
         #: a camera or stream is waited for, through every failure, inside the process (DESIGN.md: who owns what)
         self.source = (Reconnecting(source, camera.reconnect, self._stop, lambda: self.stats.drop("source_error"))
                        if source.reconnects else source)

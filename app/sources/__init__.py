@@ -28,6 +28,8 @@ SOURCE_CHOICES = (
 
 def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None) -> Source:
     """The Source for `camera.source`, not yet opened. `lores_size` (width, height) is used by picamera2 only.
+    `camera.decode_scale` is used as given: `auto` is decided by the caller that knows the model and the outputs
+    (app/sources/mjpeg.py `decode_scale`, as the pipeline does), and left `auto` means full size.
 
     Raises ConfigError for a spec that names nothing.
     """

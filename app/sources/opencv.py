@@ -2,7 +2,8 @@
 
 Owns opening each with the right backend and settings, and turning a failed read into what the capture thread
 expects: OSError for a camera or stream (it reconnects), EndOfStream at the end of a file (or a seek back to the
-start when `camera.loop`). Frames stay BGR, as OpenCV decodes them. Also owns `Pacer` (a frame rate on the
+start when `camera.loop`). Frames stay BGR, as OpenCV decodes them; an MJPEG camera with `camera.decode_scale` above 1
+hands over its raw JPEGs, decoded here at that scale (app/sources/mjpeg.py). Also owns `Pacer` (a frame rate on the
 monotonic clock), which every paced source shares.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from app.config import CameraConfig
 from app.errors import SourceError
 from app.sources.base import Captured, EndOfStream, Source
+from app.sources.mjpeg import decode_jpeg, decoded_side
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 STREAM_TIMEOUT_MS = 10_000
 #: at most one warning about undecodable frames this often
 DECODE_WARN_EVERY_S = 10.0
+#: MJPEG frames in a row that may fail to decode (each skipped and counted) before the camera counts as failed
+MAX_UNDECODABLE = 5
 
 
 class Pacer:
@@ -54,6 +58,7 @@ class _CaptureSource(Source):
         self.target = target
         self.description = re.sub(r"//[^/@]*@", "//***@", target)  # no stream passwords in logs
         self._cap: cv2.VideoCapture | None = None
+        self._warned_at: float | None = None
 
     def _params(self) -> list[int]:
         """Open-time VideoCapture properties, as [prop, value, ...]."""
@@ -86,15 +91,35 @@ class _CaptureSource(Source):
             self._cap.release()
             self._cap = None
 
+    def _decode_error(self, message: str) -> None:
+        """Count a frame that did not decode and was skipped, with a warning at most every DECODE_WARN_EVERY_S."""
+        self.decode_errors += 1
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= DECODE_WARN_EVERY_S:
+            log.warning("%s: %s (%d so far)", self.description, message, self.decode_errors)
+            self._warned_at = now
+
 
 class V4L2Source(_CaptureSource):
-    """A USB (UVC) or other V4L2 camera such as /dev/video0, asked for camera.width x height at camera.fps."""
+    """A USB (UVC) or other V4L2 camera such as /dev/video0, asked for camera.width x height at camera.fps.
+
+    With `camera.fourcc: MJPG` and a `camera.decode_scale` above 1 (`auto` is resolved by the pipeline, which knows
+    the model and the outputs; here it means 1), OpenCV's own decode is turned off and each JPEG is decoded at
+    1/scale. A frame that does not decode (cut short on the USB bus) is skipped and counted in `decode_errors`;
+    MAX_UNDECODABLE in a row are an OSError, so the camera is reopened.
+    """
 
     api = cv2.CAP_V4L2
     hint = (
         "check it is listed by `v4l2-ctl --list-devices` and that the user is in group `video` "
         "(sudo usermod -aG video $USER, then log in again)"
     )
+
+    def __init__(self, camera: CameraConfig, target: str) -> None:
+        super().__init__(camera, target)
+        #: the factor frames are decoded at here, chosen at open; 1: OpenCV decodes them whole
+        self.scale = 1
+        self._said_decoded = False
 
     def _configure(self, cap: cv2.VideoCapture) -> None:
         cam = self.camera
@@ -108,6 +133,43 @@ class V4L2Source(_CaptureSource):
         log.info("%s: %dx%d at %g fps, %s", self.description, *size, cap.get(cv2.CAP_PROP_FPS), fourcc)
         if size != (cam.width, cam.height):
             log.warning("%s gives %dx%d, not the %dx%d asked for", self.description, *size, cam.width, cam.height)
+        self.scale = self._decode_scale(fourcc, size)
+        if self.scale > 1:  # read() then gives the JPEG as it came, 1 x N bytes
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+
+    def _decode_scale(self, fourcc: str, size: tuple[int, int]) -> int:
+        """The factor to decode at, said once per open when camera.fourcc is MJPG."""
+        cam = self.camera
+        if cam.fourcc.upper() != "MJPG":
+            return 1
+        if fourcc != "MJPG":  # its raw frames would not be JPEGs
+            log.warning("%s gives %s, not MJPG: camera.decode_scale does not apply", self.description, fourcc)
+            return 1
+        scale = cam.decode_scale if isinstance(cam.decode_scale, int) else 1
+        log.info("%s: MJPEG decoded at 1/%d: %dx%d (camera.decode_scale %s)", self.description, scale,
+                 *(decoded_side(side, scale) for side in size), cam.decode_scale)
+        return scale
+
+    def read(self) -> Captured:
+        for _ in range(MAX_UNDECODABLE):
+            image = super().read().image  # no frame at all is an OSError, as for any camera
+            try:
+                return Captured(self._decoded(image))
+            except OSError as exc:  # one bad frame is not a camera gone: skip it
+                self._decode_error(f"{exc}; skipped")
+        raise OSError(f"{self.description}: {MAX_UNDECODABLE} MJPEG frames in a row did not decode")
+
+    def _decoded(self, image: np.ndarray) -> np.ndarray:
+        """The frame `cap.read()` gave, BGR: decoded at `scale` from the raw JPEG, or as is when OpenCV decoded it."""
+        if self.scale == 1:
+            return image
+        if image.ndim == 3:  # the driver decoded it after all
+            if not self._said_decoded:
+                log.info("%s: frames come decoded (CONVERT_RGB off was not honoured); used at full size",
+                         self.description)
+                self._said_decoded = True
+            return image
+        return decode_jpeg(image, self.scale)
 
 
 class StreamSource(_CaptureSource):
@@ -142,7 +204,6 @@ class VideoFileSource(_CaptureSource):
         self._pacer: Pacer | None = None
         self._delivered = 0  # in this pass over the file (with camera.loop: since the last rewind)
         self._skipped = 0
-        self._warned_at: float | None = None
 
     def _configure(self, cap: cv2.VideoCapture) -> None:
         if self.camera.realtime:
@@ -183,9 +244,5 @@ class VideoFileSource(_CaptureSource):
         raise EndOfStream(self.description)
 
     def _decode_error(self, message: str) -> None:
-        self.decode_errors += 1
         self._skipped += 1
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= DECODE_WARN_EVERY_S:
-            log.warning("%s: %s (%d so far)", self.description, message, self.decode_errors)
-            self._warned_at = now
+        super()._decode_error(message)
