@@ -77,6 +77,19 @@ def has_area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
+@dataclass(frozen=True)
+class Scaled:
+    """The frame fitted to the model's input, made in the capture lane (`Preprocess.prepare`): `pixels` (uint8,
+    channels in `order`) go to the region `target` (x, y, width, height) of a `model_size` input; `geometry` maps
+    the model's boxes back onto the frame."""
+
+    pixels: np.ndarray
+    order: str
+    target: tuple[int, int, int, int]
+    model_size: tuple[int, int]
+    geometry: InputGeometry
+
+
 @dataclass
 class Frame:
     """One captured image (H x W x 3, uint8, channels in `order`) and what the stages add to it."""
@@ -88,6 +101,7 @@ class Frame:
     t_capture: float = field(default_factory=time.monotonic)
     ts: float = field(default_factory=time.time)
     lores: np.ndarray | None = None
+    scaled: Scaled | None = None
     geometry: InputGeometry | None = None
     detections: list[Detection] = field(default_factory=list)
     classes: list[Classification] = field(default_factory=list)

@@ -1,6 +1,7 @@
 """The runner: builds the stages of a pipeline file and runs the three lanes of DESIGN.md.
 
-capture thread → [latest-frame slot] → inference lane (the stages) → [bounded queue] → output lane (publishers).
+capture thread (the stages' `prepare`) → [latest-frame slot] → inference lane (the stages) → [bounded queue] →
+output lane (publishers).
 Owns the model's loading and accelerator choice, wrapping a live source in `Reconnecting` (which owns its
 reconnects), per-stage timing, drop counting, and a shutdown that stops within 2 s with outputs flushed.
 """
@@ -199,6 +200,8 @@ class Pipeline:
                 frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores)
                 if captured.t_capture is not None:
                     frame.t_capture = captured.t_capture
+                for stage in self.stages:  # e.g. the resize, on a core invoke() leaves idle
+                    stage.prepare(frame)
                 if not self._slot.put(frame):
                     return
         except EndOfStream:

@@ -68,6 +68,24 @@ def test_file_source_processes_every_frame_up_to_max_frames(cat_clip):
     assert len(with_cat) >= 45
 
 
+def test_frames_are_fitted_to_the_model_in_the_capture_lane(cat_clip, monkeypatch):
+    """The resize runs on the capture thread, beside the model's invoke(), not after it in the inference lane."""
+    from app.stages.preprocess import Preprocess
+
+    fitted_on: Counter[str] = Counter()
+    scale = Preprocess.scale
+
+    def counted(self, frame):
+        fitted_on[threading.current_thread().name] += 1
+        return scale(self, frame)
+
+    monkeypatch.setattr(Preprocess, "scale", counted)
+    collect = Collector()
+    _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=20)
+    assert fitted_on["capture"] >= 20 and set(fitted_on) == {"capture"}
+    assert all(r["detections"] for r in collect.results)
+
+
 def test_live_source_drops_stale_frames_and_counts_them():
     stopper = Collector()
     pipeline = _pipeline("camera.source=pattern", "camera.fps=1000", "camera.width=320", "camera.height=240",

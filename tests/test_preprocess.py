@@ -39,3 +39,39 @@ def test_the_input_is_the_resized_frame_in_rgb():
     bgr = imread(IMAGES / "cat_720p.jpg")
     expected = cv2.resize(bgr, (300, 300), interpolation=cv2.INTER_LINEAR)[..., ::-1]
     np.testing.assert_array_equal(model_input(MODEL_FILES[0], "stretch", bgr, BGR), expected)
+
+
+def started(model_file: str, resize: str) -> tuple[Preprocess, object]:
+    model = load_model(MODELS / model_file, threads=1)
+    stage = Preprocess(PreprocessParams.model_validate({"resize": resize}))
+    stage.start(StageContext(model, Labels()))
+    return stage, model
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "crop"])
+def test_a_frame_prepared_in_the_capture_lane_gives_the_same_input_and_geometry(resize):
+    """`prepare` (the capture lane) fits the frame ahead; `process` then only writes it, to the same effect."""
+    bgr = imread(IMAGES / "cat_720p.jpg")
+    stage, model = started(MODEL_FILES[0], resize)
+    unprepared = stage.process(Frame(bgr, 1, "test"))
+    expected = model.input_buffer().copy()
+    frame = Frame(bgr, 2, "test")
+    stage.prepare(frame)
+    assert frame.scaled is not None and frame.scaled.model_size == (300, 300)
+    model.input_buffer()[...] = 0
+    processed = stage.process(frame)
+    np.testing.assert_array_equal(model.input_buffer(), expected)
+    assert processed.geometry == unprepared.geometry
+    assert processed.scaled is None  # the model-size copy is not carried to the outputs
+
+
+def test_a_frame_prepared_for_another_model_is_fitted_again():
+    """After the CPU fallback of an Edge TPU the model may differ: a frame prepared before is not trusted."""
+    bgr = imread(IMAGES / "cat_720p.jpg")
+    classifier, _ = started("mobilenet_v1_0.5_160_quant.tflite", "stretch")
+    frame = Frame(bgr, 1, "test")
+    classifier.prepare(frame)
+    assert frame.scaled is not None and frame.scaled.pixels.shape == (160, 160, 3)
+    detector, model = started(MODEL_FILES[0], "stretch")
+    detector.process(frame)
+    np.testing.assert_array_equal(model.input_buffer(), model_input(MODEL_FILES[0], "stretch", bgr, BGR))

@@ -2,6 +2,9 @@
 
 A Stage is built from its parameters (a model from `app.config`), started once with the StageContext, asked to
 `process` each frame in the inference lane, and stopped once. Returning None from `process` drops the frame.
+Work on one frame that needs neither the model's tensors nor the stage's state across frames may be done ahead in
+`prepare`, which the capture lane calls on every frame: there it runs on a core the model's `invoke()` leaves
+idle instead of lengthening the inference lane.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class Stage(ABC):
 
     def start(self, ctx: StageContext) -> None:
         """Prepare for the first frame (read tensor shapes, build anchors)."""
+
+    def prepare(self, frame: Frame) -> None:
+        """In the capture lane, before the frame is handed over: attach what `process` can use ready-made. It must
+        not touch the interpreter, and `process` must still work on a frame it did not see."""
 
     @abstractmethod
     def process(self, frame: Frame) -> Frame | None:

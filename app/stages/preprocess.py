@@ -6,7 +6,9 @@ The frame is resized first and only the model-size image is converted to the mod
 is never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted
 by 128, float32 scaled to `float_range`. A camera that already delivered the whole frame at model size
 (`frame.lores`, picamera2's lores stream) skips the resize when the mode is `stretch`, which is what the camera's
-scaler did; letterbox and crop keep their geometry.
+scaler did; letterbox and crop keep their geometry. The fitting (`scale`) is done ahead in the capture lane
+(`prepare`), so the inference lane only converts and writes the model-size image; a frame that was not prepared,
+or was prepared for another model (the CPU fallback of an Edge TPU), is fitted here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.frame import BGR, RGB, Frame, InputGeometry
+from app.frame import BGR, RGB, Frame, InputGeometry, Scaled
 from app.stages.base import Stage, StageContext
 
 
@@ -47,16 +49,30 @@ class Preprocess(Stage):
         low, high = self.params.float_range
         self.float_scale, self.float_offset = (high - low) / 255.0, low
 
-    def process(self, frame: Frame) -> Frame:
+    def prepare(self, frame: Frame) -> None:
+        """Fit the frame to the model in the capture lane (the resize is most of this stage's work)."""
+        frame.scaled = self.scale(frame)
+
+    def scale(self, frame: Frame) -> Scaled:
+        """The frame fitted to the model's input: resized (or the camera's lores stream, when stretching)."""
+        model_size = (self.model_w, self.model_h)
         lores = frame.lores
         if self.params.resize == "stretch" and lores is not None and lores.shape[:2] == (self.model_h, self.model_w):
             # the camera's ISP scaled the whole field of view for free: the stretch geometry of the main frame
-            frame.geometry, _, _ = fit(*frame.size, self.model_w, self.model_h, "stretch")
-            self._write(lores, RGB, (0, 0, self.model_w, self.model_h))
-            return frame
-        frame.geometry, (sx, sy, sw, sh), target = fit(*frame.size, self.model_w, self.model_h, self.params.resize)
+            geometry, _, target = fit(*frame.size, *model_size, "stretch")
+            return Scaled(lores, RGB, target, model_size, geometry)
+        geometry, (sx, sy, sw, sh), target = fit(*frame.size, *model_size, self.params.resize)
         region = frame.image[sy:sy + sh, sx:sx + sw]
-        self._write(cv2.resize(region, target[2:], interpolation=cv2.INTER_LINEAR), frame.order, target)
+        pixels = cv2.resize(region, target[2:], interpolation=cv2.INTER_LINEAR)
+        return Scaled(pixels, frame.order, target, model_size, geometry)
+
+    def process(self, frame: Frame) -> Frame:
+        scaled = frame.scaled
+        if scaled is None or scaled.model_size != (self.model_w, self.model_h):  # not prepared, or for another model
+            scaled = self.scale(frame)
+        frame.geometry = scaled.geometry
+        self._write(scaled.pixels, scaled.order, scaled.target)
+        frame.scaled = None  # the model-size copy is not needed past here
         return frame
 
     def _write(self, pixels: np.ndarray, order: str, target: tuple[int, int, int, int]) -> None:
