@@ -13,13 +13,16 @@ from pathlib import Path
 from app import __version__
 from app.config import load_settings
 from app.pipeline import Pipeline
+from app.publishers import mqtt as mqtt_publisher
 from app.publishers.mqtt import MqttPublisher
 from conftest import CAT_BREEDS, Background, Broker, Collector, free_port, pet_pipeline, subscribed, wait_for
 
 
 RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "timing_ms"}
-#: the topics of the instance under test (camera cam0, pipeline pets) start here; its Home Assistant node
+#: the topics of the instance under test (camera cam0, pipeline pets) start here; its Home Assistant node, and its
+#: device discovery topic
 BASE, NODE = "smartcam/cam0/pets", "smartcam_cam0_pets"
+DEVICE = f"homeassistant/device/{NODE}/config"
 PATTERN = ("camera.source=pattern", "camera.width=320", "camera.height=240", "camera.fps=10")
 
 
@@ -56,16 +59,20 @@ def test_events_counts_snapshot_discovery_and_availability(tmp_path, broker, cat
             wait_for(lambda: live.payloads(f"{BASE}/events") and live.payloads(f"{BASE}/snapshot"),
                      "an event and a snapshot")
             label = json.loads(live.payloads(f"{BASE}/events")[0])["label"]
-            configs = [f"homeassistant/sensor/{NODE}/{label}_count/config",
-                       f"homeassistant/binary_sensor/{NODE}/{label}_occupancy/config",
-                       f"homeassistant/image/{NODE}/snapshot/config"]
+
+            def device_with_label(subscriber) -> dict | None:
+                documents = [json.loads(p) for p in subscriber.payloads(DEVICE, retained=True)]
+                return documents[-1] if documents and f"{label}_count" in documents[-1]["components"] else None
+
             with subscribed(broker.port) as fresh:  # a newcomer gets the retained state
-                wait_for(lambda: all(fresh.payloads(topic, retained=True) for topic in configs)
-                         and fresh.payloads(f"{BASE}/snapshot", retained=True), "the retained documents")
+                wait_for(lambda: fresh.payloads(f"{BASE}/snapshot", retained=True) and device_with_label(fresh),
+                         "the retained documents")
+                device = device_with_label(fresh)
+                assert device is not None
                 assert fresh.payloads(f"{BASE}/availability", retained=True) == [b"online"]
                 assert fresh.payloads(f"{BASE}/count/{label}", retained=True)[0].isdigit()
                 assert fresh.payloads(f"{BASE}/snapshot", retained=True)[0][:2] == b"\xff\xd8"
-                sensor, occupancy, image = (json.loads(fresh.payloads(topic, retained=True)[0]) for topic in configs)
+                assert [t for t in fresh.discovery() if t != DEVICE] == []  # one document for the device
         wait_for(lambda: live.payloads(f"{BASE}/availability")[-1:] == [b"offline"], "offline after close")
 
     event = json.loads(live.payloads(f"{BASE}/events")[0])
@@ -75,24 +82,43 @@ def test_events_counts_snapshot_discovery_and_availability(tmp_path, broker, cat
     assert event["label"] in {d["label"] for d in event["result"]["detections"]}
     assert live.payloads(f"{BASE}/availability")[0] == b"online"
 
-    assert sensor["state_topic"] == f"{BASE}/count/{label}" and sensor["state_class"] == "measurement"
+    sensor, occupancy, image = (device["components"][o] for o in (f"{label}_count", f"{label}_occupancy", "snapshot"))
+    assert sensor["platform"] == "sensor" and sensor["state_class"] == "measurement"
+    assert sensor["state_topic"] == f"{BASE}/count/{label}"
     assert sensor["unique_id"] == f"{NODE}_{label}_count" and sensor["name"] == f"{label} count"
-    assert occupancy["device_class"] == "occupancy" and occupancy["state_topic"] == f"{BASE}/count/{label}"
+    assert occupancy["platform"] == "binary_sensor" and occupancy["device_class"] == "occupancy"
+    assert occupancy["state_topic"] == f"{BASE}/count/{label}"
     assert occupancy["value_template"] == "{{ 'ON' if value|int > 0 else 'OFF' }}"
-    assert image["image_topic"] == f"{BASE}/snapshot" and image["content_type"] == "image/jpeg"
-    for document in (sensor, occupancy, image):
-        assert document["availability_topic"] == f"{BASE}/availability"
-        assert document["device"] == {"identifiers": [NODE], "name": "smartcam cam0 pets",
-                                      "model": "smartcam", "sw_version": __version__}
+    assert image["platform"] == "image" and image["image_topic"] == f"{BASE}/snapshot"
+    assert image["content_type"] == "image/jpeg" and image["name"] == "snapshot"
+    assert device["availability_topic"] == f"{BASE}/availability"
+    assert device["device"] == {"identifiers": [NODE], "name": "smartcam cam0 pets", "model": "smartcam",
+                                "sw_version": __version__}
+    assert device["origin"] == {"name": "smartcam", "sw_version": __version__}
 
 
-def test_discovery_is_sent_again_when_home_assistant_comes_online(tmp_path, broker):
+def test_discovery_is_sent_again_when_home_assistant_comes_online(tmp_path, broker, monkeypatch):
+    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", 0.0)  # answered at once
     pipeline, _ = mqtt_pipeline(tmp_path, f"mqtt.port={broker.port}", *PATTERN, labels=["Bengal", "beagle"])
     with subscribed(broker.port, "homeassistant/#") as home_assistant, Background(pipeline):
-        wait_for(lambda: len(home_assistant.discovery()) == 5, "the discovery documents")
+        wait_for(lambda: home_assistant.discovery() == [DEVICE], "the device document")
         home_assistant.client.publish("homeassistant/status", "online", qos=1)
-        wait_for(lambda: len(home_assistant.discovery()) == 2 * 5, "the discovery documents again")
-        assert len(set(home_assistant.discovery())) == 5
+        wait_for(lambda: home_assistant.discovery() == [DEVICE] * 2, "the device document again")
+        assert len(json.loads(home_assistant.payloads(DEVICE)[-1])["components"]) == 5
+
+
+def test_entity_mode_publishes_one_document_per_entity(tmp_path, broker):
+    """For Home Assistant before 2024.11: the same entities, each at its own topic, and no device document."""
+    pipeline, _ = mqtt_pipeline(tmp_path, f"mqtt.port={broker.port}", *PATTERN, "mqtt.discovery.mode=entity",
+                                labels=["Bengal"])
+    configs = {f"homeassistant/sensor/{NODE}/Bengal_count/config",
+               f"homeassistant/binary_sensor/{NODE}/Bengal_occupancy/config",
+               f"homeassistant/image/{NODE}/snapshot/config"}
+    with subscribed(broker.port, "homeassistant/#") as home_assistant, Background(pipeline):
+        wait_for(lambda: set(home_assistant.discovery()) == configs, "the per-entity documents")
+        sensor = json.loads(home_assistant.payloads(f"homeassistant/sensor/{NODE}/Bengal_count/config")[0])
+    assert sensor["name"] == "Bengal count" and sensor["state_topic"] == f"{BASE}/count/Bengal"
+    assert sensor["device"]["identifiers"] == [NODE] and sensor["availability_topic"] == f"{BASE}/availability"
 
 
 def test_stats_keep_coming_when_frames_stop(tmp_path, broker):

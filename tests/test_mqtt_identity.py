@@ -1,7 +1,9 @@
 """MQTT identity and health against a real mosquitto: two instances (one camera, pipelines `detect` and `face`,
-one config) share a broker without taking each other's connection, availability or Home Assistant device; the
-retained discovery an instance no longer publishes is emptied; a hung broker is noticed, logged once, and the
-recovery seen. The publishers run without a pipeline: what is tested is their connection and their topics."""
+one config) share a broker without taking each other's connection, availability or Home Assistant device; Home
+Assistant discovery in both modes (one device document, or one per entity), the removal of what an instance no
+longer publishes, the hand-over between the modes, Home Assistant's birth message answered after a random delay; a
+hung broker is noticed, logged once, and the recovery seen. The publishers run without a pipeline: what is tested
+is their connection and their topics."""
 
 from __future__ import annotations
 
@@ -18,13 +20,36 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from app import __version__
 from app.config import Settings, load_settings
 from app.metrics import Stats
+from app.publishers import mqtt as mqtt_publisher
 from app.publishers.base import PublishContext
-from app.publishers.mqtt import MAX_CLIENT_ID, MqttPublisher, default_client_id
-from conftest import Broker, Subscriber, pet_pipeline, wait_for
+from app.publishers.mqtt import (
+    BIRTH_DELAY_MAX_S,
+    MAX_CLIENT_ID,
+    MqttPublisher,
+    Topics,
+    birth_delay,
+    default_client_id,
+    device_document,
+    device_name,
+    discovery_components,
+    entity_documents,
+)
+from conftest import Broker, Subscriber, pet_pipeline, subscribed, wait_for
 
 LOGGER = "app.publishers.mqtt"
+#: the device discovery topic of the instance under test (camera cam0, pipeline detect)
+DEVICE = "homeassistant/device/smartcam_cam0_detect/config"
+MIGRATE = {"migrate_discovery": True}
+ENTITY = "mqtt.discovery.mode=entity"
+
+
+@pytest.fixture(autouse=True)
+def no_birth_delay(monkeypatch):
+    """Home Assistant's birth is answered at once (the random delay has its own tests)."""
+    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", 0.0)
 
 
 def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
@@ -111,6 +136,17 @@ def discovery(held: dict[str, bytes]) -> dict[str, dict]:
             if topic.startswith("homeassistant/") and topic.endswith("/config")}
 
 
+def live(watcher: Subscriber, start: str = "homeassistant/") -> list[tuple[str, object]]:
+    """The messages a watcher got as they were sent (not retained ones), in order: (topic, JSON document or "")."""
+    return [(m.topic, json.loads(m.payload) if m.payload else "") for m in list(watcher.messages)
+            if not m.retain and m.topic.startswith(start)]
+
+
+def components(document: object) -> dict[str, dict]:
+    assert isinstance(document, dict)
+    return document["components"]
+
+
 def test_two_pipelines_on_one_camera_keep_their_own_connection_availability_and_device(tmp_path, broker, start):
     detect = start(settings(tmp_path, broker, "detect", ["Bengal"]))
     face = start(settings(tmp_path, broker, "face", ["Bengal"]))  # the same label: still two sets of entities
@@ -123,16 +159,17 @@ def test_two_pipelines_on_one_camera_keep_their_own_connection_availability_and_
     assert detect.publisher.client_id != face.publisher.client_id
     assert detect.publisher.client_id == default_client_id("cam0", "detect")
 
-    held = retained_once(broker.port, lambda held: len(discovery(held)) == 2 * 3, "both instances' discovery")
+    held = retained_once(broker.port, lambda held: len(discovery(held)) == 2, "both instances' device discovery")
     assert held["smartcam/cam0/detect/availability"] == b"online"
     assert held["smartcam/cam0/face/availability"] == b"online"
     assert held["smartcam/cam0/detect/count/Bengal"] == held["smartcam/cam0/face/count/Bengal"] == b"0"
-    documents = discovery(held).values()
-    devices = {d["availability_topic"]: d["device"]["identifiers"][0] for d in documents}
+    documents = discovery(held)
+    assert set(documents) == {DEVICE, "homeassistant/device/smartcam_cam0_face/config"}
+    devices = {d["availability_topic"]: d["device"]["identifiers"][0] for d in documents.values()}
     assert devices == {"smartcam/cam0/detect/availability": "smartcam_cam0_detect",
                        "smartcam/cam0/face/availability": "smartcam_cam0_face"}
-    assert len({d["unique_id"] for d in documents}) == 6
-    assert {d["device"]["name"] for d in documents} == {"smartcam cam0 detect", "smartcam cam0 face"}
+    assert len({c["unique_id"] for d in documents.values() for c in d["components"].values()}) == 6
+    assert {d["device"]["name"] for d in documents.values()} == {"smartcam cam0 detect", "smartcam cam0 face"}
 
     face.stop()
     held = retained(broker.port, "smartcam/#")
@@ -160,41 +197,127 @@ def test_a_lost_connection_marks_only_its_own_instance_offline(tmp_path, broker,
         watcher.close()
 
 
-def test_discovery_an_instance_no_longer_publishes_is_emptied_on_the_next_start(tmp_path, broker, start):
-    def documents_after_a_run(labels: list[str], *overrides: str) -> dict[str, bytes]:
-        instance = start(settings(tmp_path, broker, "detect", labels, *overrides))
-        wait_for(instance.connected, "the instance connected")
-        expected = 1 + 2 * len(labels) if "mqtt.discovery.enabled=false" not in overrides else 0
-        held = retained_once(broker.port, lambda held: len(discovery(held)) == expected,
-                             f"{expected} discovery documents")
-        instance.stop()
-        return held
+def a_run(start, tmp_path: Path, broker: Broker, labels: list[str] | None, expected: int,
+          *overrides: str) -> dict[str, bytes]:
+    """Start the instance `detect` watching `labels`, wait for `expected` retained discovery documents, stop it;
+    what the broker retains then."""
+    instance = start(settings(tmp_path, broker, "detect", labels, *overrides))
+    wait_for(instance.connected, "the instance connected")
+    held = retained_once(broker.port, lambda held: len(discovery(held)) == expected,
+                         f"{expected} discovery documents")
+    instance.stop()
+    return held
 
-    first = documents_after_a_run(["Bengal", "beagle"])
-    beagle = {topic for topic in first if "beagle" in topic}
-    assert beagle == {"homeassistant/sensor/smartcam_cam0_detect/beagle_count/config",
-                      "homeassistant/binary_sensor/smartcam_cam0_detect/beagle_occupancy/config",
-                      "smartcam/cam0/detect/count/beagle"}
 
-    second = documents_after_a_run(["Bengal"])  # beagle is no longer watched: its documents and count go
-    assert not beagle & set(second)
-    assert "homeassistant/sensor/smartcam_cam0_detect/Bengal_count/config" in second
+def test_the_device_document_holds_every_entity_with_device_origin_and_availability(tmp_path, broker, start):
+    held = a_run(start, tmp_path, broker, ["Bengal", "beagle"], 1)
+    document = discovery(held)[DEVICE]
+    assert document["device"] == {"identifiers": ["smartcam_cam0_detect"], "name": "smartcam cam0 detect",
+                                  "model": "smartcam", "sw_version": __version__}
+    assert document["origin"] == {"name": "smartcam", "sw_version": __version__}
+    assert document["availability_topic"] == "smartcam/cam0/detect/availability"
+    assert document["components"]["Bengal_count"] == {
+        "platform": "sensor", "name": "Bengal count", "unique_id": "smartcam_cam0_detect_Bengal_count",
+        "state_topic": "smartcam/cam0/detect/count/Bengal", "state_class": "measurement"}
+    assert document["components"]["beagle_occupancy"]["platform"] == "binary_sensor"
+    assert document["components"]["snapshot"] == {
+        "platform": "image", "name": "snapshot", "unique_id": "smartcam_cam0_detect_snapshot",
+        "image_topic": "smartcam/cam0/detect/snapshot", "content_type": "image/jpeg"}
+    assert set(document["components"]) == {"snapshot", "Bengal_count", "Bengal_occupancy", "beagle_count",
+                                           "beagle_occupancy"}
 
-    third = documents_after_a_run(["Bengal"], "mqtt.discovery.enabled=false")  # no entities at all any more
+
+def test_a_component_no_longer_published_is_removed_from_the_device_the_way_home_assistant_asks(
+        tmp_path, broker, start):
+    """Home Assistant removes a component of a device document only when it comes once as `{"platform": ...}`;
+    then the document without it. Its count goes too. With discovery off the device document is emptied."""
+    first = a_run(start, tmp_path, broker, ["Bengal", "beagle"], 1)
+    assert "smartcam/cam0/detect/count/beagle" in first
+    with subscribed(broker.port, DEVICE) as watcher:
+        second = a_run(start, tmp_path, broker, ["Bengal"], 1)  # beagle is no longer watched
+        wait_for(lambda: live(watcher)[-1:] and "beagle_count" not in components(live(watcher)[-1][1]),
+                 "the device document without beagle")
+    sent = [document for _, document in live(watcher)]
+    removal = {"beagle_count": {"platform": "sensor"}, "beagle_occupancy": {"platform": "binary_sensor"}}
+    assert [d for d in sent if removal.items() <= components(d).items()] == [sent[0]]  # first, and once
+    assert components(sent[0])["Bengal_count"]["platform"] == "sensor"  # the others stay as they are
+    assert "smartcam/cam0/detect/count/beagle" not in second
+    assert set(components(discovery(second)[DEVICE])) == {"snapshot", "Bengal_count", "Bengal_occupancy"}
+
+    third = a_run(start, tmp_path, broker, ["Bengal"], 0, "mqtt.discovery.enabled=false")  # no entities at all
     assert not discovery(third)
     assert third["smartcam/cam0/detect/count/Bengal"] == b"0"  # what it still publishes stays
 
 
-def test_the_camera_discovery_of_the_shared_layout_is_removed_and_nobody_elses(tmp_path, broker, start):
+def test_in_entity_mode_each_entity_has_its_document_and_one_no_longer_published_is_emptied(
+        tmp_path, broker, start):
+    first = a_run(start, tmp_path, broker, ["Bengal", "beagle"], 5, ENTITY)
+    beagle = {topic for topic in first if "beagle" in topic}
+    assert beagle == {"homeassistant/sensor/smartcam_cam0_detect/beagle_count/config",
+                      "homeassistant/binary_sensor/smartcam_cam0_detect/beagle_occupancy/config",
+                      "smartcam/cam0/detect/count/beagle"}
+    sensor = discovery(first)["homeassistant/sensor/smartcam_cam0_detect/Bengal_count/config"]
+    assert sensor["name"] == "Bengal count" and sensor["unique_id"] == "smartcam_cam0_detect_Bengal_count"
+    assert sensor["origin"] == {"name": "smartcam", "sw_version": __version__} and "platform" not in sensor
+    assert sensor["device"]["name"] == "smartcam cam0 detect"
+    assert sensor["availability_topic"] == "smartcam/cam0/detect/availability"
+
+    second = a_run(start, tmp_path, broker, ["Bengal"], 3, ENTITY)  # beagle is no longer watched: its documents go
+    assert not beagle & set(second)
+    assert "homeassistant/sensor/smartcam_cam0_detect/Bengal_count/config" in second
+
+    third = a_run(start, tmp_path, broker, ["Bengal"], 0, ENTITY, "mqtt.discovery.enabled=false")
+    assert not discovery(third)
+    assert third["smartcam/cam0/detect/count/Bengal"] == b"0"
+
+
+def test_switching_modes_hands_the_entities_over_as_home_assistant_documents_it(tmp_path, broker, start):
+    """Entity to device: `{"migrate_discovery": true}` on each per-entity topic (Home Assistant unloads the entity and
+    keeps its settings), the topic emptied, then the device document, which must not come before: Home Assistant
+    refuses a device document for entities still discovered per entity. A label no longer watched is just emptied.
+    Device to entity: the same, backwards."""
+    a_run(start, tmp_path, broker, ["Bengal", "beagle"], 5, ENTITY)
+    beagle = {"homeassistant/sensor/smartcam_cam0_detect/beagle_count/config",
+              "homeassistant/binary_sensor/smartcam_cam0_detect/beagle_occupancy/config"}
+    entities = {"homeassistant/sensor/smartcam_cam0_detect/Bengal_count/config",
+                "homeassistant/binary_sensor/smartcam_cam0_detect/Bengal_occupancy/config",
+                "homeassistant/image/smartcam_cam0_detect/snapshot/config"}
+    with subscribed(broker.port, "homeassistant/#") as watcher:
+        held = a_run(start, tmp_path, broker, ["Bengal"], 1)
+        wait_for(lambda: any(topic == DEVICE for topic, _ in live(watcher)), "the device document")
+    assert set(discovery(held)) == {DEVICE} and len(components(discovery(held)[DEVICE])) == 3
+    sent = live(watcher)
+    first_device = next(i for i, (topic, _) in enumerate(sent) if topic == DEVICE)
+    for topic in entities:
+        assert [d for t, d in sent if t == topic] == [MIGRATE, ""], topic
+        assert [i for i, (t, _) in enumerate(sent) if t == topic][-1] < first_device, "the device came too soon"
+    for topic in beagle:
+        assert [d for t, d in sent if t == topic] == [""], topic
+    assert "smartcam/cam0/detect/count/beagle" not in held
+
+    with subscribed(broker.port, "homeassistant/#") as watcher:
+        held = a_run(start, tmp_path, broker, ["Bengal"], 3, ENTITY)
+        wait_for(lambda: entities <= {topic for topic, _ in live(watcher)}, "the per-entity documents")
+    assert set(discovery(held)) == entities
+    sent = live(watcher)
+    assert [d for t, d in sent if t == DEVICE] == [MIGRATE, ""]
+    emptied = [i for i, (t, _) in enumerate(sent) if t == DEVICE][-1]
+    assert all(i > emptied for i, (t, _) in enumerate(sent) if t in entities), "an entity came too soon"
+
+
+@pytest.mark.parametrize("mode", ["device", "entity"])
+def test_the_camera_discovery_of_the_shared_layout_is_removed_and_nobody_elses(tmp_path, broker, start, mode):
     """What versions with one identity per camera retained (node smartcam_cam0, availability smartcam/availability)
-    is emptied; another device's documents, and a document of this instance's kept by an all-labels run, stay."""
+    is emptied; another device's documents stay, and so does a label of this instance's kept by an all-labels run:
+    as it is in entity mode, taken into the device document in device mode."""
     old_sensor = "homeassistant/sensor/smartcam_cam0/Bengal_count/config"
+    persian = "homeassistant/sensor/smartcam_cam0_detect/Persian_count/config"  # seen by the last all-labels run
     kept = {
         "homeassistant/sensor/other_device/x_count/config": {"availability_topic": "smartcam/availability"},
         "homeassistant/sensor/smartcam_cam0/y_count/config": {"availability_topic": "smartcam/cam0/y/availability"},
-        "homeassistant/sensor/smartcam_cam0_detect/Persian_count/config":  # seen by the last all-labels run
-            {"availability_topic": "smartcam/cam0/detect/availability",
-             "state_topic": "smartcam/cam0/detect/count/Persian"},
+        persian: {"availability_topic": "smartcam/cam0/detect/availability", "name": "Persian count",
+                  "unique_id": "smartcam_cam0_detect_Persian_count",
+                  "state_topic": "smartcam/cam0/detect/count/Persian"},
     }
     seeder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     seeder.connect("127.0.0.1", broker.port)
@@ -208,11 +331,84 @@ def test_the_camera_discovery_of_the_shared_layout_is_removed_and_nobody_elses(t
         seeder.disconnect()
         seeder.loop_stop()
 
-    instance = start(settings(tmp_path, broker, "detect", None))  # every label watched
+    instance = start(settings(tmp_path, broker, "detect", None, f"mqtt.discovery.mode={mode}"))  # all labels
     wait_for(instance.connected, "the instance connected")
-    held = retained_once(broker.port, lambda held: old_sensor not in held, "the old layout's sensor emptied")
+    held = retained_once(broker.port, lambda held: old_sensor not in held and (mode == "entity" or persian not in held),
+                         "the old layout's sensor emptied")
     assert "smartcam/cam0/Bengal" not in held  # with the count it showed
-    assert set(kept) <= set(held)
+    assert set(kept) - {persian} <= set(held)
+    if mode == "entity":
+        assert persian in held
+    else:
+        device = retained_once(broker.port, lambda held: "Persian_count" in components(discovery(held)[DEVICE]),
+                               "Persian taken into the device document")
+        assert components(discovery(device)[DEVICE])["Persian_count"] == {
+            "platform": "sensor", **{k: v for k, v in kept[persian].items() if k != "availability_topic"}}
+
+
+def test_home_assistant_birth_on_its_own_topic_or_the_discovery_prefix_has_everything_sent_again(
+        tmp_path, broker, start):
+    """Home Assistant announces itself on homeassistant/status whatever its discovery prefix; one that changed the
+    prefix usually moved its birth topic there too: both are answered."""
+    instance = start(settings(tmp_path, broker, "detect", ["Bengal"], "mqtt.discovery.prefix=house"))
+    device, count = "house/device/smartcam_cam0_detect/config", "smartcam/cam0/detect/count/Bengal"
+    with subscribed(broker.port, "#") as watcher:
+        wait_for(lambda: watcher.payloads(device, retained=False) or watcher.payloads(device, retained=True),
+                 "the device document")
+        before = len(watcher.payloads(device, retained=False))
+        watcher.client.publish("homeassistant/status", "online", qos=1)
+        wait_for(lambda: len(watcher.payloads(device, retained=False)) == before + 1, "discovery again")
+        wait_for(lambda: watcher.payloads(count, retained=False), "the state again")
+        watcher.client.publish("house/status", "online", qos=1)
+        wait_for(lambda: len(watcher.payloads(device, retained=False)) == before + 2, "discovery once more")
+    assert instance.connected()
+
+
+def test_the_answer_to_a_birth_waits_its_random_delay_and_nothing_waits_with_it(tmp_path, broker, start,
+                                                                                  monkeypatch):
+    """The delay is waited out by the sender thread, not paho's network thread: stats keep flowing through both
+    meanwhile, and discovery is not sent again before it ends."""
+    delays: list[float] = []
+
+    def long_delay() -> float:
+        delays.append(3600.0)
+        return delays[-1]
+
+    monkeypatch.setattr(mqtt_publisher, "birth_delay", long_delay)
+    instance = start(settings(tmp_path, broker, "detect", ["Bengal"], "mqtt.stats_interval_s=0.2"))
+    with subscribed(broker.port, "#") as watcher:
+        wait_for(lambda: watcher.payloads(DEVICE), "the device document")
+        wait_for(instance.connected, "the instance connected")
+        sent = len(watcher.payloads(DEVICE))
+        watcher.client.publish("homeassistant/status", "online", qos=1)
+        wait_for(lambda: delays, "the delay chosen")
+        stats = len(watcher.payloads("smartcam/cam0/detect/stats"))
+        wait_for(lambda: len(watcher.payloads("smartcam/cam0/detect/stats")) >= stats + 3, "stats flowing")
+        assert len(watcher.payloads(DEVICE)) == sent  # the answer waits its hour
+    assert delays == [3600.0]
+
+
+def test_the_birth_delay_is_random_and_within_its_bound(monkeypatch):
+    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", BIRTH_DELAY_MAX_S)  # as shipped, not the tests' 0
+    delays = [birth_delay() for _ in range(200)]
+    assert all(0.0 <= delay <= BIRTH_DELAY_MAX_S for delay in delays)
+    assert len(set(delays)) > 100 and max(delays) - min(delays) > BIRTH_DELAY_MAX_S / 2
+    assert BIRTH_DELAY_MAX_S == 5.0
+
+
+def test_entity_names_leave_the_device_name_out_and_the_device_names_its_camera_once():
+    """Home Assistant puts the device's name before each entity's: "smartcam cam0 detect" + "Bengal count" makes
+    sensor.smartcam_cam0_detect_bengal_count, not sensor.smartcam_cam0_cam0_bengal_count."""
+    topics = Topics("smartcam", "cam0", "homeassistant", "detect")
+    names = {c["name"] for c in discovery_components(topics, ["Bengal"]).values()}
+    assert names == {"snapshot", "Bengal count", "Bengal occupancy"}
+    document = device_document(topics, "cam0", discovery_components(topics, ["Bengal"]))
+    assert document["device"]["name"] == "smartcam cam0 detect"
+    assert all("cam0" not in c["name"] and "smartcam" not in c["name"] for c in document["components"].values())
+    assert all({"platform", "unique_id", "name"} <= set(c) for c in document["components"].values())
+    assert device_name("cam0", "cam0") == "smartcam cam0" and device_name("door", "face") == "smartcam door face"
+    assert set(entity_documents(topics, "cam0", discovery_components(topics, []))) == {
+        "homeassistant/image/smartcam_cam0_detect/snapshot/config"}
 
 
 def test_default_client_ids_name_host_camera_and_pipeline_and_stay_short():

@@ -2,11 +2,10 @@
 
 Owns the broker connection (paho-mqtt, reconnecting in the background), the topic layout, and what the broker
 must hold for Home Assistant: availability, the current count per watched label, the latest snapshot and the
-discovery documents. Those are *state*, kept here as the latest value per topic and sent again on every
-(re)connect and whenever Home Assistant announces itself, so a broker that restarts without persistence has the
-whole picture back without restarting smartcam. Everything else (events, per-frame results, stats) is a
-*stream*: it waits in a bounded outbox that drops its oldest message, counted as `mqtt_outbox`, while the broker
-is slow or gone.
+discovery. Those are *state*, kept here as the latest value per topic and sent again on every (re)connect and
+whenever Home Assistant announces itself, so a broker that restarts without persistence has the whole picture back
+without restarting smartcam. Everything else (events, per-frame results, stats) is a *stream*: it waits in a
+bounded outbox that drops its oldest message, counted as `mqtt_outbox`, while the broker is slow or gone.
 
 `publish()` only records state and appends to the outbox; one sender thread hands messages to paho while
 connected, at most `IN_FLIGHT` unacknowledged at a time, so paho's own queues stay small whatever the broker
@@ -15,10 +14,32 @@ does.
 **One identity per running instance** (camera + pipeline), so `smartcam` and `smartcam@face` reading one config
 share a broker: the client id (`smartcam-<host>-<camera>-<pipeline>` unless `mqtt.client_id`), every topic below
 `{prefix}/{camera}/{pipeline}/` (the last will included), and the Home Assistant device and unique ids
-(`{node}` = `<prefix>_<camera>_<pipeline>`). At each connect the instance subscribes to its own discovery topics:
-a retained document it no longer publishes (a label no longer watched, discovery turned off) is emptied, with the
-count it showed; so is the discovery that versions before this layout retained for the camera. With every label
-watched (no `publish.labels`) the documents of labels seen before are kept: any of them may come back.
+(`{node}` = `<prefix>_<camera>_<pipeline>`).
+
+**Home Assistant discovery** (Home Assistant's MQTT docs, "Device discovery payload"). `discovery_components()`
+is the one list of the instance's entities, by object id: the snapshot image, and per watched label a count sensor
+and an occupancy binary sensor; a new kind of entity is one more entry there. With `mqtt.discovery.mode: device`
+(the default; Home Assistant 2024.11 and later) they go out as one retained document, `device`, `origin`, the
+availability topic and `components`; with `entity` (older releases) as one retained document per entity. Entity
+names leave the device name out (Home Assistant puts it in front: "smartcam cam0 detect" + "Bengal count").
+Home Assistant's birth message (`online` on `homeassistant/status`, and on `{discovery}/status` when the prefix
+is another) has the discovery and the state sent again after a random delay of up to `BIRTH_DELAY_MAX_S`, so a
+house full of devices does not answer at once; the sender thread waits it out, never paho's network thread.
+
+**Retained discovery of the past.** At each connect the instance subscribes to its own discovery topics and holds
+its discovery back until the broker has delivered what they retain (the echo of its own availability marks the
+end; `DISCOVERY_HOLD_S` at most). Then, before its own documents:
+- a component the retained device document lists and this run does not publish (a label no longer watched) is
+  sent once as `{"platform": ...}` inside the device document, Home Assistant's removal of one component, and the
+  count it showed is emptied; the device document without it follows;
+- a retained per-entity document is emptied (with its count) unless this run publishes it; in device mode one this
+  run publishes as a component is first handed over with `{"migrate_discovery": true}`, so the entity keeps its
+  settings and history (Home Assistant's "Migration from single component to device-based discovery"); in entity
+  mode the retained device document is handed back the same way, then emptied;
+- with discovery off, everything retained is emptied; so is the discovery that versions before the per-instance
+  layout retained for the camera.
+With every label watched (no `publish.labels`) the entities of labels seen before are kept (in device mode taken
+into the device document): any of them may come back.
 
 **Health** (`health()`, registered as `stats.health["mqtt"]`, so `/api/stats`, MQTT stats and `/metrics` show
 it): connecting | connected | unresponsive | disconnected | closed, for how long, the last error or disconnect
@@ -26,14 +47,17 @@ reason, the outbox depth and the messages dropped. A broker that stops acknowled
 is `unresponsive` after half the keepalive (paho's keepalive closes the connection after one to two); each outage
 logs one warning, and its end one info line.
 
-Topics (prefix: mqtt.topic_prefix; camera, pipeline and labels made safe by `app.names.safe_name`):
+Topics (prefix: mqtt.topic_prefix; discovery: mqtt.discovery.prefix; camera, pipeline and labels made safe by
+`app.names.safe_name`):
   {prefix}/{camera}/{pipeline}/availability   online | offline, retained (offline is also the last will)
   {prefix}/{camera}/{pipeline}/events         {"type", "label", "count", "previous", "camera", "pipeline", "result"}
   {prefix}/{camera}/{pipeline}/count/{label}  the label's current count, e.g. "2", retained
   {prefix}/{camera}/{pipeline}/snapshot       JPEG of the latest appeared/changed event, retained
   {prefix}/{camera}/{pipeline}/results        every processed frame's result (mqtt.publish_results)
   {prefix}/{camera}/{pipeline}/stats          the run's stats document, every mqtt.stats_interval_s
-  {discovery}/{component}/{node}/{object_id}/config    Home Assistant discovery, retained
+  {discovery}/device/{node}/config            Home Assistant device discovery, retained (mode device)
+  {discovery}/{platform}/{node}/{object_id}/config    Home Assistant discovery per entity, retained (mode entity)
+  homeassistant/status, {discovery}/status    subscribed: Home Assistant's birth message
 """
 
 from __future__ import annotations
@@ -41,11 +65,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import socket
 import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -70,6 +96,17 @@ RECONNECT_MAX_S = 10
 #: the longest default client id (brokers must take 23; mosquitto and the others take far more)
 MAX_CLIENT_ID = 64
 ONLINE, OFFLINE = "online", "offline"
+#: where Home Assistant announces itself by default (its birth message, `online`), whatever its discovery prefix
+HOME_ASSISTANT_STATUS = "homeassistant/status"
+#: the discovery and state go out again this long after Home Assistant's birth, at random from 0 (Home Assistant's
+#: advice: a random delay, so that many devices do not all answer at once)
+BIRTH_DELAY_MAX_S = 5.0
+#: the longest a new connection holds its discovery back waiting for the broker's retained discovery to be checked
+DISCOVERY_HOLD_S = 5.0
+#: Home Assistant's hand-over between per-entity and device discovery: unloads the entity, keeping its settings
+MIGRATE_DISCOVERY = '{"migrate_discovery":true}'
+#: the application behind the discovery, as Home Assistant logs it
+ORIGIN = {"name": "smartcam", "sw_version": __version__}
 SNAPSHOT_EVENTS = ("appeared", "changed")
 #: the connection's states, as `health()` reports them
 CONNECTING, UNRESPONSIVE, DISCONNECTED, CLOSED = "connecting", "unresponsive", "disconnected", "closed"
@@ -135,24 +172,37 @@ class Topics:
         return f"{safe_name(self.prefix)}_{self.camera}_{self.pipeline}"
 
     @property
-    def home_assistant_status(self) -> str:
-        return f"{self.discovery_prefix}/status"
+    def birth(self) -> tuple[str, ...]:
+        """Where Home Assistant's birth message may come: its default topic, and `{discovery}/status` when the
+        discovery prefix is another (whoever changed one usually changed both)."""
+        own = f"{self.discovery_prefix}/status"
+        return (HOME_ASSISTANT_STATUS,) if own == HOME_ASSISTANT_STATUS else (HOME_ASSISTANT_STATUS, own)
 
-    def discovery(self, component: str, object_id: str) -> str:
-        return f"{self.discovery_prefix}/{component}/{self.node}/{object_id}/config"
+    @property
+    def device_discovery(self) -> str:
+        """The instance's device discovery topic (every entity in one document)."""
+        return f"{self.discovery_prefix}/device/{self.node}/config"
 
-    def discovery_filters(self) -> tuple[str, str]:
-        """The subscriptions that find retained discovery to check: the instance's own, and the camera's from
-        before the per-instance layout (node `smartcam_{camera}`, availability `{prefix}/availability`)."""
-        return (f"{self.discovery_prefix}/+/{self.node}/+/config",
+    def discovery(self, platform: str, object_id: str) -> str:
+        """One entity's own discovery topic (per-entity discovery)."""
+        return f"{self.discovery_prefix}/{platform}/{self.node}/{object_id}/config"
+
+    def discovery_filters(self) -> tuple[str, str, str]:
+        """The subscriptions that find retained discovery to check: the instance's device document and its
+        per-entity documents, and the camera's from before the per-instance layout (node `smartcam_{camera}`,
+        availability `{prefix}/availability`)."""
+        return (self.device_discovery, f"{self.discovery_prefix}/+/{self.node}/+/config",
                 f"{self.discovery_prefix}/+/smartcam_{self.camera}/+/config")
 
-    def discovery_node(self, topic: str) -> str | None:
-        """The node of a discovery config topic, or None when `topic` is not one."""
+    def entity_discovery(self, topic: str) -> tuple[str, str, str] | None:
+        """(platform, node, object id) of a per-entity discovery topic, or None when `topic` is not one."""
         if not topic.startswith(f"{self.discovery_prefix}/"):
             return None
         levels = topic[len(self.discovery_prefix) + 1:].split("/")
-        return levels[1] if len(levels) == 4 and levels[3] == "config" else None
+        return (levels[0], levels[1], levels[2]) if len(levels) == 4 and levels[3] == "config" else None
+
+    def is_discovery(self, topic: str) -> bool:
+        return topic == self.device_discovery or self.entity_discovery(topic) is not None
 
     @property
     def legacy_availability(self) -> str:
@@ -160,30 +210,80 @@ class Topics:
         return f"{self.prefix}/availability"
 
 
-def discovery_documents(topics: Topics, camera: str, label: str | None) -> dict[str, dict]:
-    """Home Assistant discovery documents by config topic: a label's count sensor and occupancy binary sensor,
-    or (label None) the instance's snapshot image. One device per instance (camera + pipeline), named
-    `smartcam {camera} {pipeline}`; Home Assistant puts that name before each entity's (`... Bengal count`)."""
+def birth_delay() -> float:
+    """How long to wait after Home Assistant's birth before sending discovery and state: at random, up to
+    BIRTH_DELAY_MAX_S."""
+    return random.uniform(0.0, BIRTH_DELAY_MAX_S)
+
+
+def device_name(camera: str, pipeline: str) -> str:
+    """`smartcam {camera} {pipeline}`, each word once (a pipeline named like its camera is not said twice). Home
+    Assistant puts it before each entity's name: "smartcam cam0 detect Bengal count"."""
+    words: list[str] = []
+    for word in ("smartcam", camera, pipeline):
+        if word.casefold() not in (w.casefold() for w in words):
+            words.append(word)
+    return " ".join(words)
+
+
+def discovery_components(topics: Topics, labels: Iterable[str]) -> dict[str, dict]:
+    """Every Home Assistant entity of the instance, by object id, as a device discovery component: its `platform`,
+    `unique_id`, `name` (without the device's name: Home Assistant adds it) and the rest of its config. The snapshot
+    image, and per label (sorted) a count sensor and an occupancy binary sensor. The one place to add an entity:
+    both discovery modes are made from this."""
     node = topics.node
-    common = {
-        "availability_topic": topics.availability,
-        "device": {"identifiers": [node], "name": f"smartcam {camera} {topics.pipeline}", "model": "smartcam",
-                   "sw_version": __version__},
-    }
-    if label is None:
-        return {topics.discovery("image", "snapshot"): {
-            **common, "name": "snapshot", "unique_id": f"{node}_snapshot",
-            "image_topic": topics.snapshot, "content_type": "image/jpeg"}}
-    object_id = safe_name(label)
-    return {
-        topics.discovery("sensor", f"{object_id}_count"): {
-            **common, "name": f"{label} count", "unique_id": f"{node}_{object_id}_count",
-            "state_topic": topics.count(label), "state_class": "measurement"},
-        topics.discovery("binary_sensor", f"{object_id}_occupancy"): {
-            **common, "name": f"{label} occupancy", "unique_id": f"{node}_{object_id}_occupancy",
+    components: dict[str, dict] = {"snapshot": {
+        "platform": "image", "name": "snapshot", "unique_id": f"{node}_snapshot",
+        "image_topic": topics.snapshot, "content_type": "image/jpeg"}}
+    for label in sorted(labels):
+        object_id = safe_name(label)
+        components[f"{object_id}_count"] = {
+            "platform": "sensor", "name": f"{label} count", "unique_id": f"{node}_{object_id}_count",
+            "state_topic": topics.count(label), "state_class": "measurement"}
+        components[f"{object_id}_occupancy"] = {
+            "platform": "binary_sensor", "name": f"{label} occupancy", "unique_id": f"{node}_{object_id}_occupancy",
             "state_topic": topics.count(label), "device_class": "occupancy",
-            "value_template": "{{ 'ON' if value|int > 0 else 'OFF' }}"},
-    }
+            "value_template": "{{ 'ON' if value|int > 0 else 'OFF' }}"}
+    return components
+
+
+def device_info(topics: Topics, camera: str) -> dict:
+    """The Home Assistant device: one per instance (camera + pipeline)."""
+    return {"identifiers": [topics.node], "name": device_name(camera, topics.pipeline), "model": "smartcam",
+            "sw_version": __version__}
+
+
+def device_document(topics: Topics, camera: str, components: dict[str, dict]) -> dict:
+    """The device discovery document (for `topics.device_discovery`): device, origin, the shared availability
+    topic, and the components."""
+    return {"device": device_info(topics, camera), "origin": ORIGIN, "availability_topic": topics.availability,
+            "components": components}
+
+
+def entity_documents(topics: Topics, camera: str, components: dict[str, dict]) -> dict[str, dict]:
+    """The same components as per-entity discovery documents, by topic (Home Assistant before 2024.11)."""
+    common = {"availability_topic": topics.availability, "device": device_info(topics, camera), "origin": ORIGIN}
+    return {topics.discovery(component["platform"], object_id):
+            {**{key: value for key, value in component.items() if key != "platform"}, **common}
+            for object_id, component in components.items()}
+
+
+def discovery_documents(topics: Topics, camera: str, label: str | None) -> dict[str, dict]:
+    """The per-entity discovery documents of one label's entities (label None: the snapshot's), by topic."""
+    components = discovery_components(topics, [] if label is None else [label])
+    chosen = {o: c for o, c in components.items() if (o == "snapshot") == (label is None)}
+    return entity_documents(topics, camera, chosen)
+
+
+def as_component(document: dict, platform: str) -> dict:
+    """A per-entity discovery document as a device component (its device, origin and availability are the
+    device document's)."""
+    shared = ("device", "origin", "availability_topic", "availability")
+    return {"platform": platform, **{key: value for key, value in document.items() if key not in shared}}
+
+
+def _json(document: dict) -> str:
+    return json.dumps(document, separators=(",", ":"))
 
 
 class MqttPublisher(Publisher):
@@ -200,6 +300,15 @@ class MqttPublisher(Publisher):
         self._state: dict[str, str | bytes] = {}  # retained topic -> its current payload ("" removes it)
         self._unsent: dict[str, None] = {}  # retained topics to (re)send, in order
         self._labels: set[str] = set()
+        #: components of labels seen by an earlier all-labels run, found retained: published as they were
+        self._kept: dict[str, dict] = {}
+        #: one-off discovery messages (a component's removal, a hand-over) sent before the discovery state
+        self._once: deque[Message] = deque()
+        #: the retained discovery of this connection has been checked (or DISCOVERY_HOLD_S passed): discovery may
+        #: go out; until then it is held, so that what the check finds is sent before it
+        self._checked, self._hold_until = False, 0.0
+        #: when to send every retained topic again for Home Assistant's birth (monotonic), if it is due
+        self._resend_at: float | None = None
         self._connected = self._closing = False
         #: messages handed to paho and those it reported written (QoS 0) or acknowledged (QoS 1/2)
         self._sent = self._acked = 0
@@ -223,10 +332,9 @@ class MqttPublisher(Publisher):
         self._client = self._make_client(ctx)
         with self._wake:
             self._set_state(self._topics.availability, ONLINE)
-            if self.config.discovery.enabled:
-                self._set_discovery(None)
             for label in ctx.publish.labels or ():
-                self._watch(label)
+                self._watch(label, discovery=False)
+            self._update_discovery()
         ctx.stats.health["mqtt"] = self.health
         self._next_stats = time.monotonic() + self.config.stats_interval_s
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
@@ -287,17 +395,36 @@ class MqttPublisher(Publisher):
             self._state[topic] = payload
             self._unsent[topic] = None
 
-    def _watch(self, label: str) -> None:
+    def _watch(self, label: str, discovery: bool = True) -> None:
         """A label's count starts at 0 and, with discovery on, it gets its Home Assistant entities."""
         if label not in self._labels:
             self._labels.add(label)
-            if self.config.discovery.enabled:
-                self._set_discovery(label)
             self._set_state(self._topics.count(label), "0")
+            if discovery:
+                self._update_discovery()
 
-    def _set_discovery(self, label: str | None) -> None:
-        for topic, document in discovery_documents(self._topics, self._ctx.camera, label).items():
-            self._set_state(topic, json.dumps(document, separators=(",", ":")))
+    @property
+    def _device_mode(self) -> bool:
+        return self.config.discovery.mode == "device"
+
+    def _components(self) -> dict[str, dict]:
+        return {**self._kept, **discovery_components(self._topics, self._labels)}
+
+    def _update_discovery(self) -> None:
+        """The discovery state from the components: one device document, or one document per entity."""
+        if not self.config.discovery.enabled:
+            return
+        camera, components = self._ctx.camera, self._components()
+        if self._device_mode:
+            self._set_state(self._topics.device_discovery, _json(device_document(self._topics, camera, components)))
+        else:
+            for topic, document in entity_documents(self._topics, camera, components).items():
+                self._set_state(topic, _json(document))
+
+    def _send_last(self, topic: str) -> None:
+        """Send `topic`'s state again, after every retained topic waiting now."""
+        self._unsent.pop(topic, None)
+        self._unsent[topic] = None
 
     def _enqueue(self, message: Message) -> None:
         if len(self._outbox) == self._outbox.maxlen:
@@ -312,23 +439,108 @@ class MqttPublisher(Publisher):
         """After a (re)connect or Home Assistant's restart: every retained topic again, from the current state."""
         self._unsent = dict.fromkeys(self._state)
 
-    def _stale(self, topic: str, document: dict) -> list[str]:
-        """The retained topics to empty for a retained discovery document found on the broker: none while it is
-        published; else the document, and the count it showed unless that is still published."""
-        if topic in self._state:
+    def _resend_if_due(self) -> None:
+        if self._resend_at is not None and time.monotonic() >= self._resend_at:
+            self._resend_at = None
+            self._resend_state()
+
+    # --- retained discovery found on the broker (called with self._wake held; each returns what to log) -------
+
+    def _retained_discovery(self, topic: str, document: dict) -> list[str]:
+        """Act on a retained discovery document found at connect: see the module's "Retained discovery"."""
+        topics = self._topics
+        if topic == topics.device_discovery:
+            return self._retained_device(document)
+        parts = topics.entity_discovery(topic)
+        if parts is None:
             return []
-        node = self._topics.discovery_node(topic)
-        if node == self._topics.node:
-            # with every label watched (no publish.labels) any label seen before may come back: kept
-            if self.config.discovery.enabled and not self._ctx.publish.labels:
-                return []
-        elif not (node == f"smartcam_{self._topics.camera}"
-                  and document.get("availability_topic") == self._topics.legacy_availability):
-            return []  # another instance's, or a stranger's
+        platform, node, object_id = parts
+        if node == topics.node:
+            return self._retained_entity(topic, platform, object_id, document)
+        if node == f"smartcam_{topics.camera}" and document.get("availability_topic") == topics.legacy_availability:
+            return self._empty(topic, document)
+        return []  # another instance's, or a stranger's
+
+    def _retained_device(self, document: dict) -> list[str]:
+        """The instance's device document: components it lists and this run does not publish are removed (Home
+        Assistant's way: once as `{"platform": ...}`), or kept when they are labels of an all-labels run. In entity
+        mode the whole document is handed back to per-entity discovery; with discovery off it is emptied."""
+        topic = self._topics.device_discovery
+        listed = document.get("components")
+        theirs = {o: c for o, c in listed.items() if isinstance(c, dict)} if isinstance(listed, dict) else {}
+        if not self.config.discovery.enabled:
+            return self._empty(topic, *theirs.values())
+        lines, ours, removed = [], self._components(), []
+        for object_id, component in theirs.items():
+            if object_id in ours or set(component) <= {"platform"}:
+                continue  # published, or removed already
+            if self._keeps(component):
+                self._kept[object_id] = component
+            else:
+                removed.append(object_id)
+        if len(ours) != len(self._components()):
+            self._update_discovery()
+        if removed:
+            marked = {o: {"platform": c.get("platform")} if o in removed else c for o, c in theirs.items()}
+            self._once.append(Message(topic, _json({**document, "components": marked}), retain=True))
+            shown = self._empty_counts(*(theirs[o] for o in removed))
+            lines.append(f"removing {', '.join(removed)} from {topic}{''.join(f' and {t}' for t in shown)}, "
+                         "no longer published")
+            if self._device_mode:
+                self._send_last(topic)  # the document without them, after
+        if not self._device_mode:
+            # Home Assistant's rollback: unload the device's entities keeping their settings, empty the document,
+            # then the per-entity documents take the entities over
+            self._once.append(Message(topic, MIGRATE_DISCOVERY))
+            self._state[topic] = ""
+            self._send_last(topic)
+            for entity_topic in [t for t in self._unsent if self._topics.entity_discovery(t) and self._state[t]]:
+                self._send_last(entity_topic)
+            lines.append(f"handing {topic} over to per-entity discovery (mqtt.discovery.mode: entity)")
+        return lines
+
+    def _retained_entity(self, topic: str, platform: str, object_id: str, document: dict) -> list[str]:
+        """One of the instance's per-entity documents: kept while published; in device mode one this run publishes
+        as a component is handed over to the device document (Home Assistant's migration), so the entity keeps its
+        settings; any other is emptied, with its count, unless it is a label of an all-labels run."""
+        if self._state.get(topic):
+            return []  # published by this run
+        if self.config.discovery.enabled and self._device_mode:
+            if object_id not in self._components() and self._keeps(document):
+                self._kept[object_id] = as_component(document, platform)
+                self._update_discovery()
+            if self._components().get(object_id, {}).get("platform") == platform:
+                self._once.append(Message(topic, MIGRATE_DISCOVERY))
+                self._state[topic] = ""
+                self._send_last(topic)
+                self._send_last(self._topics.device_discovery)  # after the hand-over and the emptied topic
+                return [f"moving {topic} into the device discovery {self._topics.device_discovery}"]
+        elif self.config.discovery.enabled and self._keeps(document):
+            return []  # every label watched: one seen before may come back
+        return self._empty(topic, document)
+
+    def _keeps(self, document: dict) -> bool:
+        """With every label watched (no publish.labels), an entity showing a label's count is kept."""
         state_topic = document.get("state_topic")
-        shown = [state_topic] if isinstance(state_topic, str) and state_topic not in self._state \
-            and state_topic.startswith(f"{self._topics.prefix}/{self._topics.camera}/") else []
-        return [topic, *shown]
+        return not self._ctx.publish.labels and isinstance(state_topic, str) \
+            and state_topic.startswith(f"{self._topics.base}/count/")
+
+    def _empty(self, topic: str, *documents: dict) -> list[str]:
+        """Empty a retained topic, and the counts its documents showed that are no longer published."""
+        self._state[topic] = ""
+        self._send_last(topic)
+        return [f"removing retained {' and '.join([topic, *self._empty_counts(*documents)])}, no longer published"]
+
+    def _empty_counts(self, *documents: dict) -> list[str]:
+        emptied = []
+        for document in documents:
+            state_topic = document.get("state_topic")
+            if isinstance(state_topic, str) and not self._state.get(state_topic) and state_topic not in emptied \
+                    and state_topic.startswith(f"{self._topics.prefix}/{self._topics.camera}/"):
+                self._state[state_topic] = ""
+                self._send_last(state_topic)
+                emptied.append(state_topic)
+        return emptied
 
     # --- the connection's health (called with self._wake held; each returns what to log, logged unlocked) -----
 
@@ -393,6 +605,9 @@ class MqttPublisher(Publisher):
             if warning := self._check_acks():
                 return None, self._session, warning
             self._enqueue_stats_if_due()
+            self._resend_if_due()
+            if not self._checked and (self._closing or time.monotonic() >= self._hold_until):
+                self._checked = True  # no echo from the broker: discovery waits no longer
             if self._connected and self._sent - self._acked < IN_FLIGHT:
                 message = self._ready_message()
                 if message is not None:
@@ -402,21 +617,26 @@ class MqttPublisher(Publisher):
                     continue
             if self._closing and (not self._connected or self._delivered()):
                 return None, self._session, None
-            deadline = self._ack_deadline()
-            wake = self._next_stats if deadline is None else min(self._next_stats, deadline)
+            deadlines = [self._next_stats, self._ack_deadline(), self._resend_at,
+                         None if self._checked or not self._connected else self._hold_until]
+            wake = min(d for d in deadlines if d is not None)
             self._wake.wait(max(0.0, wake - time.monotonic()))
 
     def _ready_message(self) -> Message | None:
-        if self._unsent:
-            topic = next(iter(self._unsent))
-            del self._unsent[topic]
-            return Message(topic, self._state[topic], retain=True)
+        """The state first (discovery only once the retained discovery is checked, after the one-off discovery
+        messages), then the outbox."""
+        if self._checked and self._once:
+            return self._once.popleft()
+        for topic in self._unsent:
+            if self._checked or not self._topics.is_discovery(topic):
+                del self._unsent[topic]
+                return Message(topic, self._state[topic], retain=True)
         if self._outbox:
             return self._outbox.popleft()
         return None
 
     def _delivered(self) -> bool:
-        return not self._unsent and not self._outbox and self._sent <= self._acked \
+        return not self._unsent and not self._once and not self._outbox and self._sent <= self._acked \
             and self._state[self._topics.availability] == OFFLINE
 
     def _enqueue_stats_if_due(self) -> None:
@@ -483,12 +703,17 @@ class MqttPublisher(Publisher):
             if warn:
                 self._warn("MQTT broker %s:%d refused the connection: %s", *broker, reason_code)
             return
-        subscriptions: list[tuple[str, int]] = [(topic, self.config.qos) for topic in self._topics.discovery_filters()]
+        # the retained discovery to check, then the instance's own availability: the echo of the `online` sent
+        # next comes after every retained message of these subscriptions, so it marks the end of the check
+        topics = [*self._topics.discovery_filters(), self._topics.availability]
         if self.config.discovery.enabled:
-            subscriptions.append((self._topics.home_assistant_status, self.config.qos))
+            topics += self._topics.birth
+        subscriptions: list[tuple[str, int]] = [(topic, self.config.qos) for topic in topics]
         client.subscribe(subscriptions)
         with self._wake:
             self._connected = True
+            self._checked, self._hold_until = False, time.monotonic() + DISCOVERY_HOLD_S
+            self._resend_at = None  # everything goes again now
             self._session += 1
             # a new connection starts a new count: paho forgets unwritten QoS 0 messages, and the QoS 1/2 ones it
             # resends may be acknowledged or not, so the old count could hold the sender back for good
@@ -532,12 +757,21 @@ class MqttPublisher(Publisher):
             log.info("MQTT broker %s:%d answering again after %.0f s", self.config.host, self.config.port, outage)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        """Home Assistant came online (its birth message, not a retained one): send discovery and state again.
-        A retained discovery document this instance no longer publishes: empty it."""
-        if message.topic == self._topics.home_assistant_status:
+        """Home Assistant came online (its birth message, not a retained one): send discovery and state again,
+        after a random delay (waited out by the sender thread). The echo of the instance's own availability: the
+        retained discovery is checked. A retained discovery document: see `_retained_discovery`."""
+        if message.topic in self._topics.birth:
             if message.payload == ONLINE.encode() and not message.retain:
+                delay = birth_delay()
                 with self._wake:
-                    self._resend_state()
+                    if self._resend_at is None:
+                        self._resend_at = time.monotonic() + delay
+                    self._wake.notify_all()
+            return
+        if message.topic == self._topics.availability:
+            if not message.retain:
+                with self._wake:
+                    self._checked = True
                     self._wake.notify_all()
             return
         if not (message.retain and message.payload):
@@ -547,9 +781,7 @@ class MqttPublisher(Publisher):
         except ValueError:
             document = None
         with self._wake:
-            stale = self._stale(message.topic, document if isinstance(document, dict) else {})
-            for topic in stale:
-                self._set_state(topic, "")
+            lines = self._retained_discovery(message.topic, document if isinstance(document, dict) else {})
             self._wake.notify_all()
-        if stale:
-            log.info("MQTT: removing retained %s, no longer published", " and ".join(stale))
+        for line in lines:
+            log.info("MQTT: %s", line)
