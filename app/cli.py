@@ -105,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
     bench.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
     bench.add_argument("--threads", default="1,2", metavar="N,N", help="thread counts to compare (default 1,2)")
-    bench.add_argument("--frames", type=int, default=600, metavar="N", help="results per run (default 600)")
+    bench.add_argument("--frames", type=int, default=600, metavar="N",
+                       help="results per run (default 600); captured frames for gated")
     bench.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
     bench.add_argument("--modes", default="limit,loop,pipeline", metavar="M,M",
-                       help="which of limit, loop, pipeline to run (default all)")
+                       help="which of limit, loop, pipeline, gated to run (default limit,loop,pipeline; "
+                       "pipeline runs with motion gating off, gated with it on)")
     bench.add_argument("--outputs", default="off,on", metavar="off,on",
                        help="outputs off, on or both (default both): overlay, JSON lines, snapshots, one MJPEG viewer")
     bench.add_argument("--live-fps", type=float, metavar="F",

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.errors import ConfigError
 from app.yaml_file import read_mapping
@@ -56,6 +56,68 @@ def _named(value: str, what: str) -> str:
     return value
 
 
+Coordinates = tuple[float, float]
+
+
+def _no_negative(points: list[Coordinates]) -> None:
+    if any(value < 0 for point in points for value in point):
+        raise ValueError("coordinates are fractions of the frame (0 to 1) or pixels, never negative")
+
+
+class ZoneConfig(Strict):
+    """A named area of the picture; a tracked object is in it while the bottom centre of its box is."""
+
+    polygon: list[Coordinates] = Field(min_length=3, description="[[x, y], ...]: fractions of the frame (every "
+                                       "value 0 to 1) or pixels")
+    labels: list[str] = Field([], description="the labels this zone counts (default: all)")
+    inertia: int = Field(3, ge=1, le=1000, description="frames in a row inside (or outside) before an object "
+                         "counts as entered (or left)")
+    loitering_s: float = Field(0.0, ge=0, le=86400, description="seconds in the zone before an object is "
+                               "loitering (an update event); 0: never")
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon_has_no_negative(cls, value: list[Coordinates]) -> list[Coordinates]:
+        _no_negative(value)
+        return value
+
+
+class LineConfig(Strict):
+    """A named line; an object whose point steps across it is counted `in` (from the left of `from` → `to` as
+    drawn on the image, so left to right for a line drawn downwards) or `out`."""
+
+    start: Coordinates = Field(alias="from", description="[x, y]: fractions of the frame or pixels")
+    end: Coordinates = Field(alias="to", description="[x, y]")
+    labels: list[str] = Field([], description="the labels this line counts (default: all)")
+
+    @model_validator(mode="after")
+    def _a_line_has_length(self) -> LineConfig:
+        _no_negative([self.start, self.end])
+        if self.start == self.end:
+            raise ValueError("from and to are the same point: a line needs two")
+        return self
+
+
+class MotionConfig(Strict):
+    """Motion gating (app/motion.py): infer only while something moves or is tracked, and every keepalive_s."""
+
+    enabled: bool | Literal["auto"] = Field("auto", description="auto: on for cameras and streams (and paced "
+                                            "files), off for files and images read as fast as they are processed")
+    threshold: int = Field(25, ge=1, le=255, description="grey levels a pixel must change by to count as moving")
+    min_area: float = Field(0.002, ge=0, le=1, description="the share of the picture that must move")
+    keepalive_s: float = Field(10.0, gt=0, le=86400, description="a still scene is inferred at least this often")
+    mask: list[list[Coordinates]] = Field([], description="polygons where motion does not count (a clock, a tree)")
+
+    @field_validator("mask")
+    @classmethod
+    def _polygons(cls, value: list[list[Coordinates]]) -> list[list[Coordinates]]:
+        for polygon in value:
+            if len(polygon) < 3:
+                raise ValueError("each mask polygon needs at least 3 points")
+            _no_negative(polygon)
+        return value
+
+
 class CameraConfig(Strict):
     name: str = Field("cam0", description="the camera's name in results, topics and logs")
     source: str = Field(
@@ -76,6 +138,18 @@ class CameraConfig(Strict):
     realtime: bool = Field(False, description="pace video files at their own fps, like a live camera")
     loop: bool = Field(False, description="start a video file or image set again at the end")
     reconnect: ReconnectConfig = ReconnectConfig()
+    motion: MotionConfig = MotionConfig()
+    detect_fps: float = Field(0.0, ge=0, le=MAX_FPS, description="infer at most this many frames a second (0: "
+                              "every frame the model keeps up with)")
+    zones: dict[str, ZoneConfig] = Field({}, description="named areas tracked objects enter and leave")
+    lines: dict[str, LineConfig] = Field({}, description="named lines tracked objects cross in and out")
+
+    @field_validator("zones", "lines")
+    @classmethod
+    def _shapes_are_named(cls, value: dict) -> dict:
+        for name in value:
+            _named(name, "zone or line name")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -121,6 +195,9 @@ TOPIC_PATTERN = r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$"
 class DiscoveryConfig(Strict):
     enabled: bool = Field(True, description="publish Home Assistant MQTT discovery documents")
     prefix: str = Field("homeassistant", pattern=TOPIC_PATTERN, description="Home Assistant's discovery prefix")
+    mode: Literal["device", "entity"] = Field(
+        "device", description="device: one document per instance (Home Assistant 2024.11 and later); entity: one "
+        "per entity, for older releases")
 
 
 class MqttConfig(Strict):
@@ -303,11 +380,25 @@ class FilterParams(Strict):
     min_area: float = Field(0.0, ge=0, le=1, description="drop boxes smaller than this fraction of the frame")
 
 
+class TrackParams(Strict):
+    """The `track` stage: ids that stay with an object while it is in view (app/tracking.py)."""
+
+    iou: float = Field(0.3, gt=0, le=1, description="the least overlap of a detection with a track's predicted box "
+                       "to continue it")
+    min_hits: int = Field(3, ge=1, le=1000, description="frames in a row an object is seen before it is tracked "
+                          "(its new event)")
+    max_lost: int = Field(30, ge=1, le=100_000, description="inferred frames without it before a track ends")
+    stationary_s: float = Field(10.0, gt=0, le=86400, description="seconds without moving before an object is "
+                                "stationary")
+
+
 class OverlayParams(Strict):
     """Drawn on a copy, and only when an output needs pixels (stream, snapshot)."""
 
     boxes: bool = Field(True, description="draw boxes with `label score`, a stable colour per label")
     banner: bool = Field(True, description="a banner with fps, inference ms and the time")
+    zones: bool = Field(True, description="the camera's zones and lines, with their counts (with the track stage)")
+    motion: bool = Field(False, description="the regions that moved (with motion gating)")
 
 
 class SnapshotParams(Strict):
@@ -331,6 +422,7 @@ LANE_STAGES: dict[str, type[Strict]] = {
     "inference": InferenceParams,
     "postprocess": PostprocessParams,
     "filter": FilterParams,
+    "track": TrackParams,
 }
 REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
 #: the output lane's blocks: top-level keys of a pipeline file, beside `stages`
@@ -349,6 +441,7 @@ class PipelineConfig:
     inference: InferenceParams
     postprocess: PostprocessParams
     filter: FilterParams | None = None
+    track: TrackParams | None = None
     overlay: OverlayParams = field(default_factory=OverlayParams)
     publish: PublishParams = field(default_factory=PublishParams)
 
@@ -356,7 +449,7 @@ class PipelineConfig:
     def stages(self) -> list[tuple[str, Strict]]:
         """The inference lane's stages that this pipeline runs, in lane order, with their parameters."""
         present = {"preprocess": self.preprocess, "inference": self.inference, "postprocess": self.postprocess,
-                   "filter": self.filter}
+                   "filter": self.filter, "track": self.track}
         return [(name, params) for name, params in present.items() if params is not None]
 
     def watched_labels(self) -> dict[str, list[str]]:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.motion import Motion
+    from app.zones import Scene
 
 #: the channel order of a frame's image, kept as the source delivers it: OpenCV's (every camera, stream, file and
 #: image read through it; picamera2's main stream) or RGB. Only the model-size image and the JPEG encoder convert.
@@ -18,20 +23,27 @@ BGR, RGB = "bgr", "rgb"
 
 @dataclass(frozen=True)
 class Detection:
-    """One object: box in source-frame pixels (x0, y0, x1, y1), clipped to the frame."""
+    """One object: box in source-frame pixels (x0, y0, x1, y1), clipped to the frame; with the `track` stage, the
+    id of its track once confirmed and the zones it is in."""
 
     label: str
     class_id: int
     score: float
     box: tuple[float, float, float, float]
+    track_id: int | None = None
+    zones: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return {
+        out: dict = {
             "label": self.label,
             "class_id": self.class_id,
             "score": round(self.score, 4),
             "box": [round(v, 1) for v in self.box],
         }
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+            out["zones"] = list(self.zones)
+        return out
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,13 @@ class Frame:
     geometry: InputGeometry | None = None
     detections: list[Detection] = field(default_factory=list)
     classes: list[Classification] = field(default_factory=list)
+    #: with the `track` stage: the zones and lines in this frame's pixels, confirmed objects per zone now, and
+    #: crossings per line and direction so far
+    scene: Scene | None = None
+    #: with motion gating: what moved in this frame
+    motion: Motion | None = None
+    zone_counts: dict[str, int] = field(default_factory=dict)
+    line_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -73,6 +73,8 @@ class Stats:
         #: monotonic times of the newest captured frame and the newest result (None before the first)
         self.last_capture: float | None = None
         self.last_result: float | None = None
+        #: monotonic time of the newest frame motion gating (or detect_fps) chose not to infer
+        self.last_skipped: float | None = None
         #: facts about the run for status pages: model, accelerator, runtime, pipeline, camera,
         #: source_description (the device or stream the camera reads)
         self.info: dict[str, object] = {}
@@ -81,6 +83,8 @@ class Stats:
         #: component (source, mqtt, http) -> its health document now: at least `state` ("connected" when well, or
         #: an explicit `ok`), with `last_error` and what else it knows; registered by the component, read by anyone
         self.health: dict[str, Callable[[], dict[str, object]]] = {}
+        #: other live documents /api/stats and MQTT stats show under their name (motion: the gate's duty cycle)
+        self.reports: dict[str, Callable[[], dict[str, object]]] = {}
         self.drops: Counter[str] = Counter()
         self._latency: dict[str, deque[float]] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -121,7 +125,8 @@ class Stats:
                                  for q in (50, 95)} for name in ("inference", "capture_to_result")}
         return {**info, "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
                 "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
-                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents()}
+                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents(),
+                **{name: report() for name, report in list(self.reports.items())}}
 
     def health_documents(self) -> dict[str, dict[str, object]]:
         """Every registered component's health, by name."""
@@ -135,6 +140,17 @@ class Stats:
                 error = document.get("last_error")
                 lines.append(f"{name} {document.get('state')}{f': {error}' if error else ''}")
         return lines
+
+    def skipped(self, reason: str) -> None:
+        """A frame deliberately not inferred (`no_motion`, `detect_fps`): a drop by that reason, and a sign that
+        frames still flow (the watchdog is fed on a still scene)."""
+        self.drop(reason)
+        self.last_skipped = time.monotonic()
+
+    def last_handled(self) -> float | None:
+        """When a frame was last inferred or deliberately skipped."""
+        times = [t for t in (self.last_result, self.last_skipped) if t is not None]
+        return max(times) if times else None
 
     def captured_frame(self) -> None:
         self.captured += 1

@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import time
+from collections import deque
+from dataclasses import replace
 
 from app.accelerator import ModelChoice, auto_threads, choose, load_choice, slow_tpu_warning
 from app.config import Settings
@@ -21,6 +23,7 @@ from app.fit import check_fit
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
+from app.motion import MotionGate
 from app.models import Labels, resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
@@ -30,6 +33,8 @@ from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
+from app.stages.track import Track
+from app.tracking import ObjectEvent
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,8 @@ class Pipeline:
         self.stats = Stats()
         self.model, self.labels, self.choice, warnings = load_pipeline_model(settings)
         self.stats.warnings += [*settings.warnings, *warnings]
+        #: tracked objects' events, from the inference lane to the output lane: never dropped with a frame
+        self._object_events: deque[ObjectEvent] = deque()
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
         self._start_stages()
         # a camera that can scale for free (picamera2's lores stream) delivers the stretched model input too
@@ -96,14 +103,28 @@ class Pipeline:
                        if source.reconnects else source)
         if isinstance(self.source, Reconnecting):
             self.stats.health["source"] = self.source.health.document
+        self.gate = self._motion_gate()
         self._interrupted = False
         self._error: BaseException | None = None
         lossless = not self.source.live
         self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"))
         self._results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: self.stats.drop("output_full"))
 
+    def _motion_gate(self) -> MotionGate | None:
+        """The gate for `camera.motion` (`auto`: on for a live source) and `camera.detect_fps`, if either is on."""
+        camera = self.settings.device.camera
+        enabled = self.source.live if camera.motion.enabled == "auto" else camera.motion.enabled
+        if not enabled and not camera.detect_fps:
+            return None
+        tracker = next((stage.tracker for stage in self.stages if isinstance(stage, Track)), None)
+        gate = MotionGate(camera.motion, enabled, camera.detect_fps, lambda: tracker is not None and tracker.active)
+        self.stats.reports["motion"] = gate.document
+        log.info("motion gating %s%s", "on" if enabled else "off",
+                 f", at most {camera.detect_fps:g} inferred frames a second" if camera.detect_fps else "")
+        return gate
+
     def _start_stages(self) -> None:
-        ctx = StageContext(self.model, self.labels)
+        ctx = StageContext(self.model, self.labels, self.settings.device.camera, self._object_events)
         for stage in self.stages:
             stage.start(ctx)
 
@@ -200,6 +221,11 @@ class Pipeline:
                 frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores)
                 if captured.t_capture is not None:
                     frame.t_capture = captured.t_capture
+                if self.gate is not None:
+                    skipped, frame.motion = self.gate.admit(captured.image, frame.t_capture)
+                    if skipped:  # never handed over: it costs its decode and the motion check only
+                        self.stats.skipped(skipped)
+                        continue
                 for stage in self.stages:  # e.g. the resize, on a core invoke() leaves idle
                     stage.prepare(frame)
                 if not self._slot.put(frame):
@@ -237,6 +263,8 @@ class Pipeline:
                 if max_frames and self.stats.processed >= max_frames:
                     self._end()
         finally:
+            for stage in self.stages:
+                stage.finish()
             self._results.close()
 
     def _process(self, frame: Frame) -> Frame | None:
@@ -255,12 +283,25 @@ class Pipeline:
         pipeline = self.settings.pipeline
         publish, overlay = pipeline.publish, pipeline.overlay
         tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames)
+        last: Output | None = None
         while (frame := self._results.get()) is not None:
             events = tracker.update(frame)
-            out = Output(frame, frame.result(pipeline.name), events, dict(tracker.counts), overlay,
-                         self.stats.recent_fps())
-            for publisher in self.publishers:
-                publisher.publish(out)
+            last = Output(frame, frame.result(pipeline.name), events, dict(tracker.counts), overlay,
+                          self.stats.recent_fps(), self._objects_until(frame.seq))
+            self._publish(last)
+        if last is not None and self._object_events:  # the tracks the run's end closed
+            self._publish(replace(last, events=[], objects=self._objects_until(None), replay=True))
+
+    def _objects_until(self, seq: int | None) -> list[ObjectEvent]:
+        """The object events of frames up to `seq` (every one left, for None), taken from the hand-over."""
+        taken = []
+        while self._object_events and (seq is None or self._object_events[0].seq <= seq):
+            taken.append(self._object_events.popleft())
+        return taken
+
+    def _publish(self, out: Output) -> None:
+        for publisher in self.publishers:
+            publisher.publish(out)
 
 
 def close_publishers(publishers: list[Publisher], deadline: float) -> None:

@@ -6,9 +6,10 @@ watches a run's `Stats` from a daemon thread and tells systemd:
 
 - `READY=1` once, after the first processed frame, or as soon as the camera is known to be down and waited for
   (the service is up: it will carry on when the camera answers; STATUS says what it waits for);
-- `WATCHDOG=1` every `WATCHDOG_USEC / 2`, but only while frames are being processed (a result within the last
-  `stall_after_s`, by default the watchdog interval) or the source is down and being retried, so a hung camera or
-  interpreter gets the service restarted while a camera that is away is waited for;
+- `WATCHDOG=1` every `WATCHDOG_USEC / 2`, but only while frames are being processed (a result, or a frame motion
+  gating chose to skip, within the last `stall_after_s`, by default the watchdog interval) or the source is down
+  and being retried, so a hung camera or interpreter gets the service restarted while a camera that is away is
+  waited for;
 - `STATUS=` every few seconds: fps and inference ms p50 (what `systemctl status smartcam` shows);
 - `STOPPING=1` on `stop()`.
 
@@ -102,8 +103,8 @@ class ServiceMonitor:
             self.ready = sd_notify(f"READY=1\nSTATUS={self.status(now)}")
 
     def frames_flowing(self, now: float | None = None) -> bool:
-        """A result came within the last `stall_after_s`."""
-        last = self.stats.last_result
+        """A frame was inferred, or skipped by motion gating, within the last `stall_after_s`."""
+        last = self.stats.last_handled()
         return last is not None and (time.monotonic() if now is None else now) - last <= self.stall_after_s
 
     def _source(self) -> dict[str, object] | None:
@@ -130,7 +131,7 @@ class ServiceMonitor:
         if processed == 0:
             return "starting: waiting for the first frame"
         if not self.frames_flowing(now):
-            return f"stalled: no frame processed for {now - (self.stats.last_result or now):.0f} s"
+            return f"stalled: no frame processed for {now - (self.stats.last_handled() or now):.0f} s"
         fps = self.stats.recent_fps()
         p50 = self.stats.percentile("inference", 50)
         inference = f", inference {p50:.1f} ms p50" if p50 is not None else ""

@@ -36,6 +36,7 @@ from app.stages.base import StageContext
 from app.stages.inference import Inference
 from app.stages.postprocess import Postprocess
 from app.stages.preprocess import Preprocess
+from app.tracking import ObjectEvent
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
@@ -99,6 +100,30 @@ def run_model(model: str, image: str | np.ndarray, labels: Labels | str | None =
 def cat_clip(tmp_path_factory) -> Path:
     """A 3-second 720p clip panning and zooming over cat_720p.jpg, made at run time (no media is committed)."""
     return make_clip(IMAGES / "cat_720p.jpg", tmp_path_factory.mktemp("clips") / "cat_pan.mp4", frames=90)
+
+
+#: two_pets_clip: its size, frames and rate; the cat's box centre runs from about x 167 to 487, the dog's stays
+#: at about (540, 265)
+TWO_PETS_SIZE, TWO_PETS_FRAMES, TWO_PETS_FPS = (640, 360), 90, 30.0
+
+
+@pytest.fixture(scope="session")
+def two_pets_clip(tmp_path_factory) -> Path:
+    """Three seconds of a cat (cat.bmp) walking left to right along the top of a grey picture while a dog (from
+    pets.jpg) sits still at the bottom right: the pet SSD finds both in every frame. Made at run time."""
+    width, height = TWO_PETS_SIZE
+    cat = cv2.resize(imread(IMAGES / "cat.bmp"), (320, 213))
+    dog = cv2.resize(imread(IMAGES / "pets.jpg")[0:220, 90:310], (180, 180))
+    path = tmp_path_factory.mktemp("clips") / "two_pets.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), TWO_PETS_FPS, (width, height))
+    for i in range(TWO_PETS_FRAMES):
+        image = np.full((height, width, 3), 120, np.uint8)
+        image[height - 180:, width - 180:] = dog
+        x = round(i * (width - 320) / (TWO_PETS_FRAMES - 1))
+        image[:213, x:x + 320] = cat
+        writer.write(image)
+    writer.release()
+    return path
 
 
 # --- the shared test toolkit: polling, running a pipeline in the background, a collecting publisher, a fake
@@ -166,7 +191,8 @@ class Background:
 
 class Collector(Publisher):
     """A publisher that keeps what reaches it in the output lane, safe to read from the test's thread while the
-    pipeline runs: each frame's result, its events (with the result), the time it came, and the count.
+    pipeline runs: each frame's result, its events (with the result), the tracked objects' events, the time it
+    came, and the count.
 
     `at={n: action}` runs `action` in the output lane when the n-th frame arrives (for a finite source: frame seq n),
     before the publishers listed after this one see it; `at_close` runs when the run ends, as this publisher is
@@ -182,9 +208,13 @@ class Collector(Publisher):
         self._results: list[dict] = []
         self._events: list[tuple[Event, dict]] = []
         self._times: list[float] = []
+        self._objects: list[ObjectEvent] = []
 
     def publish(self, out: Output) -> None:
         with self._lock:
+            self._objects += out.objects
+            if out.replay:  # the last frame again, carrying only the events of the run's end
+                return
             self._results.append(out.result)
             self._events += [(event, out.result) for event in out.events]
             self._times.append(time.monotonic())
@@ -212,6 +242,12 @@ class Collector(Publisher):
         """(event, the result of the frame it came with), in order."""
         with self._lock:
             return list(self._events)
+
+    @property
+    def objects(self) -> list[ObjectEvent]:
+        """The tracked objects' events, in order."""
+        with self._lock:
+            return list(self._objects)
 
     @property
     def times(self) -> list[float]:
@@ -285,16 +321,19 @@ def network_camera(port: int) -> Background:
 
 
 def pet_pipeline(directory: Path, name: str = "pets", *, preprocess: dict | None = None,
-                 postprocess: dict | None = None, filter: dict | None = None, overlay: dict | None = None,
-                 publish: dict | None = None, description: str = "the pet SSD, for a test") -> Path:
+                 postprocess: dict | None = None, filter: dict | None = None, track: dict | None = None,
+                 overlay: dict | None = None, publish: dict | None = None,
+                 description: str = "the pet SSD, for a test") -> Path:
     """Write `directory/NAME.yaml`, a pipeline file (the pipeline is called NAME) running the pet SSD with the given
-    stage parameters and output blocks; a stage or block given as None is left out (filter, overlay, publish) or
-    empty (preprocess, postprocess)."""
+    stage parameters and output blocks; a stage or block given as None is left out (filter, track, overlay,
+    publish) or empty (preprocess, postprocess)."""
     stages: list[dict] = [{"preprocess": preprocess or {}},
                           {"inference": {"model": str(PET_MODEL), "labels": str(PET_LABEL_FILE)}},
                           {"postprocess": postprocess or {}}]
     if filter is not None:
         stages.append({"filter": filter})
+    if track is not None:
+        stages.append({"track": track})
     document: dict = {"description": description, "stages": stages}
     if overlay is not None:
         document["overlay"] = overlay

@@ -48,12 +48,25 @@ def test_bench_reports_every_mode_with_every_column(report):
     for row in rows:
         assert len(row) == len(HEADER)
         cells = dict(zip(HEADER, row, strict=True))
-        for column in ("fps", "inference ms p50", "capture→result ms p50", "p99", "CPU ms/frame", "peak RSS MB",
-                       "first result s"):
+        for column in ("fps", "inference ms p50", "capture→result ms p50", "p99", "CPU ms/frame",
+                       "CPU ms/captured frame", "peak RSS MB", "first result s"):
             assert float(cells[column]) > 0, (column, row)
         assert cells["× limit"].endswith("x") and cells["beyond invoke ms"] != "-"
     loops = [dict(zip(HEADER, row, strict=True)) for row in rows if row[0] == "loop"]
     assert all(cells["× loop"] == "1.00x" for cells in loops)
+
+
+def test_gated_spends_less_cpu_per_captured_frame_than_the_pipeline_on_a_still_scene():
+    """A still scene with nothing the model finds, as a 30 fps camera: gated infers its first frame and then only
+    at the keep-alive, so its CPU per captured frame is a fraction of the ungated pipeline's (both measured here)."""
+    proc = bench("--source", str(IMAGES / "owl.jpg"), "--live-fps", "30", "--modes", "pipeline,gated",
+                 "--outputs", "off", "--threads", "1", "--frames", "45", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = table_rows(proc.stdout)
+    cells = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert list(cells) == ["pipeline", "gated"]
+    assert "no_motion" in cells["gated"]["drops"] and "no_motion" not in cells["pipeline"]["drops"]
+    assert float(cells["gated"]["CPU ms/captured frame"]) < float(cells["pipeline"]["CPU ms/captured frame"]) / 2
 
 
 def test_bench_writes_json_with_every_run_and_a_plot(report):
@@ -122,6 +135,7 @@ def test_a_paced_camera_gives_a_late_reader_the_newest_frame_stamped_at_its_expo
 def test_ratios_compare_with_limit_and_the_loop_at_the_same_thread_count():
     def run(mode, outputs, fps, cpu):
         return {"mode": mode, "outputs": outputs, "threads": 2, "fps": fps, "cpu_ms_per_frame": cpu,
+                "cpu_ms_per_captured_frame": cpu,
                 "inference_ms": {"p50": 1, "p95": 1}, "peak_rss_mb": 1, "first_result_s": 1, "drops": {},
                 "capture_to_result_ms": {"p50": 1, "p95": 1, "p99": 1}}
 

@@ -89,7 +89,7 @@ def test_frames_are_fitted_to_the_model_in_the_capture_lane(cat_clip, monkeypatc
 def test_live_source_drops_stale_frames_and_counts_them():
     stopper = Collector()
     pipeline = _pipeline("camera.source=pattern", "camera.fps=1000", "camera.width=320", "camera.height=240",
-                         publishers=[stopper])
+                         "camera.motion.enabled=false", publishers=[stopper])  # every frame goes to the slot
     stopper.at[10] = pipeline.stop  # stopped from another thread (the output lane) once 10 results are out
     safety_net = threading.Timer(60, pipeline.stop)
     safety_net.start()
@@ -112,7 +112,8 @@ def test_a_camera_that_fails_is_reopened_and_the_run_goes_on():
 def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
     collect = Collector()
     stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=5)
-    assert set(collect.results[0]["timing_ms"]) == {"preprocess", "inference", "postprocess", "capture_to_result"}
+    assert set(collect.results[0]["timing_ms"]) == {"preprocess", "inference", "postprocess", "track",
+                                                    "capture_to_result"}
     summary = stats.summary()
     for word in ("captured", "processed 5", "dropped 0", "fps", "inference", "p50", "p95"):
         assert word in summary

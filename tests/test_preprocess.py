@@ -10,7 +10,7 @@ import pytest
 from app.config import PreprocessParams
 from app.frame import BGR, RGB, Frame
 from app.models import Labels
-from app.runtime import load_model
+from app.runtime import LoadedModel, load_model
 from app.stages.base import StageContext
 from app.stages.preprocess import Preprocess
 from conftest import IMAGES, MODELS, imread
@@ -41,7 +41,7 @@ def test_the_input_is_the_resized_frame_in_rgb():
     np.testing.assert_array_equal(model_input(MODEL_FILES[0], "stretch", bgr, BGR), expected)
 
 
-def started(model_file: str, resize: str) -> tuple[Preprocess, object]:
+def started(model_file: str, resize: str) -> tuple[Preprocess, LoadedModel]:
     model = load_model(MODELS / model_file, threads=1)
     stage = Preprocess(PreprocessParams.model_validate({"resize": resize}))
     stage.start(StageContext(model, Labels()))

@@ -76,7 +76,8 @@ def systemd(tmp_path, monkeypatch):
 
 def test_ready_then_watchdog_while_frames_flow_and_none_once_the_camera_stalls(systemd):
     camera = FakeCamera(description="stalling test camera")
-    pipeline = Pipeline(load_settings("detect", None, PET), [], source=camera)
+    # a still picture: motion gating would skip its frames, which feeds the watchdog too (tested below)
+    pipeline = Pipeline(load_settings("detect", None, [*PET, "camera.motion.enabled=false"]), [], source=camera)
     stats = pipeline.stats
     monitor = ServiceMonitor(stats)
     assert monitor.watchdog_s == pytest.approx(WATCHDOG_S) and monitor.stall_after_s == pytest.approx(WATCHDOG_S)

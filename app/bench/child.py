@@ -12,6 +12,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ from app.sources.base import Source
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
 
-MODES = ("limit", "loop", "pipeline")
+MODES = ("limit", "loop", "pipeline", "gated")
+#: the modes the bench runs unless told: `gated` (the pipeline with motion gating, against `pipeline` without it)
+#: is for a source where gating matters, e.g. a still scene as a camera
 #: the frames a run's latency-over-time series keeps at most (evenly spaced), for the plot
 SERIES_POINTS = 600
 
@@ -66,8 +69,10 @@ class Recorder:
         self.inference.append(inference_ms)
 
 
-def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, int]) -> dict:
-    """The run's numbers: fps between the first and last result, percentiles, CPU per frame, peak RSS."""
+def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, int],
+                captured: int | None = None) -> dict:
+    """The run's numbers: fps between the first and last result, percentiles, CPU per result and per captured
+    frame (`captured`: the frames read, when not one per result), peak RSS."""
     count = len(record.ready)
     span = record.ready[-1] - record.ready[0] if count > 1 else 0.0
 
@@ -83,8 +88,9 @@ def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, 
         "capture_to_result_ms": percentiles(record.capture_to_result, 50, 95, 99),
         #: p99 over each fifth of the run in turn: flat when latency does not creep up in a long run
         "capture_to_result_p99_by_fifth_ms": [percentiles(list(part), 99)["p99"]
-                                              for part in np.array_split(record.capture_to_result, 5)],
+                                              for part in np.array_split(record.capture_to_result, 5) if len(part)],
         "cpu_ms_per_frame": round(cpu_s * 1000 / count, 2),
+        "cpu_ms_per_captured_frame": round(cpu_s * 1000 / (captured or count), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "first_result_s": round(record.ready[0] - spec.launched, 3),
         "drops": drops,
@@ -193,16 +199,29 @@ def output_overrides(workdir: Path, port: int) -> list[str]:
             f"snapshots.dir={workdir / 'snapshots'}", "http.enabled=true", f"http.port={port}"]
 
 
-def run_pipeline(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
-    """smartcam's three lanes, built as `run` builds them; with the outputs on, the parent watches the live page."""
+def run_pipeline(spec: RunSpec, workdir: Path) -> dict:
+    """smartcam's three lanes, built as `run` builds them; with the outputs on, the parent watches the live page.
+    `pipeline` runs with motion gating off, `gated` with it on and for `spec.frames` captured frames (a still
+    scene may give few results)."""
+    gated = spec.mode == "gated"
+    overrides = [*spec.overrides, f"camera.motion.enabled={str(gated).lower()}"]
     if spec.outputs:
-        settings = load_settings(spec.pipeline, spec.config, [*spec.overrides, *output_overrides(workdir, spec.port)])
+        overrides += output_overrides(workdir, spec.port)
+    settings = load_settings(spec.pipeline, spec.config, overrides)
     record = Recorder()
     pipeline = Pipeline(settings, [*build_publishers(settings), Probe(record)],
                         camera(settings, spec) if spec.live_fps else None)
+    if gated:
+        threading.Thread(target=stop_after_captured, args=(pipeline, spec.frames), daemon=True).start()
     cpu = time.process_time()
-    stats = pipeline.run(max_frames=spec.frames)
-    return measurement(spec, record, time.process_time() - cpu, stats.drop_counts())
+    stats = pipeline.run(max_frames=None if gated else spec.frames)
+    return measurement(spec, record, time.process_time() - cpu, stats.drop_counts(), stats.captured)
+
+
+def stop_after_captured(pipeline: Pipeline, frames: int) -> None:
+    while pipeline.stats.captured < frames:
+        time.sleep(0.01)
+    pipeline.stop()
 
 
 def measure(spec: RunSpec) -> dict:
@@ -212,7 +231,7 @@ def measure(spec: RunSpec) -> dict:
             return run_limit(settings, spec)
         if spec.mode == "loop":
             return run_loop(settings, spec, Path(workdir))
-        return run_pipeline(settings, spec, Path(workdir))
+        return run_pipeline(spec, Path(workdir))
 
 
 def spec_argument(spec: RunSpec) -> str:

@@ -17,6 +17,7 @@ from app.events import Event
 from app.frame import BGR, Frame
 from app.metrics import Stats
 from app.overlay import draw
+from app.tracking import ObjectEvent
 
 
 @dataclass
@@ -46,6 +47,10 @@ class Output:
     counts: dict[str, int]
     overlay: OverlayParams
     fps: float
+    #: the tracked objects' events since the last Output (the `track` stage), in order
+    objects: list[ObjectEvent] = field(default_factory=list)
+    #: True only for the run's last frame handed over again, to carry the events of its end: no new result
+    replay: bool = False
     _annotated: np.ndarray | None = field(default=None, repr=False)
     _jpegs: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
 
@@ -77,6 +82,11 @@ def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:
     """An event as every output sends it (MQTT, webhooks): what happened, where, and the frame's result."""
     return {"type": event.kind, "label": event.label, "count": event.count, "previous": event.previous,
             "camera": ctx.camera, "pipeline": ctx.pipeline, "result": out.result}
+
+
+def object_document(event: ObjectEvent, out: Output, ctx: PublishContext) -> dict:
+    """A tracked object's event as every output sends it (MQTT, webhooks, the page)."""
+    return {**event.as_dict(), "camera": ctx.camera, "pipeline": ctx.pipeline, "seq": out.frame.seq}
 
 
 class Publisher(ABC):

@@ -1,6 +1,7 @@
 """Webhooks: every event POSTed as JSON to each configured URL (Home Assistant, Node-RED, ntfy, a script).
 
-Owns a delivery of the event document (`event_document`, the one MQTT publishes too) that
+Owns a delivery of the event documents (`event_document` for counts, `object_document` for tracked objects: the
+ones MQTT publishes too) that
 never holds up the output lane: each URL has its own Outbox (bounded, one worker thread), so a slow or
 dead receiver delays neither the pipeline nor the other receivers; when an outbox is full the oldest event goes,
 counted. Connection errors and 5xx are retried with doubling backoff; a 4xx is not (asking again will not change
@@ -23,7 +24,7 @@ from app import __version__
 from app.config import WebhooksConfig
 from app.metrics import Stats
 from app.outbox import Outbox
-from app.publishers.base import Output, PublishContext, Publisher, event_document
+from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,10 @@ class WebhookPublisher(Publisher):
                          for i, url in enumerate(self.config.urls)]
 
     def publish(self, out: Output) -> None:
-        for event in out.events:
-            body = json.dumps(event_document(event, out, self._ctx), separators=(",", ":")).encode()
+        documents = [*(event_document(event, out, self._ctx) for event in out.events),
+                     *(object_document(event, out, self._ctx) for event in out.objects)]
+        for document in documents:
+            body = json.dumps(document, separators=(",", ":")).encode()
             for sender in self._senders:
                 sender.put(body)
 

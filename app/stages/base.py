@@ -10,20 +10,26 @@ idle instead of lengthening the inference lane.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from app.config import CameraConfig
 from app.frame import Frame
 from app.models import Labels
 from app.runtime import LoadedModel
+from app.tracking import ObjectEvent
 
 
 @dataclass
 class StageContext:
-    """What the pipeline loaded for its stages: the model and its labels."""
+    """What the pipeline gives its stages: the model and its labels, the camera's settings (zones, lines), and
+    where object events go (the output lane takes them in order, none lost to a full hand-off)."""
 
     model: LoadedModel
     labels: Labels
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    object_events: deque[ObjectEvent] = field(default_factory=deque)
 
 
 class Stage(ABC):
@@ -42,6 +48,9 @@ class Stage(ABC):
     @abstractmethod
     def process(self, frame: Frame) -> Frame | None:
         """Do this stage's job on one frame; None drops it."""
+
+    def finish(self) -> None:
+        """The run is ending (in the inference lane, after its last frame): hand over what is still pending."""
 
     def stop(self) -> None:
         """Release what `start` took."""

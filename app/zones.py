@@ -1,0 +1,104 @@
+"""Zones and lines on a camera's picture: where a tracked object is, and when it crosses.
+
+A zone is a named polygon, a line a named segment with a direction (`camera.zones`, `camera.lines` in
+config.yaml). A shape whose every coordinate is between 0 and 1 is in fractions of the frame; any other is in
+pixels of the frame the results are in (their `size`). Owns only geometry: which zones a point is in, and which
+way a point's step from one frame to the next crosses a line. What counts as entered (inertia), loitering and the
+counts belong to the tracker (app/tracking.py). An object's point is the bottom centre of its box, where it
+stands on the ground, as in Frigate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.config import LineConfig, ZoneConfig
+
+Point = tuple[float, float]
+IN, OUT = "in", "out"
+
+
+def reference_point(box: tuple[float, float, float, float]) -> Point:
+    """The bottom centre of a box (x0, y0, x1, y1): where the object meets the ground."""
+    return (box[0] + box[2]) / 2, box[3]
+
+
+def in_pixels(points: list[tuple[float, float]], size: tuple[int, int]) -> np.ndarray:
+    """`points` as pixels of a `size` (width, height) frame: fractions when every coordinate is in 0..1."""
+    array = np.asarray(points, dtype=np.float64)
+    if np.all((array >= 0) & (array <= 1)):
+        array = array * np.asarray(size, dtype=np.float64)
+    return array
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    polygon: np.ndarray  # (N, 2) pixels
+    labels: frozenset[str]
+    inertia: int
+    loitering_s: float
+
+    def applies_to(self, label: str) -> bool:
+        return not self.labels or label in self.labels
+
+    def contains(self, point: Point) -> bool:
+        """Whether `point` is inside the polygon (even-odd rule; a point on an edge may fall either way)."""
+        x, y = point
+        xs, ys = self.polygon[:, 0], self.polygon[:, 1]
+        xs_next, ys_next = np.roll(xs, -1), np.roll(ys, -1)
+        straddles = (ys > y) != (ys_next > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at_x = xs + (y - ys) * (xs_next - xs) / (ys_next - ys)
+        return bool(np.count_nonzero(straddles & (x < at_x)) % 2)
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    start: np.ndarray  # (2,) pixels
+    end: np.ndarray
+    labels: frozenset[str]
+
+    def applies_to(self, label: str) -> bool:
+        return not self.labels or label in self.labels
+
+    def side(self, point: Point) -> float:
+        """Which side of the line `point` is on: positive on the left of start→end as drawn on the image (y down,
+        so a line drawn downwards has its positive side on the image's left)."""
+        (sx, sy), (ex, ey) = self.start, self.end
+        return float((ex - sx) * (point[1] - sy) - (ey - sy) * (point[0] - sx))
+
+    def crossing(self, before: Point, after: Point) -> str | None:
+        """IN when the step before→after crosses the segment from its positive side to its negative side (left to
+        right for a line drawn downwards), OUT the other way, None when it does not cross the segment. A point on
+        the line counts as on the negative side, so a step onto it and one off it are one crossing, not two or
+        none."""
+        positive_before, positive_after = self.side(before) > 0, self.side(after) > 0  # on the line: negative
+        if positive_before == positive_after:
+            return None
+        # the segment's ends must lie on either side of the step's own line, or the step passes beyond an end
+        step = Line(self.name, np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64), self.labels)
+        if (step.side(tuple(self.start)) > 0) == (step.side(tuple(self.end)) > 0):
+            return None
+        return IN if positive_before else OUT
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A camera's zones and lines, in pixels of frames of one size."""
+
+    size: tuple[int, int]
+    zones: tuple[Zone, ...]
+    lines: tuple[Line, ...]
+
+    @classmethod
+    def build(cls, zones: dict[str, ZoneConfig], lines: dict[str, LineConfig], size: tuple[int, int]) -> Scene:
+        built_lines = []
+        for name, line in lines.items():
+            start, end = in_pixels([line.start, line.end], size)
+            built_lines.append(Line(name, start, end, frozenset(line.labels)))
+        return cls(size, tuple(Zone(name, in_pixels(zone.polygon, size), frozenset(zone.labels), zone.inertia,
+                                    zone.loitering_s) for name, zone in zones.items()), tuple(built_lines))

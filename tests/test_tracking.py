@@ -1,0 +1,209 @@
+"""Tracking, zones and lines: ids that stay with an object, its life as events, zone entry with inertia,
+loitering, line crossings in and out, stillness; then the whole pipeline on a clip of two real pets through the
+pet SSD (one walks through a zone and over a line, one sits still)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from app.config import CameraConfig, OverlayParams, TrackParams, load_settings
+from app.frame import Detection, Frame
+from app.overlay import draw
+from app.pipeline import Pipeline
+from app.tracking import END, NEW, UPDATE, Tracker, greedy_match, iou_matrix
+from app.zones import IN, OUT, Scene
+from conftest import TWO_PETS_FRAMES, TWO_PETS_SIZE, Collector, pet_pipeline
+
+SIZE = (640, 360)
+
+
+def detection(x: float, y: float = 100.0, label: str = "cat", score: float = 0.8, side: float = 80.0) -> Detection:
+    """A box `side` wide and high whose bottom centre is at (x, y + side)."""
+    return Detection(label, 0, score, (x - side / 2, y, x + side / 2, y + side))
+
+
+def scene(**camera) -> Scene:
+    config = CameraConfig.model_validate(camera)
+    return Scene.build(config.zones, config.lines, SIZE)
+
+
+def walk(tracker: Tracker, positions: list[list[Detection]], dt: float = 0.1):
+    """Feed frames of detections; return every frame's tracked detections and all events, with times i * dt."""
+    frames, events = [], []
+    for i, detections in enumerate(positions):
+        tracked, new_events = tracker.update(detections, i * dt, i + 1)
+        frames.append(tracked)
+        events += new_events
+    return frames, events
+
+
+def test_iou_and_greedy_matching_take_the_best_pairs_first():
+    a = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], dtype=float)
+    b = np.array([[21, 0, 31, 10], [0, 0, 10, 10], [100, 100, 110, 110]], dtype=float)
+    iou = iou_matrix(a, b)
+    assert iou[0, 1] == 1.0 and iou[0, 2] == 0.0 and 0.8 < iou[1, 0] < 0.9
+    assert greedy_match(iou, 0.3) == [(0, 1), (1, 0)]
+
+
+def test_an_object_keeps_its_id_from_new_to_end():
+    tracker = Tracker(TrackParams(min_hits=3, max_lost=5))
+    frames, events = walk(tracker, [[detection(100 + 10 * i)] for i in range(20)] + [[]] * 6)
+    ids = [d.track_id for frame in frames for d in frame]
+    assert ids[:2] == [None, None] and set(ids[2:]) == {1}  # tentative until its third frame
+    assert [e.type for e in events] == [NEW, END]
+    assert events[1].end == pytest.approx(1.9) and events[1].start == 0.0 and events[1].score == 0.8
+
+
+def test_two_objects_keep_their_own_ids_and_a_breed_that_flickers_keeps_one():
+    tracker = Tracker(TrackParams(min_hits=1))
+    positions = [[detection(100 + 10 * i, label="Egyptian_Mau" if i % 3 == 2 else "Bengal", score=0.7),
+                  detection(500, label="dog", score=0.6)] for i in range(10)]
+    frames, events = walk(tracker, positions)
+    assert all([d.track_id for d in frame] == [1, 2] for frame in frames)
+    assert Counter(e.type for e in events) == {NEW: 2}  # the settled label stays Bengal: no label update
+    assert tracker.tracks[0].label == "Bengal"
+
+
+def test_a_second_box_on_the_same_object_starts_no_track():
+    """One object seen twice under two labels (the pet SSD does this): the weaker box is not a second object."""
+    tracker = Tracker(TrackParams(min_hits=1))
+    twice = [[detection(300, score=0.8), Detection("dog", 1, 0.4, (255, 95, 345, 185))] for _ in range(5)]
+    frames, events = walk(tracker, twice)
+    assert [e.type for e in events] == [NEW]
+    assert all([d.track_id for d in frame] == [1, None] for frame in frames)
+
+
+def test_a_lost_object_found_again_within_max_lost_keeps_its_id():
+    tracker = Tracker(TrackParams(min_hits=1, max_lost=4))
+    positions = [[detection(100 + 10 * i)] if i not in (5, 6, 7) else [] for i in range(12)]
+    frames, events = walk(tracker, positions)
+    assert {d.track_id for frame in frames for d in frame} == {1}
+    assert [e.type for e in events] == [NEW]
+
+
+def test_a_zone_is_entered_and_left_after_inertia_frames():
+    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"middle": {"polygon": [[0.4, 0], [0.6, 0], [0.6, 1],
+                                                                                  [0.4, 1]], "inertia": 3}}))
+    frames, events = walk(tracker, [[detection(x)] for x in range(200, 460, 10)])
+    updates = [(e.changes, e.zones) for e in events if e.type == UPDATE]
+    assert updates == [(("entered:middle",), ("middle",)), (("left:middle",), ())]
+    entered = [i for i, frame in enumerate(frames) if frame[0].zones == ("middle",)]
+    # x reaches 256 (0.4 of 640) at frame 6: counted from the third frame in a row inside
+    assert entered[0] == 8 and frames[entered[0]][0].zones == ("middle",)
+    assert tracker.zone_counts() == {"middle": 0}
+
+
+def test_a_flicker_across_the_edge_shorter_than_inertia_changes_nothing():
+    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"left": {"polygon": [[0, 0], [0.5, 0], [0.5, 1],
+                                                                              [0, 1]], "inertia": 3}}))
+    _, events = walk(tracker, [[detection(x)] for x in [310, 310, 310, 325, 310, 325, 325, 310]])
+    assert [e.changes for e in events if e.type == UPDATE] == [("entered:left",)]
+
+
+def test_zone_labels_and_loitering():
+    zones = {"porch": {"polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "inertia": 1, "loitering_s": 1.0,
+                       "labels": ["person"]}}
+    tracker = Tracker(TrackParams(min_hits=1), scene(zones=zones))
+    frames, events = walk(tracker, [[detection(100, label="person"), detection(400, label="cat")]
+                                    for _ in range(15)], dt=0.1)
+    # inertia 1 and min_hits 1: tracked and in the zone from the first frame, so its new event names the zone
+    assert [(e.type, e.track_id, e.zones) for e in events if e.type == NEW] == [(NEW, 1, ("porch",)), (NEW, 2, ())]
+    changes = [(e.track_id, e.changes) for e in events if e.type == UPDATE]
+    assert changes == [(1, ("loitering:porch",))]
+    assert [d.zones for d in frames[-1]] == [("porch",), ()]
+    assert tracker.zone_counts() == {"porch": 1}
+
+
+def test_a_line_counts_crossings_in_and_out_once_each():
+    """`from` top, `to` bottom: left to right is in. A step beyond the segment's end crosses nothing."""
+    tracker = Tracker(TrackParams(min_hits=1), scene(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.9]}}))
+    there_and_back = [*range(200, 460, 20), *range(440, 180, -20)]
+    _, events = walk(tracker, [[detection(x)] for x in there_and_back])
+    assert [e.changes for e in events if e.type == UPDATE] == [("crossed:gate:in",), ("crossed:gate:out",)]
+    assert tracker.line_counts == {"gate": {IN: 1, OUT: 1}}
+    below = Tracker(TrackParams(min_hits=1), scene(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.3]}}))
+    walk(below, [[detection(x)] for x in range(200, 460, 20)])  # its point (y 180) passes below the segment
+    assert below.line_counts == {"gate": {IN: 0, OUT: 0}}
+
+
+def test_a_still_object_becomes_stationary_and_moving_again():
+    tracker = Tracker(TrackParams(min_hits=1, stationary_s=1.0))
+    positions = [[detection(300)]] * 15 + [[detection(300 + 15 * i)] for i in range(1, 6)]
+    frames, events = walk(tracker, positions, dt=0.1)
+    assert [(e.type, e.changes, e.stationary) for e in events] == [
+        (NEW, (), False), (UPDATE, ("stationary",), True), (UPDATE, ("moving",), False)]
+
+
+def test_finish_ends_every_confirmed_track():
+    tracker = Tracker(TrackParams(min_hits=3))
+    walk(tracker, [[detection(100), detection(400)]] * 3 + [[detection(100), detection(400), detection(250)]])
+    assert sorted(e.track_id for e in tracker.finish(9) if e.type == END) == [1, 2] and not tracker.tracks
+
+
+def test_zones_and_lines_are_fractions_or_pixels_and_checked():
+    fractions = scene(zones={"a": {"polygon": [[0, 0], [0.5, 0], [0.5, 1]]}})
+    pixels = scene(zones={"a": {"polygon": [[0, 0], [320, 0], [320, 360]]}})
+    np.testing.assert_array_equal(fractions.zones[0].polygon, pixels.zones[0].polygon)
+    for wrong, message in [({"zones": {"a": {"polygon": [[0, 0], [1, 1]]}}}, "at least 3"),
+                           ({"zones": {"a": {"polygon": [[0, 0], [1, -1], [1, 1]]}}}, "never negative"),
+                           ({"lines": {"g": {"from": [0.5, 0], "to": [0.5, 0]}}}, "the same point"),
+                           ({"zones": {"a/b": {"polygon": [[0, 0], [1, 0], [1, 1]]}}}, "zone or line name")]:
+        with pytest.raises(ValueError, match=message):
+            CameraConfig.model_validate(wrong)
+
+
+# --- the whole pipeline, on two real pets
+
+
+def test_two_pets_each_keep_one_id_and_the_walker_enters_leaves_and_crosses_once(tmp_path, two_pets_clip):
+    _, height = TWO_PETS_SIZE
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+camera:
+  source: {two_pets_clip}
+  realtime: true
+  zones:
+    middle: {{polygon: [[0.4, 0], [0.6, 0], [0.6, 0.7], [0.4, 0.7]]}}
+  lines:
+    gate: {{from: [0.7, 0], to: [0.7, 0.7]}}
+""")
+    pet_pipeline(tmp_path, postprocess={"min_score": 0.3}, track={"stationary_s": 1.0, "max_lost": 10})
+    settings = load_settings(str(tmp_path / "pets.yaml"), config)
+    collector = Collector()
+    Pipeline(settings, [collector]).run()
+    results = collector.results
+    assert len(results) >= TWO_PETS_FRAMES * 0.8  # a paced file drops only what a slow machine cannot keep up with
+    walker = [d for r in results for d in r["detections"] if d["box"][3] < height * 0.5]
+    sitter = [d for r in results for d in r["detections"] if d["box"][1] > height * 0.5]
+    main_ids = []
+    for seen in (walker, sitter):
+        ids = Counter(d.get("track_id") for d in seen)  # a second, weaker box on the same pet has none
+        (main, count), = Counter({i: n for i, n in ids.items() if i is not None}).most_common(1)
+        assert count >= 0.95 * len(results) - 2, ids  # every frame but its first, tentative ones
+        main_ids.append(main)
+    walker_id, sitter_id = main_ids
+    objects = collector.objects
+    assert sorted((e.track_id, e.type) for e in objects if e.type != UPDATE) == sorted(
+        [(walker_id, NEW), (walker_id, END), (sitter_id, NEW), (sitter_id, END)])
+    walker_changes = [c for e in objects if e.track_id == walker_id for c in e.changes]
+    assert walker_changes == ["entered:middle", "left:middle", "crossed:gate:in"]
+    sitter_changes = [c for e in objects if e.track_id == sitter_id for c in e.changes]
+    assert sitter_changes == ["stationary"]
+
+
+def test_the_overlay_draws_zones_lines_and_track_ids():
+    camera_scene = scene(zones={"middle": {"polygon": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]}},
+                         lines={"gate": {"from": [0.9, 0.1], "to": [0.9, 0.9]}})
+
+    def drawn(zones: bool, track_id: int | None) -> np.ndarray:
+        frame = Frame(np.zeros((360, 640, 3), np.uint8), 1, "test", scene=camera_scene,
+                      detections=[Detection("cat", 0, 0.9, (20, 200, 120, 300), track_id)])
+        return draw(frame, OverlayParams(boxes=True, banner=False, zones=zones), 10.0)
+
+    with_scene, without = drawn(True, None), drawn(False, None)
+    for x, y in [(320, 90), (160, 180), (576, 180)]:  # the zone's top and left edges, the line's middle
+        assert with_scene[y, x].min() > 200 and without[y, x].max() == 0  # white, anti-aliased
+    assert np.count_nonzero(drawn(False, 7)) > np.count_nonzero(without)  # "cat 0.90 #7" is the longer label
