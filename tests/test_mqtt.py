@@ -97,6 +97,43 @@ def test_events_counts_snapshot_discovery_and_availability(tmp_path, broker, cat
     assert device["origin"] == {"name": "smartcam", "sw_version": __version__}
 
 
+def test_object_events_zone_and_line_counts_and_their_entities(tmp_path, broker, two_pets_clip):
+    """With tracking: object events on {base}/objects, the zone's count and the line's crossings as retained state,
+    and an event entity and their sensors in the device document."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""
+camera:
+  source: {two_pets_clip}
+  realtime: true
+  zones: {{middle: {{polygon: [[0.4, 0], [0.6, 0], [0.6, 0.7], [0.4, 0.7]]}}}}
+  lines: {{gate: {{from: [0.7, 0], to: [0.7, 0.7]}}}}
+mqtt: {{enabled: true, host: 127.0.0.1, port: {broker.port}}}
+""")
+    pet_pipeline(tmp_path, "pets", postprocess={"min_score": 0.3}, track={"stationary_s": 1.0})
+    settings = load_settings(str(tmp_path / "pets.yaml"), config)
+    with subscribed(broker.port) as live:
+        Pipeline(settings, [MqttPublisher(settings.device.mqtt)]).run()
+        wait_for(lambda: live.payloads(f"{BASE}/availability")[-1:] == [b"offline"], "offline after the run")
+        objects = [json.loads(p) for p in live.payloads(f"{BASE}/objects")]
+        with subscribed(broker.port) as fresh:
+            wait_for(lambda: fresh.payloads(f"{BASE}/lines/gate/in", retained=True) and fresh.payloads(DEVICE,
+                     retained=True), "the retained state")
+            assert fresh.payloads(f"{BASE}/lines/gate/in", retained=True) == [b"1"]
+            assert fresh.payloads(f"{BASE}/lines/gate/out", retained=True) == [b"0"]
+            assert fresh.payloads(f"{BASE}/zones/middle/count", retained=True) == [b"0"]  # both gone: ended
+            device = json.loads(fresh.payloads(DEVICE, retained=True)[-1])
+    assert sorted(e["type"] for e in objects if e["type"] != "update") == ["end", "end", "new", "new"]
+    assert [c for e in objects for c in e.get("changes", [])].count("crossed:gate:in") == 1
+    assert all((e["camera"], e["pipeline"]) == ("cam0", "pets") and "track_id" in e for e in objects)
+    event = device["components"]["objects"]
+    assert event["platform"] == "event" and event["state_topic"] == f"{BASE}/objects"
+    assert event["event_types"] == ["new", "update", "end"] and "event_type" in event["value_template"]
+    zone = device["components"]["zone_middle_count"]
+    assert zone["platform"] == "sensor" and zone["state_topic"] == f"{BASE}/zones/middle/count"
+    crossings = device["components"]["line_gate_in"]
+    assert crossings["state_topic"] == f"{BASE}/lines/gate/in" and crossings["state_class"] == "total_increasing"
+
+
 def test_discovery_is_sent_again_when_home_assistant_comes_online(tmp_path, broker, monkeypatch):
     monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", 0.0)  # answered at once
     pipeline, _ = mqtt_pipeline(tmp_path, f"mqtt.port={broker.port}", *PATTERN, labels=["Bengal", "beagle"])

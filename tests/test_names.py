@@ -11,7 +11,7 @@ import pytest
 from app.accelerator import choose
 from app.models import manifest
 from app.names import cpu_name, edgetpu_name, safe_name
-from app.publishers.mqtt import Topics, discovery_documents
+from app.publishers.mqtt import Topics, discovery_components, entity_documents
 from app.publishers.snapshots import name_pattern, snapshot_name
 from conftest import MODELS
 
@@ -29,7 +29,7 @@ def test_topics_discovery_ids_and_snapshot_files_spell_a_name_alike():
     topics = Topics("smartcam", safe_name("front door"), "homeassistant", safe_name("my pipe"))
     assert topics.count("a & b") == "smartcam/front_door/my_pipe/count/a_b"
     assert "homeassistant/sensor/smartcam_front_door_my_pipe/a_b_count/config" in \
-        discovery_documents(topics, "x", "a & b")
+        entity_documents(topics, "x", discovery_components(topics, ["a & b"]))
     name = snapshot_name(0.0, "front door", "a & b")
     assert name.endswith("_front_door_a_b.jpg") and name_pattern("front door").fullmatch(name)
 

@@ -53,6 +53,9 @@ Topics (prefix: mqtt.topic_prefix; discovery: mqtt.discovery.prefix; camera, pip
   {prefix}/{camera}/{pipeline}/events         {"type", "label", "count", "previous", "camera", "pipeline", "result"}
   {prefix}/{camera}/{pipeline}/count/{label}  the label's current count, e.g. "2", retained
   {prefix}/{camera}/{pipeline}/snapshot       JPEG of the latest appeared/changed event, retained
+  {prefix}/{camera}/{pipeline}/objects        tracked objects' events: {"type": new|update|end, "track_id", ...}
+  {prefix}/{camera}/{pipeline}/zones/{zone}/count      confirmed objects in the zone now, retained
+  {prefix}/{camera}/{pipeline}/lines/{line}/in|out     crossings since the start, retained
   {prefix}/{camera}/{pipeline}/results        every processed frame's result (mqtt.publish_results)
   {prefix}/{camera}/{pipeline}/stats          the run's stats document, every mqtt.stats_interval_s
   {discovery}/device/{node}/config            Home Assistant device discovery, retained (mode device)
@@ -83,7 +86,8 @@ from app.config import MqttConfig
 from app.errors import ConfigError
 from app.metrics import CONNECTED
 from app.names import safe_name
-from app.publishers.base import Output, PublishContext, Publisher, event_document
+from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
+from app.tracking import NEW
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,16 @@ class Topics:
         return f"{self.base}/count/{safe_name(label)}"
 
     @property
+    def objects(self) -> str:
+        return f"{self.base}/objects"
+
+    def zone_count(self, zone: str) -> str:
+        return f"{self.base}/zones/{safe_name(zone)}/count"
+
+    def line_count(self, line: str, direction: str) -> str:
+        return f"{self.base}/lines/{safe_name(line)}/{direction}"
+
+    @property
     def node(self) -> str:
         """The Home Assistant node and device id: unique per instance, and per topic prefix."""
         return f"{safe_name(self.prefix)}_{self.camera}_{self.pipeline}"
@@ -226,15 +240,45 @@ def device_name(camera: str, pipeline: str) -> str:
     return " ".join(words)
 
 
-def discovery_components(topics: Topics, labels: Iterable[str]) -> dict[str, dict]:
+@dataclass(frozen=True)
+class Scene:
+    """What the track stage adds to Home Assistant: the object event entity, and the zones' and lines' sensors."""
+
+    tracking: bool = False
+    zones: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+#: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes
+OBJECT_EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
+                         "'label': value_json.label, 'zones': value_json.zones, 'changes': value_json.changes} "
+                         "| to_json }}")
+
+
+def discovery_components(topics: Topics, labels: Iterable[str], scene: Scene = Scene()) -> dict[str, dict]:
     """Every Home Assistant entity of the instance, by object id, as a device discovery component: its `platform`,
     `unique_id`, `name` (without the device's name: Home Assistant adds it) and the rest of its config. The snapshot
-    image, and per label (sorted) a count sensor and an occupancy binary sensor. The one place to add an entity:
-    both discovery modes are made from this."""
+    image; per label (sorted) a count sensor and an occupancy binary sensor; with tracking, an event entity for
+    the object events, a count sensor per zone and an in and an out counter per line. The one place to add an
+    entity: both discovery modes are made from this."""
     node = topics.node
     components: dict[str, dict] = {"snapshot": {
         "platform": "image", "name": "snapshot", "unique_id": f"{node}_snapshot",
         "image_topic": topics.snapshot, "content_type": "image/jpeg"}}
+    if scene.tracking:
+        components["objects"] = {
+            "platform": "event", "name": "object", "unique_id": f"{node}_objects", "state_topic": topics.objects,
+            "event_types": ["new", "update", "end"], "value_template": OBJECT_EVENT_TEMPLATE}
+    for zone in scene.zones:
+        components[f"zone_{safe_name(zone)}_count"] = {
+            "platform": "sensor", "name": f"{zone} count", "unique_id": f"{node}_zone_{safe_name(zone)}_count",
+            "state_topic": topics.zone_count(zone), "state_class": "measurement"}
+    for line in scene.lines:
+        for direction in ("in", "out"):
+            components[f"line_{safe_name(line)}_{direction}"] = {
+                "platform": "sensor", "name": f"{line} {direction}",
+                "unique_id": f"{node}_line_{safe_name(line)}_{direction}",
+                "state_topic": topics.line_count(line, direction), "state_class": "total_increasing"}
     for label in sorted(labels):
         object_id = safe_name(label)
         components[f"{object_id}_count"] = {
@@ -268,13 +312,6 @@ def entity_documents(topics: Topics, camera: str, components: dict[str, dict]) -
             for object_id, component in components.items()}
 
 
-def discovery_documents(topics: Topics, camera: str, label: str | None) -> dict[str, dict]:
-    """The per-entity discovery documents of one label's entities (label None: the snapshot's), by topic."""
-    components = discovery_components(topics, [] if label is None else [label])
-    chosen = {o: c for o, c in components.items() if (o == "snapshot") == (label is None)}
-    return entity_documents(topics, camera, chosen)
-
-
 def as_component(document: dict, platform: str) -> dict:
     """A per-entity discovery document as a device component (its device, origin and availability are the
     device document's)."""
@@ -300,6 +337,7 @@ class MqttPublisher(Publisher):
         self._state: dict[str, str | bytes] = {}  # retained topic -> its current payload ("" removes it)
         self._unsent: dict[str, None] = {}  # retained topics to (re)send, in order
         self._labels: set[str] = set()
+        self._scene = Scene()
         #: components of labels seen by an earlier all-labels run, found retained: published as they were
         self._kept: dict[str, dict] = {}
         #: one-off discovery messages (a component's removal, a hand-over) sent before the discovery state
@@ -330,10 +368,18 @@ class MqttPublisher(Publisher):
                               safe_name(ctx.pipeline))
         self.client_id = self.config.client_id or default_client_id(ctx.camera, ctx.pipeline)
         self._client = self._make_client(ctx)
+        camera = ctx.settings.device.camera
+        tracking = ctx.settings.pipeline.track is not None
+        self._scene = Scene(tracking, tuple(camera.zones) if tracking else (), tuple(camera.lines) if tracking else ())
         with self._wake:
             self._set_state(self._topics.availability, ONLINE)
             for label in ctx.publish.labels or ():
                 self._watch(label, discovery=False)
+            for zone in self._scene.zones:
+                self._set_state(self._topics.zone_count(zone), "0")
+            for line in self._scene.lines:
+                for direction in ("in", "out"):
+                    self._set_state(self._topics.line_count(line, direction), "0")
             self._update_discovery()
         ctx.stats.health["mqtt"] = self.health
         self._next_stats = time.monotonic() + self.config.stats_interval_s
@@ -344,15 +390,21 @@ class MqttPublisher(Publisher):
 
     def publish(self, out: Output) -> None:
         ctx, topics = self._ctx, self._topics
-        stream = [Message(topics.events, json.dumps(event_document(e, out, ctx), separators=(",", ":")))
-                  for e in out.events]
-        if self.config.publish_results:
-            stream.append(Message(topics.results, json.dumps(out.result, separators=(",", ":"))))
-        snapshot = out.jpeg() if any(e.kind in SNAPSHOT_EVENTS for e in out.events) else None
+        stream = [Message(topics.events, _json(event_document(e, out, ctx))) for e in out.events]
+        stream += [Message(topics.objects, _json(object_document(e, out, ctx))) for e in out.objects]
+        if self.config.publish_results and not out.replay:
+            stream.append(Message(topics.results, _json(out.result)))
+        taken = any(e.kind in SNAPSHOT_EVENTS for e in out.events) or any(e.type == NEW for e in out.objects)
+        snapshot = out.jpeg() if taken else None
         with self._wake:
             for label, count in out.counts.items():
                 self._watch(label)
                 self._set_state(topics.count(label), str(count))
+            for zone, count in out.frame.zone_counts.items():
+                self._set_state(topics.zone_count(zone), str(count))
+            for line, counts in out.frame.line_counts.items():
+                for direction, count in counts.items():
+                    self._set_state(topics.line_count(line, direction), str(count))
             if snapshot is not None:
                 self._set_state(topics.snapshot, snapshot)
             for message in stream:
@@ -408,7 +460,7 @@ class MqttPublisher(Publisher):
         return self.config.discovery.mode == "device"
 
     def _components(self) -> dict[str, dict]:
-        return {**self._kept, **discovery_components(self._topics, self._labels)}
+        return {**self._kept, **discovery_components(self._topics, self._labels, self._scene)}
 
     def _update_discovery(self) -> None:
         """The discovery state from the components: one device document, or one document per entity."""
