@@ -28,8 +28,11 @@ class Event:
 
 
 class EventTracker:
-    def __init__(self, labels: list[str] | None, min_score: float, appear_frames: int, clear_frames: int) -> None:
+    def __init__(self, labels: list[str] | None, min_score: float, appear_frames: int, clear_frames: int,
+                 tracked_only: bool = False) -> None:
         self.labels = set(labels) if labels else None
+        #: with the track stage: only tracked objects count (not a second box on one object, nor a flicker)
+        self.tracked_only = tracked_only
         self.min_score = min_score
         self.appear_frames = appear_frames
         self.clear_frames = clear_frames
@@ -40,7 +43,8 @@ class EventTracker:
     def update(self, frame: Frame) -> list[Event]:
         """Feed one processed frame; return the events it completes."""
         raw = Counter(d.label for d in frame.detections
-                      if d.score >= self.min_score and (self.labels is None or d.label in self.labels))
+                      if d.score >= self.min_score and (self.labels is None or d.label in self.labels)
+                      and (d.track_id is not None or not self.tracked_only))
         events = []
         for label in self._in_order(raw):
             seen, current = raw.get(label, 0), self.counts.get(label, 0)

@@ -282,7 +282,8 @@ class Pipeline:
     def _output_lane(self) -> None:
         pipeline = self.settings.pipeline
         publish, overlay = pipeline.publish, pipeline.overlay
-        tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames)
+        tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
+                               tracked_only=pipeline.track is not None)
         last: Output | None = None
         while (frame := self._results.get()) is not None:
             events = tracker.update(frame)

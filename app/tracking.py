@@ -84,12 +84,10 @@ class ObjectEvent:
     seq: int = 0
 
     def as_dict(self) -> dict:
-        out = {"type": self.type, "track_id": self.track_id, "label": self.label, "score": round(self.score, 4),
-               "box": [round(v, 1) for v in self.box], "zones": list(self.zones), "start": round(self.start, 3),
-               "end": None if self.end is None else round(self.end, 3), "stationary": self.stationary}
-        if self.changes:
-            out["changes"] = list(self.changes)
-        return out
+        return {"type": self.type, "track_id": self.track_id, "label": self.label, "score": round(self.score, 4),
+                "box": [round(v, 1) for v in self.box], "zones": list(self.zones), "start": round(self.start, 3),
+                "end": None if self.end is None else round(self.end, 3), "stationary": self.stationary,
+                "changes": list(self.changes)}
 
 
 @dataclass

@@ -33,6 +33,15 @@ def test_a_label_appears_changes_and_clears_once_each():
     assert tracker.counts == {"person": 0}
 
 
+def test_with_tracking_only_tracked_objects_count():
+    """A second box on one cat (no track id: the tracker took it for a duplicate) does not make two cats."""
+    tracker = EventTracker(None, 0.5, appear_frames=1, clear_frames=1, tracked_only=True)
+    frame = _frame("cat", "cat")
+    frame.detections[0] = Detection("cat", 0, 0.9, (10, 10, 50, 50), track_id=1)
+    assert _feed(tracker, frame) == [Event("appeared", "cat", 1, 0)]
+    assert EventTracker(None, 0.5, 1, 1).update(frame) == [Event("appeared", "cat", 2, 0)]
+
+
 def test_one_flickering_frame_fires_nothing():
     tracker = EventTracker(None, 0.5, appear_frames=2, clear_frames=3)
     _feed(tracker, _frame("car"), _frame("car"))

@@ -171,6 +171,10 @@ def test_the_page_shows_the_stream_and_the_detections_in_chromium(live, tmp_path
     assert re.search(r'id="fps">\d+\.\d<', dom)
     assert re.search(r'id="model">ssd_mobilenet_v1_fine_tuned_pet\.tflite<', dom)
     assert re.search(r'id="status" class="live"', dom)
+    # the detect pipeline tracks: a detection shows its track id, and the object's events are listed
+    assert re.search(r'<ul id="detections">.*?<span class="label">\S+ #\d+ ', dom, re.S), dom[:3000]
+    objects = re.search(r'<section id="objects-section">.*?<ul id="objects">(.*?)</ul>', dom, re.S)
+    assert objects and re.search(r'#\d+ new', objects.group(1)), dom[:3000]
 
     shot = tmp_path / "page.png"
 
@@ -214,7 +218,9 @@ def test_snapshot_is_the_latest_annotated_frame(live):
 
 def test_api_latest_has_the_one_result_shape(live):
     result = get_json(live.port, "/api/latest")
-    assert set(result) >= {"pipeline", "source", "seq", "ts", "size", "detections", "timing_ms", "counts"}
+    assert set(result) >= {"pipeline", "source", "seq", "ts", "size", "detections", "timing_ms", "counts", "objects",
+                           "zones", "lines"}
+    assert all(event["type"] in ("new", "update", "end") and "track_id" in event for event in result["objects"])
     assert result["pipeline"] == "detect" and result["source"] == "cam0" and result["size"] == [1280, 720]
     assert abs(result["ts"] - time.time()) < 60
     assert set(result["timing_ms"]) >= {"preprocess", "inference", "postprocess", "capture_to_result"}

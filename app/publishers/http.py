@@ -30,6 +30,7 @@ import re
 import socket
 import socketserver
 import threading
+from collections import deque
 import time
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,10 +42,12 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from app.config import HttpConfig
 from app.errors import ConfigError
 from app.metrics import is_ok, prometheus_family
-from app.publishers.base import Output, PublishContext, Publisher
+from app.publishers.base import Output, PublishContext, Publisher, object_document
 
 log = logging.getLogger(__name__)
 
+#: the tracked objects' events /api/latest keeps, newest first
+OBJECTS_SHOWN = 20
 #: a stream client that cannot take one frame within this long is dropped
 SEND_TIMEOUT_S = 10.0
 #: how often a stream thread wakes to notice a shutdown when no frames come
@@ -117,6 +120,8 @@ class HttpPublisher(Publisher):
         #: the bound port once started (the chosen one when http.port is 0)
         self.port: int | None = None
         self.latest: Output | None = None
+        #: the newest tracked objects' events, for /api/latest and the page
+        self.objects: deque[dict] = deque(maxlen=OBJECTS_SHOWN)
         self.stream_clients = 0
         self.stream_clients_dropped = 0
         self._clients_lock = threading.Lock()
@@ -176,6 +181,7 @@ class HttpPublisher(Publisher):
 
     def publish(self, out: Output) -> None:
         self.latest = out
+        self.objects.extend(object_document(event, out, self.ctx) for event in out.objects)
         if not self.stream_clients:
             return
         now = time.monotonic()
@@ -221,7 +227,8 @@ class HttpPublisher(Publisher):
         out = self.latest
         if out is None:
             return json_response({"error": "no frame processed yet"}, 503)
-        return json_response({**out.result, "counts": out.counts})
+        return json_response({**out.result, "counts": out.counts, "zones": out.frame.zone_counts,
+                              "lines": out.frame.line_counts, "objects": list(reversed(self.objects))})
 
     def snapshot(self) -> Response:
         out = self.latest

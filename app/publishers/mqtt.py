@@ -251,7 +251,8 @@ class Scene:
 
 #: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes
 OBJECT_EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
-                         "'label': value_json.label, 'zones': value_json.zones, 'changes': value_json.changes} "
+                         "'label': value_json.label, 'zones': value_json.zones, "
+                         "'changes': value_json.changes | default([])} "
                          "| to_json }}")
 
 
@@ -271,7 +272,7 @@ def discovery_components(topics: Topics, labels: Iterable[str], scene: Scene = S
             "event_types": ["new", "update", "end"], "value_template": OBJECT_EVENT_TEMPLATE}
     for zone in scene.zones:
         components[f"zone_{safe_name(zone)}_count"] = {
-            "platform": "sensor", "name": f"{zone} count", "unique_id": f"{node}_zone_{safe_name(zone)}_count",
+            "platform": "sensor", "name": f"{zone} zone count", "unique_id": f"{node}_zone_{safe_name(zone)}_count",
             "state_topic": topics.zone_count(zone), "state_class": "measurement"}
     for line in scene.lines:
         for direction in ("in", "out"):
