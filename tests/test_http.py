@@ -111,8 +111,9 @@ def read_frames(port: int, count: int, headers: dict[str, str] | None = None) ->
         conn.close()
 
 
-def chromium(url: str, tmp_path: Path, *flags: str) -> str:
-    """Headless Chromium on `url` with a fresh profile; its standard output."""
+def chromium(url: str, tmp_path: Path, *flags: str, wait: str = "--virtual-time-budget=5000") -> str:
+    """Headless Chromium on `url` with a fresh profile; its standard output. `wait`: how long the page runs (virtual
+    time waits for the stream's data, so a stream that sends nothing for long needs real time: `--timeout=MS`)."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         pytest.fail("chromium is not installed: ./install.sh --dev installs it (or apt-get install chromium)")
@@ -120,7 +121,7 @@ def chromium(url: str, tmp_path: Path, *flags: str) -> str:
     done = subprocess.run(
         [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         f"--user-data-dir={profile}", "--virtual-time-budget=5000", *flags, url],
+         f"--user-data-dir={profile}", wait, *flags, url],
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -187,6 +188,21 @@ def test_the_page_shows_the_stream_and_the_detections_in_chromium(live, tmp_path
 
     wait_for(screenshot_shows_the_stream, "a screenshot with the stream in it", 60, interval=0.5)
     print(f"screenshot of the live page: {shot}")
+
+
+def test_the_page_says_live_on_a_still_scene_that_motion_gating_skips(tmp_path):
+    """Nothing moves and the model finds nothing: results come only at the keep-alive, frames keep coming."""
+    camera = FakeCamera([imread(IMAGES / "owl.jpg")], pause=0.02)
+    with serving("camera.motion.keepalive_s=600", source=camera) as running:
+        wait_for(lambda: running.pipeline.stats.drops["no_motion"] > 20, "frames skipped by motion gating", 30)
+        wait_for(lambda: running.pipeline.stats.recent_fps() == 0, "no recent results", 30)
+        # a new viewer sees the latest frame at once, not a black page until the next inferred one
+        assert decode_jpeg(read_frames(running.http.port, 1)[0]).shape == (*camera.images[0].shape[:2], 3)
+        url = f"http://127.0.0.1:{running.http.port}/"
+        dom = wait_for(lambda: d if 'class="live"' in (d := chromium(url, tmp_path, "--dump-dom",
+                                                                    wait="--timeout=5000")) else None,
+                       "the page to say live", 60, interval=0.5)
+    assert re.search(r'id="status" class="live">live: nothing moving<', dom), dom[:2000]
 
 
 def test_the_page_is_one_offline_file(live):

@@ -4,8 +4,9 @@ Standard library only (`http.server`), one thread per connection, all daemons, s
 framework. It owns three promises:
 
 - It never slows the pipeline. `publish` keeps a reference to the newest Output and, only while someone watches
-  `/stream.mjpg`, encodes at most `stream.max_fps` JPEGs a second into one latest-JPEG slot. Each stream client's
-  thread waits for a frame newer than the one it sent; a slow client skips frames, and one that takes more than
+  `/stream.mjpg`, encodes at most `stream.max_fps` JPEGs a second into one latest-JPEG slot. A new stream client
+  gets the newest processed frame at once (encoded in its own thread), then each client's thread waits for a frame
+  newer than the one it sent; a slow client skips frames, and one that takes more than
   `send_timeout_s` to accept a frame is dropped and counted. `/snapshot.jpg` encodes on request, in the
   requester's thread.
 - Nothing leaves the snapshots folder: a file name is decoded once, must match a plain `NAME.jpg` pattern, and its
@@ -423,19 +424,26 @@ class _Handler(BaseHTTPRequestHandler):
         app.stream_opened()
         dropped = False
         try:
-            seq = app.frames.seq  # start with the next frame, not a stale one
+            seq = app.frames.seq
+            latest = app.latest  # shown at once: on a still scene that motion gating skips, the next may be far off
+            if latest is not None:
+                self._part(latest.jpeg(width=app.config.stream.width, quality=app.config.stream.quality))
             while not app.frames.closed:
                 got = app.frames.wait_newer(seq, STREAM_WAKE_S)
                 if got is not None:
                     seq, jpeg = got
-                    self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                     % (BOUNDARY.encode(), len(jpeg), jpeg))
+                    self._part(jpeg)
         except TimeoutError:
             dropped = True
             log.info("http: stream client %s took over %g s to accept a frame; dropped", self.address_string(),
                      app.send_timeout_s)
         finally:
             app.stream_closed(dropped)
+
+
+    def _part(self, jpeg: bytes) -> None:
+        self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                         % (BOUNDARY.encode(), len(jpeg), jpeg))
 
 
 class _Server(ThreadingHTTPServer):
