@@ -196,9 +196,11 @@ def test_the_page_says_live_on_a_still_scene_that_motion_gating_skips(tmp_path):
     with serving("camera.motion.keepalive_s=600", source=camera) as running:
         wait_for(lambda: running.pipeline.stats.drops["no_motion"] > 20, "frames skipped by motion gating", 30)
         wait_for(lambda: running.pipeline.stats.recent_fps() == 0, "no recent results", 30)
+        port = running.http.port
+        assert port is not None
         # a new viewer sees the latest frame at once, not a black page until the next inferred one
-        assert decode_jpeg(read_frames(running.http.port, 1)[0]).shape == (*camera.images[0].shape[:2], 3)
-        url = f"http://127.0.0.1:{running.http.port}/"
+        assert decode_jpeg(read_frames(port, 1)[0]).shape == (*camera.images[0].shape[:2], 3)
+        url = f"http://127.0.0.1:{port}/"
         dom = wait_for(lambda: d if 'class="live"' in (d := chromium(url, tmp_path, "--dump-dom",
                                                                     wait="--timeout=5000")) else None,
                        "the page to say live", 60, interval=0.5)
