@@ -183,11 +183,11 @@ class Tracker:
                               still_since=now)
                 self._next_id += 1
                 self.tracks.append(track)
-                self._observe(track, detection, now)
+                self._observe(track, detection)
             else:
                 track = known
                 self._move(track, boxes[column], now)
-                self._observe(track, detection, now)
+                self._observe(track, detection)
             changes = self._follow(track, now)
             if not track.confirmed and track.hits >= self.params.min_hits:
                 track.confirmed = True
@@ -234,7 +234,7 @@ class Tracker:
         track.lost = 0
         track.last_seen = now
 
-    def _observe(self, track: Track, detection: Detection, now: float) -> None:
+    def _observe(self, track: Track, detection: Detection) -> None:
         track.scores[detection.label] += detection.score
         track.best_score = max(track.best_score, detection.score)
 
