@@ -141,6 +141,8 @@ class CameraConfig(Strict):
     motion: MotionConfig = MotionConfig()
     detect_fps: float = Field(0.0, ge=0, le=MAX_FPS, description="infer at most this many frames a second (0: "
                               "every frame the model keeps up with)")
+    frame_id: str = Field("", pattern=r"^[A-Za-z0-9_/.-]{0,128}$", description="header.frame_id of the robot "
+                          "output (ROS 2's camera optical frame); default: the camera's name")
     zones: dict[str, ZoneConfig] = Field({}, description="named areas tracked objects enter and leave")
     lines: dict[str, LineConfig] = Field({}, description="named lines tracked objects cross in and out")
 
@@ -304,6 +306,27 @@ class WebhooksConfig(Strict):
     queue_size: int = Field(100, ge=1, le=10_000, description="events held for slow receivers; the oldest dropped")
 
 
+class UdpConfig(Strict):
+    """The robot output over UDP: one datagram per processed frame, from the end of the inference lane."""
+
+    enabled: bool = False
+    target: str = Field("127.0.0.1:5600", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]{1,253}):\d{1,5}$",
+                        description="HOST:PORT to send to; a multicast group (224.0.0.0/4) is sent multicast")
+    multicast_ttl: int = Field(1, ge=0, le=255, description="hops a multicast datagram may take (1: this network)")
+    label_info_s: float = Field(5.0, gt=0, le=86400, description="how often the class map is sent again")
+
+
+class ZmqConfig(Strict):
+    """The robot output over ZeroMQ: a PUB socket, one message per processed frame, from the end of the inference
+    lane."""
+
+    enabled: bool = False
+    bind: str = Field("tcp://127.0.0.1:5601", pattern=r"^(tcp|ipc|inproc)://\S+$",
+                      description="the PUB socket's endpoint: tcp://HOST:PORT (tcp://*:5601 for every interface), "
+                                  "ipc://PATH")
+    label_info_s: float = Field(5.0, gt=0, le=86400, description="how often the class map is sent again")
+
+
 class DeviceConfig(Strict):
     """`config.yaml`: what this board has and where results go."""
 
@@ -317,6 +340,8 @@ class DeviceConfig(Strict):
     http: HttpConfig = HttpConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    udp: UdpConfig = UdpConfig()
+    zmq: ZmqConfig = ZmqConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from app.motion import Motion
     from app.zones import Scene
 
+#: what a frame's stamp (`Frame.t_capture`) is: the moment the sensor exposed it (picamera2, a V4L2 buffer, a paced
+#: clip), a stream's presentation time mapped onto the monotonic clock at its first frame, or, when the source knows
+#: neither, the moment the read returned to Python
+EXPOSURE, PRESENTATION, ARRIVAL = "exposure", "presentation", "arrival"
+
 #: the channel order of a frame's image, kept as the source delivers it: OpenCV's (every camera, stream, file and
 #: image read through it; picamera2's main stream) or RGB. Only the model-size image and the JPEG encoder convert.
 BGR, RGB = "bgr", "rgb"
@@ -84,6 +89,11 @@ class InputGeometry:
         return out
 
 
+def wall_clock(monotonic: float) -> float:
+    """A CLOCK_MONOTONIC time (seconds) on the wall clock, as the two clocks stand now."""
+    return time.time() - (time.monotonic() - monotonic)
+
+
 def has_area(boxes: np.ndarray) -> np.ndarray:
     """Which (N, 4) x0, y0, x1, y1 boxes still cover pixels after clipping (one in letterbox padding does not)."""
     return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -110,8 +120,12 @@ class Frame:
     seq: int
     source: str
     order: str = BGR
+    #: the frame's stamp, CLOCK_MONOTONIC seconds (the clock picamera2, V4L2 and ROS 2's steady time share), and
+    #: what it is (`stamp`: EXPOSURE, PRESENTATION or ARRIVAL)
     t_capture: float = field(default_factory=time.monotonic)
-    ts: float = field(default_factory=time.time)
+    stamp: str = ARRIVAL
+    #: the same instant on the wall clock (`time.time()`), for people and for robots whose clock is the wall's
+    ts: float = field(default=0.0)
     lores: np.ndarray | None = None
     scaled: Scaled | None = None
     geometry: InputGeometry | None = None
@@ -126,6 +140,15 @@ class Frame:
     line_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.ts:
+            self.ts = wall_clock(self.t_capture)
+
+    @property
+    def stamp_ns(self) -> int:
+        """The stamp in CLOCK_MONOTONIC nanoseconds."""
+        return round(self.t_capture * 1e9)
+
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the source image."""
@@ -137,7 +160,8 @@ class Frame:
             "pipeline": pipeline,
             "source": self.source,
             "seq": self.seq,
-            "ts": round(self.ts, 3),
+            "ts": round(self.ts, 6),
+            "stamp": {"monotonic_ns": self.stamp_ns, "source": self.stamp},
             "size": list(self.size),
             "detections": [d.as_dict() for d in self.detections],
         }

@@ -36,7 +36,8 @@ def is_ok(document: dict[str, object]) -> bool:
     return bool(document.get("ok", document.get("state") == CONNECTED))
 #: timings exported as Prometheus histograms: timing name -> metric name
 PROMETHEUS_HISTOGRAMS = {"inference": "smartcam_inference_seconds",
-                         "capture_to_result": "smartcam_capture_to_result_seconds"}
+                         "exposure_to_result": "smartcam_exposure_to_result_seconds",
+                         "exposure_to_publish": "smartcam_exposure_to_publish_seconds"}
 
 
 @dataclass
@@ -104,8 +105,18 @@ class Stats:
             self._recent.append(now)
             self._forget_before(now - RATE_WINDOW_S)
             for name, ms in timing_ms.items():
-                self._latency.setdefault(name, deque(maxlen=LATENCY_SAMPLES)).append(ms)
-                self._histograms.setdefault(name, Histogram()).observe(ms / 1000)
+                self._record(name, ms)
+
+    def _record(self, name: str, ms: float) -> None:
+        """One latency sample (under the lock)."""
+        self._latency.setdefault(name, deque(maxlen=LATENCY_SAMPLES)).append(ms)
+        self._histograms.setdefault(name, Histogram()).observe(ms / 1000)
+
+    def published(self, t_capture: float) -> None:
+        """A frame stamped `t_capture` was handed to every output: its exposure-to-publish time."""
+        ms = (time.monotonic() - t_capture) * 1000
+        with self._lock:
+            self._record("exposure_to_publish", ms)
 
     def drop_counts(self) -> dict[str, int]:
         """A copy of the drops by reason, safe to read while the lanes count."""
@@ -122,7 +133,8 @@ class Stats:
         drops = self.drop_counts()
         info = dict(self.info)
         timing = {f"{name}_ms": {f"p{q}": None if (v := self.percentile(name, q)) is None else round(v, 2)
-                                 for q in (50, 95)} for name in ("inference", "capture_to_result")}
+                                 for q in (50, 95)} for name in ("inference", "exposure_to_result",
+                                                                  "exposure_to_publish")}
         return {**info, "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
                 "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
                 "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents(),
@@ -220,8 +232,12 @@ class Stats:
                                for name, doc in sorted(health.items())]),
             prometheus_histogram("smartcam_inference_seconds", "Model invocation time.",
                                  histograms["smartcam_inference_seconds"]),
-            prometheus_histogram("smartcam_capture_to_result_seconds", "From capture to a decoded result.",
-                                 histograms["smartcam_capture_to_result_seconds"]),
+            prometheus_histogram("smartcam_exposure_to_result_seconds",
+                                 "From the frame's stamp (its exposure where the source knows it) to its result.",
+                                 histograms["smartcam_exposure_to_result_seconds"]),
+            prometheus_histogram("smartcam_exposure_to_publish_seconds",
+                                 "From the frame's stamp to its hand-over to every output.",
+                                 histograms["smartcam_exposure_to_publish_seconds"]),
         ]
         return "".join(parts)
 

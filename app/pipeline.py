@@ -27,12 +27,15 @@ from app.motion import MotionGate
 from app.models import Labels, resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
+from app.robot import build_robot_outputs
+from app.robot.base import RobotContext, RobotOutput
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
+from app.stages.postprocess import Postprocess
 from app.stages.track import Track
 from app.tracking import ObjectEvent
 
@@ -79,9 +82,12 @@ def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelC
 class Pipeline:
     """One configured run: call `run()`; `stop()` (from a signal handler or another thread) ends it."""
 
-    def __init__(self, settings: Settings, publishers: list[Publisher], source: Source | None = None) -> None:
+    def __init__(self, settings: Settings, publishers: list[Publisher], source: Source | None = None,
+                 robot_outputs: list[RobotOutput] | None = None) -> None:
         self.settings = settings
         self.publishers = publishers
+        #: sent each frame's results from the inference lane, before the output lane (UDP, ZeroMQ, the Python API)
+        self.robot_outputs = build_robot_outputs(settings) if robot_outputs is None else robot_outputs
         self.stats = Stats()
         self.model, self.labels, self.choice, warnings = load_pipeline_model(settings)
         self.stats.warnings += [*settings.warnings, *warnings]
@@ -174,6 +180,8 @@ class Pipeline:
         close_publishers(self.publishers, ending + STOP_BUDGET_S if self._interrupted else time.monotonic() + FLUSH_S)
         for stage in self.stages:
             stage.stop()
+        for output in self.robot_outputs:
+            output.close()
         if not lanes[0].is_alive():
             self.source.close()
         if self._error is not None:
@@ -186,19 +194,35 @@ class Pipeline:
                                runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
                                camera=self.settings.device.camera.name)
         ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, not self.source.live)
+        camera = self.settings.device.camera
+        robot = RobotContext(camera.name, self.settings.pipeline.name, camera.frame_id or camera.name,
+                             self._class_map(), self.stats)
         started: list[Publisher] = []
+        robots: list[RobotOutput] = []
         try:
             for publisher in self.publishers:
                 publisher.start(ctx)
                 started.append(publisher)
+            for output in self.robot_outputs:
+                output.start(robot)
+                robots.append(output)
             self.source.open()
         except BaseException:
             close_publishers(started, time.monotonic() + FLUSH_S)
+            for output in robots:
+                output.close()
             raise
         self.stats.info["source_description"] = self.source.description
         log.info("source %s opened (%s)", self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
         self.stats.started = time.monotonic()
+
+    def _class_map(self) -> dict[int, str]:
+        """The model's class ids and names, as its results name them (a classifier's by its output count)."""
+        postprocess = next(stage for stage in self.stages if isinstance(stage, Postprocess))
+        if postprocess.kind == "classifier":
+            return self.labels.for_classes(self.model.outputs[0].shape[1])
+        return dict(self.labels.names)
 
     def _guard(self, lane) -> None:
         """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""
@@ -218,9 +242,9 @@ class Pipeline:
                 seq += 1
                 self.stats.captured_frame()
                 self._count_decode_errors()
-                frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores)
-                if captured.t_capture is not None:
-                    frame.t_capture = captured.t_capture
+                frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores,
+                              **({"t_capture": captured.t_capture, "stamp": captured.stamp}
+                                 if captured.t_capture is not None else {}))
                 if self.gate is not None:
                     skipped, frame.motion = self.gate.admit(captured.image, frame.t_capture)
                     if skipped:  # never handed over: it costs its decode and the motion check only
@@ -257,6 +281,8 @@ class Pipeline:
                 if processed is None:
                     continue
                 self.stats.observe(processed.timing)
+                for output in self.robot_outputs:
+                    output.send(processed)
                 if self.stats.processed == TPU_CHECK_AFTER:
                     self._check_tpu_speed()
                 self._results.put(processed)
@@ -276,7 +302,7 @@ class Pipeline:
                 self.stats.drop(f"dropped_by_{stage.name}")
                 return None
             frame = result
-        frame.timing["capture_to_result"] = (time.monotonic() - frame.t_capture) * 1000
+        frame.timing["exposure_to_result"] = (time.monotonic() - frame.t_capture) * 1000
         return frame
 
     def _output_lane(self) -> None:
@@ -303,6 +329,8 @@ class Pipeline:
     def _publish(self, out: Output) -> None:
         for publisher in self.publishers:
             publisher.publish(out)
+        if not out.replay:
+            self.stats.published(out.frame.t_capture)
 
 
 def close_publishers(publishers: list[Publisher], deadline: float) -> None:

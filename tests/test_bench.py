@@ -48,7 +48,7 @@ def test_bench_reports_every_mode_with_every_column(report):
     for row in rows:
         assert len(row) == len(HEADER)
         cells = dict(zip(HEADER, row, strict=True))
-        for column in ("fps", "inference ms p50", "capture→result ms p50", "p99", "CPU ms/frame",
+        for column in ("fps", "inference ms p50", "exposure→result ms p50", "p99", "CPU ms/frame",
                        "CPU ms/captured frame", "peak RSS MB", "first result s"):
             assert float(cells[column]) > 0, (column, row)
         assert cells["× limit"].endswith("x") and cells["beyond invoke ms"] != "-"
@@ -76,8 +76,8 @@ def test_bench_writes_json_with_every_run_and_a_plot(report):
     assert len(document["runs"]) == 5 and len(document["rows"]) == 5
     for run in document["runs"]:
         assert run["frames"] == 12 and run["peak_rss_mb"] > 0 and run["series"]
-        assert set(run["capture_to_result_ms"]) == {"p50", "p95", "p99"}
-        assert len(run["capture_to_result_p99_by_fifth_ms"]) == 5
+        assert set(run["exposure_to_result_ms"]) == {"p50", "p95", "p99"}
+        assert len(run["exposure_to_result_p99_by_fifth_ms"]) == 5
     assert (folder / "bench.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -137,7 +137,7 @@ def test_ratios_compare_with_limit_and_the_loop_at_the_same_thread_count():
         return {"mode": mode, "outputs": outputs, "threads": 2, "fps": fps, "cpu_ms_per_frame": cpu,
                 "cpu_ms_per_captured_frame": cpu,
                 "inference_ms": {"p50": 1, "p95": 1}, "peak_rss_mb": 1, "first_result_s": 1, "drops": {},
-                "capture_to_result_ms": {"p50": 1, "p95": 1, "p99": 1}}
+                "exposure_to_result_ms": {"p50": 1, "p95": 1, "p99": 1}}
 
     rows = {(r["mode"], r["outputs"]): r for r in summarise([
         run("limit", False, 100, 20), run("loop", False, 80, 26), run("pipeline", False, 90, 22),

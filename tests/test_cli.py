@@ -23,7 +23,7 @@ CAT = IMAGES / "cat.bmp"
 CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
                 "--labels", MODELS / "imagenet_labels.txt", "--max-frames", "1"]
 RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "classes", "timing_ms"}
-TIMING_KEYS = {"preprocess", "inference", "postprocess", "capture_to_result"}
+TIMING_KEYS = {"preprocess", "inference", "postprocess", "exposure_to_result"}
 
 
 def app(*args, library_dir: Path | None = None) -> subprocess.CompletedProcess:

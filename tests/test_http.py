@@ -241,7 +241,7 @@ def test_api_latest_has_the_one_result_shape(live):
     assert all(event["type"] in ("new", "update", "end") and "track_id" in event for event in result["objects"])
     assert result["pipeline"] == "detect" and result["source"] == "cam0" and result["size"] == [1280, 720]
     assert abs(result["ts"] - time.time()) < 60
-    assert set(result["timing_ms"]) >= {"preprocess", "inference", "postprocess", "capture_to_result"}
+    assert set(result["timing_ms"]) >= {"preprocess", "inference", "postprocess", "exposure_to_result"}
     for detection in result["detections"]:
         assert set(detection) - {"track_id", "zones"} == {"label", "class_id", "score", "box"}  # detect tracks
         assert len(detection["box"]) == 4
@@ -253,12 +253,12 @@ def test_api_latest_has_the_one_result_shape(live):
 
 def test_api_stats_has_rates_latencies_and_the_run(live):
     stats = get_json(live.port, "/api/stats")
-    assert set(stats) >= {"fps", "processed", "captured", "drops", "dropped", "inference_ms", "capture_to_result_ms",
+    assert set(stats) >= {"fps", "processed", "captured", "drops", "dropped", "inference_ms", "exposure_to_result_ms",
                           "uptime_s", "model", "accelerator", "runtime", "source_description", "pipeline", "camera",
                           "warnings", "stream"}
     assert stats["fps"] > 0 and stats["captured"] >= stats["processed"] > 0 and stats["uptime_s"] > 0
     assert stats["dropped"] == sum(stats["drops"].values())
-    for key in ("inference_ms", "capture_to_result_ms"):
+    for key in ("inference_ms", "exposure_to_result_ms"):
         assert 0 < stats[key]["p50"] <= stats[key]["p95"]
     assert stats["model"] == "ssd_mobilenet_v1_fine_tuned_pet.tflite" and stats["pipeline"] == "detect"
     assert isinstance(stats["warnings"], list)
@@ -337,7 +337,7 @@ def test_metrics_is_consistent_prometheus_text(live):
     assert kinds["smartcam_frames_captured_total"] == kinds["smartcam_frames_processed_total"] == "counter"
     assert kinds["smartcam_frames_dropped_total"] == "counter" and kinds["smartcam_fps"] == "gauge"
     assert kinds["smartcam_uptime_seconds"] == "gauge"
-    assert kinds["smartcam_inference_seconds"] == kinds["smartcam_capture_to_result_seconds"] == "histogram"
+    assert kinds["smartcam_inference_seconds"] == kinds["smartcam_exposure_to_result_seconds"] == "histogram"
     assert all(family["help"] for family in families.values())
     value = {name: family["samples"][0][2] for name, family in families.items()
              if family["type"] != "histogram" and family["samples"]}
@@ -348,8 +348,8 @@ def test_metrics_is_consistent_prometheus_text(live):
     # both histograms and the counter come from one consistent read: every processed frame is in each
     processed = value["smartcam_frames_processed_total"]
     assert check_histogram(families["smartcam_inference_seconds"], "smartcam_inference_seconds") == processed
-    assert check_histogram(families["smartcam_capture_to_result_seconds"],
-                           "smartcam_capture_to_result_seconds") == processed
+    assert check_histogram(families["smartcam_exposure_to_result_seconds"],
+                           "smartcam_exposure_to_result_seconds") == processed
 
 
 def test_prometheus_text_escapes_label_values():

@@ -113,7 +113,7 @@ def test_every_stage_is_timed_and_the_summary_says_it_all(cat_clip):
     collect = Collector()
     stats = _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=5)
     assert set(collect.results[0]["timing_ms"]) == {"preprocess", "inference", "postprocess", "track",
-                                                    "capture_to_result"}
+                                                    "exposure_to_result"}
     summary = stats.summary()
     for word in ("captured", "processed 5", "dropped 0", "fps", "inference", "p50", "p95"):
         assert word in summary

@@ -2,7 +2,7 @@
 
 A reader that falls behind gets the newest frame exposed, as from a camera, not the next one in the file: the
 frames it missed are read and thrown away (a decoder cannot skip), and each frame carries its exposure time, so
-capture-to-result is measured from the moment the "camera" took the picture, for the loop and the pipeline alike.
+exposure-to-result is measured from the moment the "camera" took the picture, for the loop and the pipeline alike.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 
+from app.frame import EXPOSURE
 from app.sources.base import Captured, Source
 
 
@@ -41,7 +42,7 @@ class PacedCamera(Source):
             self.skipped += 1
         captured = self.source.read()
         self._next = newest + 1
-        return captured._replace(t_capture=self._start + newest / self.fps)
+        return captured._replace(t_capture=self._start + newest / self.fps, stamp=EXPOSURE)
 
     def close(self) -> None:
         self.source.close()

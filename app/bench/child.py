@@ -2,7 +2,7 @@
 
 A run is one mode (`limit`, `loop` or `pipeline`) at one thread count, with the outputs off or on. Its own process
 makes its CPU time (user + sys, `time.process_time`), its peak RSS and its time from launch to the first result
-its own. Every mode records, per result, when it was ready and how long after the exposure (`capture_to_result`)
+its own. Every mode records, per result, when it was ready and how long after the exposure (`exposure_to_result`)
 and how long `invoke()` took, and is reduced to the same numbers by `measurement`.
 """
 
@@ -57,15 +57,15 @@ class RunSpec:
 
 @dataclass
 class Recorder:
-    """Per result: when it was ready, capture-to-result and inference ms."""
+    """Per result: when it was ready, exposure-to-result and inference ms."""
 
     ready: list[float] = field(default_factory=list)
-    capture_to_result: list[float] = field(default_factory=list)
+    exposure_to_result: list[float] = field(default_factory=list)
     inference: list[float] = field(default_factory=list)
 
-    def add(self, ready: float, capture_to_result_ms: float, inference_ms: float) -> None:
+    def add(self, ready: float, exposure_to_result_ms: float, inference_ms: float) -> None:
         self.ready.append(ready)
-        self.capture_to_result.append(capture_to_result_ms)
+        self.exposure_to_result.append(exposure_to_result_ms)
         self.inference.append(inference_ms)
 
 
@@ -85,16 +85,16 @@ def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, 
         "frames": count,
         "fps": round((count - 1) / span, 2) if span else 0.0,
         "inference_ms": percentiles(record.inference, 50, 95),
-        "capture_to_result_ms": percentiles(record.capture_to_result, 50, 95, 99),
+        "exposure_to_result_ms": percentiles(record.exposure_to_result, 50, 95, 99),
         #: p99 over each fifth of the run in turn: flat when latency does not creep up in a long run
-        "capture_to_result_p99_by_fifth_ms": [percentiles(list(part), 99)["p99"]
-                                              for part in np.array_split(record.capture_to_result, 5) if len(part)],
+        "exposure_to_result_p99_by_fifth_ms": [percentiles(list(part), 99)["p99"]
+                                              for part in np.array_split(record.exposure_to_result, 5) if len(part)],
         "cpu_ms_per_frame": round(cpu_s * 1000 / count, 2),
         "cpu_ms_per_captured_frame": round(cpu_s * 1000 / (captured or count), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "first_result_s": round(record.ready[0] - spec.launched, 3),
         "drops": drops,
-        "series": [[round(record.ready[i] - record.ready[0], 3), round(record.capture_to_result[i], 2)]
+        "series": [[round(record.ready[i] - record.ready[0], 3), round(record.exposure_to_result[i], 2)]
                    for i in range(0, count, step)],
     }
 
@@ -189,8 +189,8 @@ class Probe(Publisher):
 
     def publish(self, out: Output) -> None:
         timing = out.frame.timing
-        ready = out.frame.t_capture + timing["capture_to_result"] / 1000
-        self.record.add(ready, timing["capture_to_result"], timing["inference"])
+        ready = out.frame.t_capture + timing["exposure_to_result"] / 1000
+        self.record.add(ready, timing["exposure_to_result"], timing["inference"])
 
 
 def output_overrides(workdir: Path, port: int) -> list[str]:

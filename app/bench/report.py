@@ -16,7 +16,7 @@ from pathlib import Path
 from app.errors import ConfigError
 
 HEADER = ["mode", "outputs", "threads", "fps", "× limit", "× loop", "inference ms p50", "inference ms p95",
-          "capture→result ms p50", "p95", "p99", "CPU ms/frame", "CPU ms/captured frame", "beyond invoke ms",
+          "exposure→result ms p50", "p95", "p99", "CPU ms/frame", "CPU ms/captured frame", "beyond invoke ms",
           "beyond × loop", "peak RSS MB", "first result s", "drops"]
 
 Key = tuple[str, bool, int]
@@ -43,7 +43,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "fps_range": [min(r["fps"] for r in group), max(r["fps"] for r in group)],
             "inference_ms_p50": median(group, lambda r: r["inference_ms"]["p50"]),
             "inference_ms_p95": median(group, lambda r: r["inference_ms"]["p95"]),
-            **{f"capture_to_result_ms_{q}": statistics.median(r["capture_to_result_ms"][q] for r in group)
+            **{f"exposure_to_result_ms_{q}": statistics.median(r["exposure_to_result_ms"][q] for r in group)
                for q in ("p50", "p95", "p99")},
             "cpu_ms_per_frame": median(group, lambda r: r["cpu_ms_per_frame"]),
             "cpu_ms_per_captured_frame": median(group, lambda r: r["cpu_ms_per_captured_frame"]),
@@ -83,8 +83,8 @@ def _cells(row: dict) -> list[str]:
     drops = ", ".join(f"{reason} {count}" for reason, count in row["drops"].items()) or "0"
     return [row["mode"], "on" if row["outputs"] else "off", str(row["threads"]), number(row["fps"]),
             ratio(row["fps_vs_limit"]), ratio(row["fps_vs_loop"]), number(row["inference_ms_p50"]),
-            number(row["inference_ms_p95"]), number(row["capture_to_result_ms_p50"]),
-            number(row["capture_to_result_ms_p95"]), number(row["capture_to_result_ms_p99"]),
+            number(row["inference_ms_p95"]), number(row["exposure_to_result_ms_p50"]),
+            number(row["exposure_to_result_ms_p95"]), number(row["exposure_to_result_ms_p99"]),
             number(row["cpu_ms_per_frame"]), number(row["cpu_ms_per_captured_frame"]),
             number(row["beyond_invoke_ms"]), ratio(row["beyond_vs_loop"]),
             number(row["peak_rss_mb"], 0), number(row["first_result_s"], 2), drops]
@@ -102,7 +102,7 @@ def write_json(path: Path, conditions: dict, runs: list[dict], rows: list[dict])
 
 
 def plot(path: Path, runs: list[dict], rows: list[dict]) -> None:
-    """fps and CPU per frame per row, and capture-to-result over time per run, as one PNG."""
+    """fps and CPU per frame per row, and exposure-to-result over time per run, as one PNG."""
     try:
         import matplotlib
     except ImportError:
@@ -124,7 +124,7 @@ def plot(path: Path, runs: list[dict], rows: list[dict]) -> None:
             latency_axes.plot(times, latencies, linewidth=0.8,
                               label=f"{run['mode']} {'on' if run['outputs'] else 'off'} {run['threads']}t")
     latency_axes.set_xlabel("seconds since the first result")
-    latency_axes.set_ylabel("capture→result ms")
+    latency_axes.set_ylabel("exposure→result ms")
     latency_axes.legend(fontsize="small", ncol=2)
     figure.tight_layout()
     figure.savefig(path)

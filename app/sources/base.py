@@ -13,18 +13,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.frame import BGR
+from app.frame import ARRIVAL, BGR
 
 
 class Captured(NamedTuple):
     """One read: the image (channels in `order`); from cameras whose ISP can scale for free, the same frame at model
-    size, RGB; and when the source knows it, the monotonic time the image was taken (else the pipeline stamps the
-    read's return)."""
+    size, RGB; and when the source knows it, the CLOCK_MONOTONIC time (seconds) the image was exposed or presented,
+    with `stamp` saying which (else the pipeline stamps the read's return, ARRIVAL)."""
 
     image: np.ndarray
     lores: np.ndarray | None = None
     t_capture: float | None = None
     order: str = BGR
+    stamp: str = ARRIVAL
 
 
 class EndOfStream(Exception):
