@@ -20,7 +20,7 @@ from app.config import Settings
 from app.errors import ModelError
 from app.events import EventTracker
 from app.fit import check_fit
-from app.frame import Frame
+from app.frame import ARRIVAL, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
 from app.motion import MotionGate
@@ -242,9 +242,10 @@ class Pipeline:
                 seq += 1
                 self.stats.captured_frame()
                 self._count_decode_errors()
-                frame = Frame(captured.image, seq, camera.name, captured.order, lores=captured.lores,
-                              **({"t_capture": captured.t_capture, "stamp": captured.stamp}
-                                 if captured.t_capture is not None else {}))
+                stamped = captured.t_capture
+                frame = Frame(captured.image, seq, camera.name, captured.order,
+                              t_capture=time.monotonic() if stamped is None else stamped,
+                              stamp=ARRIVAL if stamped is None else captured.stamp, lores=captured.lores)
                 if self.gate is not None:
                     skipped, frame.motion = self.gate.admit(captured.image, frame.t_capture)
                     if skipped:  # never handed over: it costs its decode and the motion check only
