@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 
 from app import __version__
-from app.config import DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_device, load_settings, pipeline_names
+from app.config import (DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_cameras, load_device, load_settings,
+                        pipeline_names)
 from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 log = logging.getLogger("app")
@@ -145,26 +146,31 @@ def quoted(value: str) -> str:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from app.pipeline import Pipeline
+    from app.cameras import Cameras
     from app.publishers import build_publishers
     from app.service import ServiceMonitor
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be at least 1")
-    settings = load_settings(args.pipeline, args.config, _run_overrides(args))
-    _configure_logging(settings.device.logging.level, args.debug)
-    for warning in settings.warnings:
+    runs = load_cameras(args.pipeline, args.config, _run_overrides(args))
+    if len(runs) > 1 and args.source:
+        raise ConfigError(f"--source: {runs[0].config_path} lists cameras:, each with its own source; "
+                          "set it there (or run one camera with a config that has camera:)")
+    _configure_logging(runs[0].device.logging.level, args.debug)
+    for warning in runs[0].warnings:
         log.warning("%s", warning)
-    pipeline = Pipeline(settings, build_publishers(settings))
+    cameras = Cameras(runs, build_publishers)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: pipeline.stop())
-    monitor = ServiceMonitor(pipeline.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
+        signal.signal(signum, lambda *_: cameras.stop())
+    monitor = ServiceMonitor(*cameras.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
     monitor.start()
     try:
-        pipeline.run(args.max_frames)
+        cameras.run(args.max_frames)
     finally:
         monitor.stop()
-        print(f"smartcam: {pipeline.stats.summary()}", file=sys.stderr)  # at every log level, even after a failure
+        for stats in cameras.stats:  # at every log level, even after a failure
+            name = f"{stats.info.get('camera')}: " if len(runs) > 1 else ""
+            print(f"smartcam: {name}{stats.summary()}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -180,6 +186,11 @@ def command_validate(args: argparse.Namespace) -> int:
             warnings += [w for w in (*settings.warnings, *validate_fit(settings)) if w not in warnings]
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
+    try:  # the cameras: of config.yaml, each with its pipeline
+        for settings in load_cameras(args.pipeline or "detect", args.config, args.overrides):
+            warnings += [w for w in validate_fit(settings) if w not in warnings]
+    except ConfigError as exc:
+        problems += [p for p in exc.problems if p not in problems]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if problems:

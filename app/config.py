@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -167,6 +168,19 @@ class CameraConfig(Strict):
 
 
 ACCELERATOR_PATTERN = r"^(auto|cpu|edgetpu(:usb(:\d+)?|:pci(:\d+)?)?)$"
+
+
+class CameraEntry(CameraConfig):
+    """One of `cameras:`: a camera as `camera:` describes one, plus the pipeline it runs and, optionally, its
+    accelerator."""
+
+    pipeline: str | None = Field(None, description="the pipeline this camera runs (default: --pipeline, detect)")
+    accelerator: str | None = Field(None, pattern=ACCELERATOR_PATTERN,
+                                    description="this camera's accelerator (default: the top-level accelerator)")
+
+    def camera(self) -> CameraConfig:
+        """The entry as the `camera:` of its own run."""
+        return CameraConfig.model_validate(self.model_dump(exclude={"pipeline", "accelerator"}, by_alias=True))
 
 
 class ModelsConfig(Strict):
@@ -331,6 +345,7 @@ class DeviceConfig(Strict):
     """`config.yaml`: what this board has and where results go."""
 
     camera: CameraConfig = CameraConfig()
+    cameras: list[CameraEntry] = Field([], description="several cameras in one process, instead of camera:")
     accelerator: str = Field(
         "auto", pattern=ACCELERATOR_PATTERN, description="auto | cpu | edgetpu | edgetpu:usb[:N] | edgetpu:pci:N"
     )
@@ -343,6 +358,17 @@ class DeviceConfig(Strict):
     udp: UdpConfig = UdpConfig()
     zmq: ZmqConfig = ZmqConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _one_way_to_name_cameras(self) -> DeviceConfig:
+        if self.cameras and "camera" in self.model_fields_set:
+            raise ValueError("give camera: (one camera) or cameras: (several), not both: move camera: into cameras:")
+        names = [camera.name for camera in self.cameras]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"cameras: every camera needs its own name ({', '.join(twice)} is given twice); the "
+                             "name makes its topics, entities and stats its own")
+        return self
 
 
 # --- pipeline stages: one parameter model per stage name -------------------------------------------------------
@@ -673,8 +699,12 @@ def _stage_list(raw: Any, where: str, problems: _Problems) -> dict[str, Any]:
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The config model that holds the key at `loc` (for suggesting the closest valid key)."""
     for part in loc:
+        if str(part).isdigit():  # an item of the list the previous key holds (cameras.0)
+            continue
         info = model.model_fields.get(str(part))
         annotation = getattr(info, "annotation", None)
+        if typing.get_origin(annotation) is list:
+            (annotation,) = typing.get_args(annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation
@@ -769,7 +799,51 @@ def load_settings(pipeline: str, config: str | Path | None = None,
     problems = _Problems()
     device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
     device, warnings = _device(config_path, device_overrides, set_keys, problems)
+    pipeline_config = _pipeline(pipe_path, pipeline_overrides, set_keys, problems)
+    if problems.lines or device is None or pipeline_config is None:
+        raise ConfigError(problems.lines)
+    return Settings(device, config_path, pipeline_config, pipe_path, warnings=tuple(warnings))
+
+
+def load_cameras(pipeline: str, config: str | Path | None = None,
+                 overrides: list[str] | tuple[str, ...] = ()) -> list[Settings]:
+    """Every camera's settings: each of config.yaml's `cameras:` with its pipeline (`pipeline` when it names none)
+    and its accelerator, or the one `camera:` with `pipeline`. Several cameras' HTTP pages listen on `http.port`,
+    `http.port + 1`, ... in their order; an explicit `mqtt.client_id` gets each camera's name appended, so every
+    camera has its own identity on the broker."""
+    config_path = Path(config) if config else DEFAULT_CONFIG
+    problems = _Problems()
+    device_overrides, pipeline_overrides, set_keys = _split_overrides(overrides, problems)
+    device, warnings = _device(config_path, device_overrides, set_keys, problems)
+    if device is not None and not device.cameras:
+        return [load_settings(pipeline, config, overrides)]
+    runs = []
+    for i, entry in enumerate(device.cameras if device else []):
+        try:
+            pipe_path = pipeline_path(entry.pipeline or pipeline)
+        except ConfigError as exc:
+            problems.add(str(config_path), f"cameras[{i}].pipeline", str(exc))
+            continue
+        pipeline_config = _pipeline(pipe_path, pipeline_overrides, set_keys, problems)
+        if device is None or pipeline_config is None:
+            continue
+        http, mqtt = device.http, device.mqtt
+        own = device.model_copy(update={
+            "camera": entry.camera(), "cameras": [], "accelerator": entry.accelerator or device.accelerator,
+            "http": http.model_copy(update={"port": http.port + i if http.port else 0}),
+            "mqtt": mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-{entry.name}"[:64]
+                                            if mqtt.client_id else ""})})
+        runs.append(Settings(own, config_path, pipeline_config, pipe_path, warnings=tuple(warnings)))
+    if problems.lines or device is None:
+        raise ConfigError(problems.lines)
+    return runs
+
+
+def _pipeline(pipe_path: Path, pipeline_overrides: list, set_keys: set[str],
+              problems: _Problems) -> PipelineConfig | None:
+    """A pipeline file validated, with the `--set` overrides of its keys; None (and problems) when it is wrong."""
     where = str(pipe_path)
+    errors_before = len(problems.lines)
     raw = _substitute_env(read_mapping(pipe_path), "", where, problems)
     stages = _stage_list(raw.pop("stages", None), where, problems)
     for path, value in pipeline_overrides:
@@ -790,10 +864,9 @@ def load_settings(pipeline: str, config: str | Path | None = None,
         model = _validate_mapping(LANE_STAGES[name], params, f"stages.{name}", where, set_keys, problems)
         if model is not None:
             blocks[name] = model
-    if problems.lines or device is None:
-        raise ConfigError(problems.lines)
-    pipeline_config = PipelineConfig(pipe_path.stem, str(description or ""), **blocks)
-    return Settings(device, config_path, pipeline_config, pipe_path, warnings=tuple(warnings))
+    if len(problems.lines) > errors_before:
+        return None
+    return PipelineConfig(pipe_path.stem, str(description or ""), **blocks)
 
 
 def _validate_mapping(model: type[Strict], value: Any, prefix: str, where: str, set_keys: set[str],

@@ -14,11 +14,14 @@ T = TypeVar("T")
 
 
 class Handoff(Generic[T]):
-    def __init__(self, capacity: int, lossless: bool, on_drop: Callable[[], None]) -> None:
+    def __init__(self, capacity: int, lossless: bool, on_drop: Callable[[], None],
+                 on_put: Callable[[], None] | None = None) -> None:
+        """`on_put`: called after every hand-over (a consumer serving several hand-offs waits on it)."""
         self._items: deque[T] = deque()
         self._capacity = capacity
         self._lossless = lossless
         self._on_drop = on_drop
+        self._on_put = on_put
         self._closed = False
         self._cond = threading.Condition()
 
@@ -34,12 +37,19 @@ class Handoff(Generic[T]):
                 self._on_drop()
             self._items.append(item)
             self._cond.notify_all()
-            return True
+        if self._on_put is not None:
+            self._on_put()
+        return True
 
-    def get(self) -> T | None:
-        """The oldest item, waiting for one; None when closed and empty."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def get(self, block: bool = True) -> T | None:
+        """The oldest item, waiting for one (unless not `block`); None when closed and empty (or, not blocking,
+        empty)."""
         with self._cond:
-            while not self._items and not self._closed:
+            while block and not self._items and not self._closed:
                 self._cond.wait()
             if not self._items:
                 return None

@@ -51,27 +51,37 @@ FLUSH_S = 5.0
 TPU_CHECK_AFTER = 50
 
 
-def inference_threads(settings: Settings) -> int:
-    """`stages.inference.threads`, with `auto` decided for this machine (and logged)."""
+def inference_threads(settings: Settings, lanes: int = 1) -> int:
+    """`stages.inference.threads`, with `auto` decided for this machine and the `lanes` CPU inference lanes that
+    share its cores (several cameras: each its share, at least one), and logged."""
     threads = settings.pipeline.inference.threads
     if threads != "auto":
         return threads
     device = settings.device
     outputs_on = any(output.enabled for output in (device.jsonl, device.mqtt, device.http, device.snapshots,
                                                    device.webhooks))
-    count, why = auto_threads(len(os.sched_getaffinity(0)), outputs_on)
-    log.info("threads auto: %d (%s)", count, why)
+    cores = len(os.sched_getaffinity(0))
+    count, why = auto_threads(max(1, cores // lanes), outputs_on)
+    log.info("threads auto: %d (%s%s)", count, why, f" of {cores}, shared by {lanes} cameras" if lanes > 1 else "")
     return count
 
 
-def load_pipeline_model(settings: Settings) -> tuple[LoadedModel, Labels, ModelChoice, list[str]]:
-    """The inference stage's model on the accelerator chosen for it, its labels, the choice made, and the warnings
-    about how the model fits the pipeline (logged here)."""
+def choose_model(settings: Settings) -> ModelChoice:
+    """The inference stage's model file and the accelerator chosen for it (not loaded yet)."""
     params = settings.pipeline.inference
     path = resolve_model(params.model, settings.models_dir, settings.config_path)
-    choice = choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
-    model, choice = load_choice(choice, inference_threads(settings))
-    log.info("accelerator %s: %s", choice.accelerator, choice.reason)
+    return choose(params.accelerator or settings.device.accelerator, params.model, path, settings.models_dir)
+
+
+def load_pipeline_model(settings: Settings, loaded: tuple[LoadedModel, ModelChoice] | None = None,
+                        lanes: int = 1) -> tuple[LoadedModel, Labels, ModelChoice, list[str]]:
+    """The inference stage's model on the accelerator chosen for it (or the one `loaded` already, shared with other
+    cameras), its labels, the choice made, and the warnings about how the model fits the pipeline (logged here).
+    `lanes`: the CPU inference lanes this process runs, which share the cores."""
+    params = settings.pipeline.inference
+    model, choice = loaded or load_choice(choose_model(settings), inference_threads(settings, lanes))
+    log.info("%s: accelerator %s: %s", settings.device.camera.name, choice.accelerator, choice.reason)
+    path = resolve_model(params.model, settings.models_dir, settings.config_path)
     labels = resolve_labels(params.labels, params.model, settings.models_dir, path, settings.config_path)
     warnings = [f"{settings.pipeline_path}: {warning}" for warning in check_fit(settings.pipeline, model, labels)]
     for warning in warnings:
@@ -83,13 +93,19 @@ class Pipeline:
     """One configured run: call `run()`; `stop()` (from a signal handler or another thread) ends it."""
 
     def __init__(self, settings: Settings, publishers: list[Publisher], source: Source | None = None,
-                 robot_outputs: list[RobotOutput] | None = None) -> None:
+                 robot_outputs: list[RobotOutput] | None = None, loaded: tuple[LoadedModel, ModelChoice] | None = None,
+                 lanes: int = 1, shared_lane: threading.Event | None = None) -> None:
+        """`loaded`: a model already loaded, shared with other cameras; `lanes`: the CPU inference lanes of this
+        process (several cameras); `shared_lane`: this pipeline's frames are inferred by a `SharedInference` lane
+        (app.cameras) serving several cameras, rather than by a lane of its own; the event is set at every frame
+        handed over, for that lane to wait on."""
         self.settings = settings
         self.publishers = publishers
         #: sent each frame's results from the inference lane, before the output lane (UDP, ZeroMQ, the Python API)
         self.robot_outputs = build_robot_outputs(settings) if robot_outputs is None else robot_outputs
+        self.shared_lane = shared_lane
         self.stats = Stats()
-        self.model, self.labels, self.choice, warnings = load_pipeline_model(settings)
+        self.model, self.labels, self.choice, warnings = load_pipeline_model(settings, loaded, lanes)
         self.stats.warnings += [*settings.warnings, *warnings]
         #: tracked objects' events, from the inference lane to the output lane: never dropped with a frame
         self._object_events: deque[ObjectEvent] = deque()
@@ -113,7 +129,9 @@ class Pipeline:
         self._interrupted = False
         self._error: BaseException | None = None
         lossless = not self.source.live
-        self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"))
+        self._max_frames: int | None = None
+        self._slot: Handoff[Frame] = Handoff(1, lossless, lambda: self.stats.drop("stale"),
+                                             shared_lane.set if shared_lane else None)
         self._results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: self.stats.drop("output_full"))
 
     def _motion_gate(self) -> MotionGate | None:
@@ -164,15 +182,16 @@ class Pipeline:
 
     def run(self, max_frames: int | None = None) -> Stats:
         """Run until the source ends, `max_frames` are processed, or `stop()`; raise what failed, if anything."""
+        self._max_frames = max_frames
         self._start_outputs_and_source()
-        lanes = [threading.Thread(target=self._guard, args=(lane,), name=name, daemon=True) for name, lane in (
-            ("capture", self._capture_lane),
-            ("inference", lambda: self._inference_lane(max_frames)),
-            ("output", self._output_lane))]
+        name = self.settings.device.camera.name
+        own = [("inference", self._inference_lane)] if self.shared_lane is None else []
+        lanes = [threading.Thread(target=self._guard, args=(lane,), name=f"{kind}-{name}", daemon=True)
+                 for kind, lane in (("capture", self._capture_lane), *own, ("output", self._output_lane))]
         for lane in lanes:
             lane.start()
-        while lanes[2].is_alive() and not self._interrupted:
-            lanes[2].join(0.1)
+        while lanes[-1].is_alive() and not self._interrupted:
+            lanes[-1].join(0.1)
         ending = time.monotonic()
         self._end()
         for lane in lanes:  # a camera read may block a little longer: its thread is a daemon
@@ -229,10 +248,14 @@ class Pipeline:
         try:
             lane()
         except BaseException as exc:  # handed to the main thread
-            if self._error is None:
-                self._error = exc
-            self._end()
-            self._results.close()
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """A lane (its own, or a shared inference lane) failed: stop, and have `run` raise `exc`."""
+        if self._error is None:
+            self._error = exc
+        self._end()
+        self._results.close()
 
     def _capture_lane(self) -> None:
         camera, seq = self.settings.device.camera, 0
@@ -269,30 +292,45 @@ class Pipeline:
             self.stats.drop("decode_error", new)
             self._decode_errors += new
 
-    def _inference_lane(self, max_frames: int | None) -> None:
+    def _inference_lane(self) -> None:
         try:
             while (frame := self._slot.get()) is not None and not self._stop.is_set():
-                try:
-                    processed = self._process(frame)
-                except ModelError as failure:
-                    if self.choice.fallback is None:
-                        raise
-                    self._fall_back_to_cpu(failure)
-                    continue
-                if processed is None:
-                    continue
-                self.stats.observe(processed.timing)
-                for output in self.robot_outputs:
-                    output.send(processed)
-                if self.stats.processed == TPU_CHECK_AFTER:
-                    self._check_tpu_speed()
-                self._results.put(processed)
-                if max_frames and self.stats.processed >= max_frames:
-                    self._end()
+                self.infer(frame)
         finally:
-            for stage in self.stages:
-                stage.finish()
-            self._results.close()
+            self.finish_inference()
+
+    def next_frame(self) -> tuple[Frame | None, bool]:
+        """For a shared inference lane: the frame waiting (or None), and whether this camera's frames have ended."""
+        if self._stop.is_set():
+            return None, True
+        frame = self._slot.get(block=False)
+        return frame, frame is None and self._slot.closed
+
+    def infer(self, frame: Frame) -> None:
+        """Run the stages on one frame, then send its results to the robot outputs and hand it to the output lane."""
+        try:
+            processed = self._process(frame)
+        except ModelError as failure:
+            if self.choice.fallback is None:
+                raise
+            self._fall_back_to_cpu(failure)
+            return
+        if processed is None:
+            return
+        self.stats.observe(processed.timing)
+        for output in self.robot_outputs:
+            output.send(processed)
+        if self.stats.processed == TPU_CHECK_AFTER:
+            self._check_tpu_speed()
+        self._results.put(processed)
+        if self._max_frames and self.stats.processed >= self._max_frames:
+            self._end()
+
+    def finish_inference(self) -> None:
+        """This camera's inference is over: the stages finish (tracks end) and the output lane drains."""
+        for stage in self.stages:
+            stage.finish()
+        self._results.close()
 
     def _process(self, frame: Frame) -> Frame | None:
         for stage in self.stages:

@@ -67,12 +67,23 @@ def watchdog_interval() -> float | None:
     return usec / 1e6 if usec > 0 else None
 
 
-class ServiceMonitor:
-    """Tells systemd how a run is doing, from the run's `Stats`: `start()` when the pipeline is built, `stop()`
-    when it has ended."""
+def _source(stats: Stats) -> dict[str, object] | None:
+    report = stats.health.get("source")
+    return report() if report else None
 
-    def __init__(self, stats: Stats, stall_after_s: float | None = None) -> None:
-        self.stats = stats
+
+def _source_retrying(stats: Stats) -> bool:
+    """The camera is down and its capture thread is retrying it (waiting for the camera, not hung)."""
+    source = _source(stats)
+    return bool(source and source.get("retrying"))
+
+
+class ServiceMonitor:
+    """Tells systemd how a run is doing, from the `Stats` of each of its cameras: `start()` when the pipelines are
+    built, `stop()` when they have ended. The service is ready, and alive, when every camera is."""
+
+    def __init__(self, *cameras: Stats, stall_after_s: float | None = None) -> None:
+        self.cameras = cameras
         self.watchdog_s = watchdog_interval()
         self.stall_after_s = stall_after_s or self.watchdog_s or DEFAULT_STALL_S
         self.ready = False
@@ -99,41 +110,42 @@ class ServiceMonitor:
         sd_notify("STOPPING=1\nSTATUS=stopping")
 
     def _ready_once(self, now: float) -> None:
-        if not self.ready and (self.stats.processed > 0 or self._source_retrying()):
+        if not self.ready and all(stats.processed > 0 or _source_retrying(stats) for stats in self.cameras):
             self.ready = sd_notify(f"READY=1\nSTATUS={self.status(now)}")
 
     def frames_flowing(self, now: float | None = None) -> bool:
-        """A frame was inferred, or skipped by motion gating, within the last `stall_after_s`."""
-        last = self.stats.last_handled()
-        return last is not None and (time.monotonic() if now is None else now) - last <= self.stall_after_s
+        """Every camera had a frame inferred, or skipped by motion gating, within the last `stall_after_s`."""
+        now = time.monotonic() if now is None else now
+        return all(self._flowing(stats, now) for stats in self.cameras)
 
-    def _source(self) -> dict[str, object] | None:
-        report = self.stats.health.get("source")
-        return report() if report else None
-
-    def _source_retrying(self) -> bool:
-        """The source is down and its capture thread is retrying it (waiting for the camera, not hung)."""
-        source = self._source()
-        return bool(source and source.get("retrying"))
+    def _flowing(self, stats: Stats, now: float) -> bool:
+        last = stats.last_handled()
+        return last is not None and now - last <= self.stall_after_s
 
     def alive(self, now: float) -> bool:
-        """What the watchdog is fed for: frames flowing, or a camera that is away being waited for."""
-        return self.frames_flowing(now) or self._source_retrying()
+        """What the watchdog is fed for: at every camera, frames flowing or a camera that is away waited for."""
+        return all(self._flowing(stats, now) or _source_retrying(stats) for stats in self.cameras)
 
     def status(self, now: float | None = None) -> str:
-        """One line for `systemctl status`: recent fps and inference p50, or what is being waited for."""
+        """One line for `systemctl status`: recent fps and inference p50, or what is being waited for; with several
+        cameras, each camera's, by name."""
         now = time.monotonic() if now is None else now
-        processed = self.stats.processed
-        source = self._source()
+        if len(self.cameras) == 1:
+            return self._status(self.cameras[0], now)
+        return " · ".join(f"{stats.info.get('camera')}: {self._status(stats, now)}" for stats in self.cameras)
+
+    def _status(self, stats: Stats, now: float) -> str:
+        processed = stats.processed
+        source = _source(stats)
         if source and not source.get("ok"):
             return (f"waiting for the camera: {source.get('state')}, {source.get('attempts')} attempts in "
                     f"{source.get('for_s')} s: {source.get('last_error')}")
         if processed == 0:
             return "starting: waiting for the first frame"
-        if not self.frames_flowing(now):
-            return f"stalled: no frame processed for {now - (self.stats.last_handled() or now):.0f} s"
-        fps = self.stats.recent_fps()
-        p50 = self.stats.percentile("inference", 50)
+        if not self._flowing(stats, now):
+            return f"stalled: no frame processed for {now - (stats.last_handled() or now):.0f} s"
+        fps = stats.recent_fps()
+        p50 = stats.percentile("inference", 50)
         inference = f", inference {p50:.1f} ms p50" if p50 is not None else ""
         return f"running: {fps:.1f} fps{inference}, {processed} frames"
 

@@ -22,7 +22,7 @@ from conftest import CAT_BREEDS, IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJ
 CAT = IMAGES / "cat.bmp"
 CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
                 "--labels", MODELS / "imagenet_labels.txt", "--max-frames", "1"]
-RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "classes", "timing_ms"}
+RESULT_KEYS = {"pipeline", "source", "seq", "ts", "stamp", "size", "detections", "classes", "timing_ms"}
 TIMING_KEYS = {"preprocess", "inference", "postprocess", "exposure_to_result"}
 
 

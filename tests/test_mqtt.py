@@ -18,7 +18,7 @@ from app.publishers.mqtt import MqttPublisher
 from conftest import CAT_BREEDS, Background, Broker, Collector, free_port, pet_pipeline, subscribed, wait_for
 
 
-RESULT_KEYS = {"pipeline", "source", "seq", "ts", "size", "detections", "timing_ms"}
+RESULT_KEYS = {"pipeline", "source", "seq", "ts", "stamp", "size", "detections", "timing_ms"}
 #: the topics of the instance under test (camera cam0, pipeline pets) start here; its Home Assistant node, and its
 #: device discovery topic
 BASE, NODE = "smartcam/cam0/pets", "smartcam_cam0_pets"

@@ -82,7 +82,7 @@ def test_frames_are_fitted_to_the_model_in_the_capture_lane(cat_clip, monkeypatc
     monkeypatch.setattr(Preprocess, "scale", counted)
     collect = Collector()
     _pipeline(f"camera.source={cat_clip}", publishers=[collect]).run(max_frames=20)
-    assert fitted_on["capture"] >= 20 and set(fitted_on) == {"capture"}
+    assert fitted_on["capture-cam0"] >= 20 and set(fitted_on) == {"capture-cam0"}
     assert all(r["detections"] for r in collect.results)
 
 

@@ -1,0 +1,117 @@
+"""Several cameras in one process (`cameras:`, app/cameras.py): the config, two clips as two cameras through
+`python -m app` with one model and with two, per-camera stats and results, and the shared inference lane that
+cameras using one model on one Edge TPU get, run here with the real pet SSD on the CPU standing in for the TPU
+(there is no Edge TPU on this machine: the delegate is the hardware boundary)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.accelerator import ModelChoice, load_choice
+from app.cameras import SharedInference, lane_groups
+from app.config import load_cameras
+from app.errors import ConfigError
+from app.pipeline import Pipeline, choose_model
+from conftest import MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, wait_for
+from test_cli import app
+
+
+def write_config(tmp_path: Path, cameras: list[dict], **device) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(yaml.safe_dump({"cameras": cameras, **device}))
+    return path
+
+
+def test_each_camera_runs_its_pipeline_with_an_identity_of_its_own(tmp_path: Path) -> None:
+    pets = pet_pipeline(tmp_path)
+    config = write_config(tmp_path, [
+        {"name": "front", "source": "pattern", "pipeline": str(pets), "zones": {"door": {"polygon": [[0, 0], [1, 0],
+                                                                                                    [1, 1]]}}},
+        {"name": "back", "source": "pattern", "pipeline": "classify", "accelerator": "cpu"}],
+        http={"port": 8090}, mqtt={"client_id": "yard"}, accelerator="auto")
+    front, back = load_cameras("detect", config)
+    assert (front.device.camera.name, front.pipeline.name, front.device.accelerator) == ("front", "pets", "auto")
+    assert (back.device.camera.name, back.pipeline.name, back.device.accelerator) == ("back", "classify", "cpu")
+    assert list(front.device.camera.zones) == ["door"] and not front.device.cameras
+    assert (front.device.http.port, back.device.http.port) == (8090, 8091)
+    assert (front.device.mqtt.client_id, back.device.mqtt.client_id) == ("yard-front", "yard-back")
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"camera": {"name": "a"}, "cameras": [{"name": "b"}]}, r"cameras\.yaml: give camera: \(one camera\) or cameras:"),
+    ({"cameras": [{"name": "a"}, {"name": "a"}]}, r"cameras\.yaml: cameras: every camera needs its own name \(a is"),
+    ({"cameras": [{"name": "a", "pipeline": "detcet"}]}, r"cameras\.yaml: cameras\[0\]\.pipeline: .*did you mean "
+                                                          r"detect\?"),
+    ({"cameras": [{"name": "a", "sorce": "x"}]}, r"cameras\.yaml: cameras\.0\.sorce: unknown key \(did you mean "),
+])
+def test_a_wrong_cameras_list_is_one_line_naming_the_file_and_key(tmp_path: Path, document: dict,
+                                                                  message: str) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=message):
+        load_cameras("detect", path)
+
+
+def _results_by_camera(lines: Path) -> Counter[str]:
+    return Counter(json.loads(line)["source"] for line in lines.read_text().splitlines())
+
+
+@pytest.mark.parametrize("models", ["one", "two"])
+def test_two_clips_as_two_cameras_in_one_process(tmp_path: Path, two_pets_clip: Path, cat_clip: Path,
+                                                 models: str) -> None:
+    pets = pet_pipeline(tmp_path)
+    classify = {"pipeline": "classify"} if models == "two" else {"pipeline": str(pets)}
+    config = write_config(tmp_path, [{"name": "left", "source": str(two_pets_clip), "pipeline": str(pets)},
+                                     {"name": "right", "source": str(cat_clip), **classify}],
+                          jsonl={"enabled": True, "path": str(tmp_path / "results.jsonl")},
+                          models={"dir": str(MODELS)})
+    proc = app("--config", config, "--set", "stages.inference.threads=auto")
+    assert proc.returncode == 0, proc.stderr
+    counts = _results_by_camera(tmp_path / "results.jsonl")
+    assert counts == {"left": TWO_PETS_FRAMES, "right": 90}
+    assert all(n >= 0.4 * sum(counts.values()) for n in counts.values())
+    summaries = [line for line in proc.stderr.splitlines() if line.startswith("smartcam: ")]
+    assert [line.split(":")[1].strip() for line in summaries] == ["left", "right"]
+    assert all(f"processed {n}," in line for line, n in zip(summaries, (TWO_PETS_FRAMES, 90), strict=True))
+    assert proc.stderr.count("threads auto: 1 (") == 2 and "shared by 2 cameras" in proc.stderr
+
+
+def test_cameras_on_one_edge_tpu_model_share_a_lane_and_others_do_not(tmp_path: Path) -> None:
+    tpu = ModelChoice(tmp_path / "ssd_edgetpu.tflite", "edgetpu", "as configured")
+    other = ModelChoice(tmp_path / "classifier_edgetpu.tflite", "edgetpu", "as configured")
+    cpu = ModelChoice(tmp_path / "ssd.tflite", "cpu", "as configured")
+    assert lane_groups([tpu, cpu, tpu, other, cpu]) == [[0, 2], [1], [3], [4]]
+
+
+def test_a_shared_lane_serves_each_camera_its_newest_frame_in_turn(tmp_path: Path) -> None:
+    """Two live cameras far faster than the model share one interpreter and one lane: each gets about half."""
+    pets = pet_pipeline(tmp_path)
+    config = write_config(tmp_path, [{"name": name, "source": "pattern", "fps": 1000, "pipeline": str(pets)}
+                                     for name in ("left", "right")])
+    runs = load_cameras("detect", config, ["stages.inference.threads=1"])
+    loaded = load_choice(choose_model(runs[0]), 1)
+    arrived = threading.Event()
+    collectors = [Collector(), Collector()]
+    pipelines = [Pipeline(settings, [collector], loaded=loaded, shared_lane=arrived)
+                 for settings, collector in zip(runs, collectors, strict=True)]
+    assert pipelines[0].model is pipelines[1].model
+    lane = threading.Thread(target=SharedInference(pipelines, arrived).run)
+    threads = [threading.Thread(target=pipeline.run) for pipeline in pipelines]
+    for thread in [*threads, lane]:
+        thread.start()
+    wait_for(lambda: sum(len(c.results) for c in collectors) >= 100, "100 results from the shared lane", 60)
+    for pipeline in pipelines:
+        pipeline.stop()
+    for thread in [*threads, lane]:
+        thread.join(10)
+    processed = [pipeline.stats.processed for pipeline in pipelines]
+    assert all(n >= 0.4 * sum(processed) for n in processed), processed
+    assert all(pipeline.stats.drop_counts().get("stale", 0) > 0 for pipeline in pipelines)  # newest frame wins
+    assert [{r["source"] for r in c.results} for c in collectors] == [{"left"}, {"right"}]
+    assert not lane.is_alive()
