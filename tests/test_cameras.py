@@ -115,3 +115,20 @@ def test_a_shared_lane_serves_each_camera_its_newest_frame_in_turn(tmp_path: Pat
     assert all(pipeline.stats.drop_counts().get("stale", 0) > 0 for pipeline in pipelines)  # newest frame wins
     assert [{r["source"] for r in c.results} for c in collectors] == [{"left"}, {"right"}]
     assert not lane.is_alive()
+
+
+def test_the_service_is_alive_only_while_every_camera_is() -> None:
+    from app.metrics import Stats
+    from app.service import ServiceMonitor
+
+    left, right = Stats(), Stats()
+    left.info["camera"], right.info["camera"] = "left", "right"
+    monitor = ServiceMonitor(left, right, stall_after_s=5)
+    left.observe({"inference": 10.0})
+    now = left.last_result or 0.0
+    assert not monitor.alive(now) and monitor.status(now).startswith("left: running") and \
+        "right: starting" in monitor.status(now)
+    right.observe({"inference": 12.0})
+    assert monitor.alive(now + 1) and monitor.frames_flowing(now + 1)
+    left.last_result = now - 10  # left's camera hangs: the watchdog must starve, whatever right does
+    assert not monitor.alive(now + 1) and "left: stalled" in monitor.status(now + 1)
