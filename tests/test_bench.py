@@ -69,6 +69,26 @@ def test_gated_spends_less_cpu_per_captured_frame_than_the_pipeline_on_a_still_s
     assert float(cells["gated"]["CPU ms/captured frame"]) < float(cells["pipeline"]["CPU ms/captured frame"]) / 2
 
 
+def test_robot_mode_times_the_receipt_of_every_frame_at_a_udp_and_a_zeromq_client(tmp_path):
+    """The pipeline with its robot outputs on, their clients in the bench's process: every processed frame's UDP
+    datagram arrives (a ZeroMQ subscriber may miss the first few while it joins), with exposure-to-receipt at least
+    the result's own latency."""
+    proc = bench("--clip-from", str(IMAGES / "cat_720p.jpg"), "--live-fps", "30", "--modes", "robot", "--outputs",
+                 "off", "--threads", "1", "--frames", "30", "--repeat", "1", "--json", str(tmp_path / "bench.json"))
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows(proc.stdout)
+    receipt = [dict(zip(rows[2], row, strict=True)) for row in rows[3:]]
+    assert [(row["mode"], row["client"]) for row in receipt] == [("robot", "udp"), ("robot", "zmq")]
+    assert receipt[0]["frames received / processed"] == "30 / 30"
+    received, processed = map(int, receipt[1]["frames received / processed"].split(" / "))
+    assert processed == 30 and 20 <= received <= 30
+    (run,) = json.loads((tmp_path / "bench.json").read_text())["runs"]
+    for transport in ("udp", "zmq"):
+        got = run["receipt"][transport]
+        assert got["exposure_to_receipt_ms"]["p50"] > run["inference_ms"]["p50"]
+        assert 0 < got["result_to_receipt_ms"]["p50"] <= got["exposure_to_receipt_ms"]["p50"]
+
+
 def test_bench_writes_json_with_every_run_and_a_plot(report):
     _, folder = report
     document = json.loads((folder / "bench.json").read_text())

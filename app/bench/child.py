@@ -30,9 +30,10 @@ from app.sources.base import Source
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
 
-MODES = ("limit", "loop", "pipeline", "gated")
+MODES = ("limit", "loop", "pipeline", "gated", "robot")
 #: the modes the bench runs unless told: `gated` (the pipeline with motion gating, against `pipeline` without it)
-#: is for a source where gating matters, e.g. a still scene as a camera
+#: is for a source where gating matters, e.g. a still scene as a camera; `robot` is the pipeline with its UDP and
+#: ZeroMQ outputs sending to clients in the bench's own process, which time each message's receipt
 #: the frames a run's latency-over-time series keeps at most (evenly spaced), for the plot
 SERIES_POINTS = 600
 
@@ -53,6 +54,9 @@ class RunSpec:
     launched: float
     #: the live page's port with the outputs on; its MJPEG viewer runs in the parent, so it costs this run nothing
     port: int = 0
+    #: `robot`: the ports of the parent's UDP client and of the ZeroMQ PUB socket its subscriber connects to
+    udp_port: int = 0
+    zmq_port: int = 0
 
 
 @dataclass
@@ -207,6 +211,9 @@ def run_pipeline(spec: RunSpec, workdir: Path) -> dict:
     overrides = [*spec.overrides, f"camera.motion.enabled={str(gated).lower()}"]
     if spec.outputs:
         overrides += output_overrides(workdir, spec.port)
+    if spec.mode == "robot":
+        overrides += ["udp.enabled=true", f"udp.target=127.0.0.1:{spec.udp_port}", "zmq.enabled=true",
+                      f"zmq.bind=tcp://127.0.0.1:{spec.zmq_port}"]
     settings = load_settings(spec.pipeline, spec.config, overrides)
     record = Recorder()
     pipeline = Pipeline(settings, [*build_publishers(settings), Probe(record)],

@@ -50,6 +50,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in group),
             "first_result_s": median(group, lambda r: r["first_result_s"]),
             "drops": _summed_drops(group),
+            **({"receipt": _receipt(group)} if all("receipt" in r for r in group) else {}),
         })
     by_key = {(r["mode"], r["outputs"], r["threads"]): r for r in rows}
     for row in rows:
@@ -63,6 +64,19 @@ def summarise(runs: list[dict]) -> list[dict]:
         ours, theirs = row["beyond_invoke_ms"], loop and loop["beyond_invoke_ms"]
         row["beyond_vs_loop"] = ours / theirs if ours is not None and theirs else None
     return rows
+
+
+def _receipt(group: list[dict]) -> dict[str, dict]:
+    """`robot` runs: per transport, the frames received of those processed, and the medians of the percentiles of
+    exposure to receipt and result to receipt."""
+    out = {}
+    for transport in group[0]["receipt"]:
+        runs = [r["receipt"][transport] for r in group]
+        timed = [r for r in runs if r["frames"]]
+        out[transport] = {"frames": sum(r["frames"] for r in runs), "processed": sum(r["frames"] for r in group),
+                          **{f"{what}_{q}": statistics.median(r[what][q] for r in timed) if timed else None
+                             for what in ("exposure_to_receipt_ms", "result_to_receipt_ms") for q in ("p50", "p99")}}
+    return out
 
 
 def _summed_drops(group: list[dict]) -> dict[str, int]:
@@ -91,10 +105,28 @@ def _cells(row: dict) -> list[str]:
 
 
 def table(rows: list[dict]) -> str:
-    """A Markdown table, ready for the README."""
+    """A Markdown table, ready for the README; with `robot` runs, a second one of their clients' receipt."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    robots = [row for row in rows if "receipt" in row]
+    if robots:
+        lines += ["", "| " + " | ".join(RECEIPT_HEADER) + " |", "|" + "---|" * len(RECEIPT_HEADER)]
+        lines += ["| " + " | ".join(cells) + " |" for row in robots for cells in _receipt_cells(row)]
     return "\n".join(lines)
+
+
+RECEIPT_HEADER = ["mode", "outputs", "threads", "client", "frames received / processed", "exposure→receipt ms p50",
+                  "p99", "result→receipt ms p50", "p99"]
+
+
+def _receipt_cells(row: dict) -> list[list[str]]:
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    return [[row["mode"], "on" if row["outputs"] else "off", str(row["threads"]), transport,
+             f"{got['frames']} / {got['processed']}", number(got["exposure_to_receipt_ms_p50"]),
+             number(got["exposure_to_receipt_ms_p99"]), number(got["result_to_receipt_ms_p50"]),
+             number(got["result_to_receipt_ms_p99"])] for transport, got in row["receipt"].items()]
 
 
 def write_json(path: Path, conditions: dict, runs: list[dict], rows: list[dict]) -> None:

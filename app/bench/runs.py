@@ -18,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
+
 from app.bench.child import MODES, RunSpec, spec_argument
 from app.errors import SmartcamError
 
@@ -68,6 +70,72 @@ class StreamViewer:
         self._thread.join(6)
 
 
+class RobotClients:
+    """A UDP client and a ZeroMQ subscriber of a `robot` run, in the bench's own process, served by one thread that
+    polls both (two threads would wait for each other's GIL): each notes, per frame's message, the CLOCK_MONOTONIC
+    time it arrived, against the frame's stamp and the moment its result was ready (the stamp plus
+    `latency_ms.exposure_to_result`: the end of the inference lane's work on it)."""
+
+    def __init__(self, udp_port: int, zmq_port: int) -> None:
+        import zmq
+
+        self._stop = threading.Event()
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", udp_port))
+        self.udp.setblocking(False)
+        self._context = zmq.Context()
+        self.sub = self._context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(f"tcp://127.0.0.1:{zmq_port}")
+        self.received: dict[str, list[tuple[int, bytes]]] = {"udp": [], "zmq": []}
+        self._thread = threading.Thread(target=self._listen, name="bench-robot-clients", daemon=True)
+
+    def _listen(self) -> None:
+        import zmq
+
+        poller = zmq.Poller()
+        poller.register(self.sub, zmq.POLLIN)
+        poller.register(self.udp, zmq.POLLIN)
+        while True:  # after the run, until the last messages in flight have been read
+            ready = dict(poller.poll(100))
+            now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            if not ready and self._stop.is_set():
+                return
+            if self.udp.fileno() in ready:
+                self.received["udp"].append((now, self.udp.recv(65536)))
+            if self.sub in ready:
+                self.received["zmq"].append((now, self.sub.recv_multipart()[-1]))
+
+    def __enter__(self) -> RobotClients:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.udp.close()
+        self.sub.close(linger=0)
+        self._context.term()
+
+    def receipt(self) -> dict[str, dict]:
+        """Per transport: frames received, and exposure (the stamp) to receipt and result to receipt, ms."""
+        out = {}
+        for transport, messages in self.received.items():
+            frames = [(now, m) for now, m in ((now, json.loads(data)) for now, data in messages)
+                      if m.get("type") != "label_info"]
+            from_stamp = [(now - m["stamp_monotonic_ns"]) / 1e6 for now, m in frames]
+            from_result = [ms - m["latency_ms"]["exposure_to_result"]
+                           for ms, (_, m) in zip(from_stamp, frames, strict=True)]
+            out[transport] = {"frames": len(frames), **({
+                "exposure_to_receipt_ms": _percentiles(from_stamp), "result_to_receipt_ms": _percentiles(from_result)}
+                if frames else {})}
+        return out
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (50, 99)}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -77,13 +145,21 @@ def free_port() -> int:
 def run(spec: RunSpec) -> dict:
     """One run in a fresh `python -m app.bench.child` process, watched by a viewer when it serves the live page;
     its measurement."""
-    watched = spec.mode == "pipeline" and spec.outputs
-    spec = replace(spec, port=free_port() if watched else 0, launched=time.monotonic())
-    with StreamViewer(spec.port) if watched else contextlib.nullcontext():
+    watched = spec.mode in ("pipeline", "robot") and spec.outputs
+    robot = spec.mode == "robot"
+    spec = replace(spec, port=free_port() if watched else 0, udp_port=free_port() if robot else 0,
+                   zmq_port=free_port() if robot else 0, launched=time.monotonic())
+    with contextlib.ExitStack() as stack:
+        if watched:
+            stack.enter_context(StreamViewer(spec.port))
+        clients = stack.enter_context(RobotClients(spec.udp_port, spec.zmq_port)) if robot else None
         proc = subprocess.run([sys.executable, "-m", "app.bench.child", spec_argument(spec)],
                               capture_output=True, text=True)
     if proc.returncode != 0:
         why = "\n".join(proc.stderr.strip().splitlines()[-3:])
         raise BenchError(f"bench run {spec.mode} (outputs {'on' if spec.outputs else 'off'}, {spec.threads} "
                          f"threads) failed: {why}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    if clients is not None:
+        measured["receipt"] = clients.receipt()
+    return measured
