@@ -150,7 +150,8 @@ def auto_threads(cores: int, outputs_on: bool) -> tuple[int, str]:
     outputs when any output is on. At most MAX_AUTO_THREADS. Returns the count and why, for the log."""
     keep = 1 if outputs_on and cores >= 3 else 0
     threads = max(1, min(MAX_AUTO_THREADS, cores - keep))
-    why = f"{cores} cores, outputs {'on' if outputs_on else 'off'}" + (", one core left for them" if keep else "")
+    why = f"{cores} core{'s' if cores > 1 else ''}, outputs {'on' if outputs_on else 'off'}" + (
+        ", one core left for them" if keep else "")
     return threads, why
 
 

@@ -62,7 +62,7 @@ def inference_threads(settings: Settings, lanes: int = 1) -> int:
                                                    device.webhooks))
     cores = len(os.sched_getaffinity(0))
     count, why = auto_threads(max(1, cores // lanes), outputs_on)
-    log.info("threads auto: %d (%s%s)", count, why, f" of {cores}, shared by {lanes} cameras" if lanes > 1 else "")
+    log.info("threads auto: %d (%s%s)", count, f"{cores} cores for {lanes} cameras, each " if lanes > 1 else "", why)
     return count
 
 
@@ -143,7 +143,7 @@ class Pipeline:
         tracker = next((stage.tracker for stage in self.stages if isinstance(stage, Track)), None)
         gate = MotionGate(camera.motion, enabled, camera.detect_fps, lambda: tracker is not None and tracker.active)
         self.stats.reports["motion"] = gate.document
-        log.info("motion gating %s%s", "on" if enabled else "off",
+        log.info("%s: motion gating %s%s", camera.name, "on" if enabled else "off",
                  f", at most {camera.detect_fps:g} inferred frames a second" if camera.detect_fps else "")
         return gate
 
@@ -232,7 +232,7 @@ class Pipeline:
                 output.close()
             raise
         self.stats.info["source_description"] = self.source.description
-        log.info("source %s opened (%s)", self.source.description,
+        log.info("%s: source %s opened (%s)", self.settings.device.camera.name, self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
         self.stats.started = time.monotonic()
 
