@@ -4,7 +4,10 @@ Owns opening each with the right backend and settings, and turning a failed read
 expects: OSError for a camera or stream (it reconnects), EndOfStream at the end of a file (or a seek back to the
 start when `camera.loop`). Frames stay BGR, as OpenCV decodes them; an MJPEG camera with `camera.decode_scale` above 1
 hands over its raw JPEGs, decoded here at that scale (app/sources/mjpeg.py). Also owns `Pacer` (a frame rate on the
-monotonic clock), which every paced source shares.
+monotonic clock), which every paced source shares, and what each kind's frames are stamped with (app/sources/stamps.py
+has the arithmetic): a V4L2 camera's at the dequeued buffer's timestamp (EXPOSURE), a stream's at its pts mapped onto
+the monotonic clock (PRESENTATION), a paced file's at its pacer's tick (PRESENTATION), a file read as fast as the
+pipeline reads at its arrival (its pts mean nothing on the monotonic clock).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import numpy as np
 
 from app.config import CameraConfig
 from app.errors import SourceError
+from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.mjpeg import decode_jpeg, decoded_side
+from app.sources.stamps import PresentationClock, device_time
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,14 @@ class Pacer:
         self.interval = 1.0 / fps
         self._due = 0.0
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Return the monotonic time of this tick: when it was due, or now if the caller came late."""
         now = time.monotonic()
         if now < self._due:
             time.sleep(self._due - now)
             now = self._due
         self._due = now + self.interval
+        return now
 
 
 class _CaptureSource(Source):
@@ -80,11 +87,22 @@ class _CaptureSource(Source):
         self._configure(cap)
         self._cap = cap
 
-    def read(self) -> Captured:
+    def _frame(self) -> np.ndarray:
+        """The next frame as `cap.read()` gives it, or what `_read_failed` makes of no frame."""
         if self._cap is None:
             raise OSError(f"{self.description} is not open")
         ok, bgr = self._cap.read()
-        return Captured(bgr if ok else self._read_failed(self._cap))
+        return bgr if ok else self._read_failed(self._cap)
+
+    def _position_s(self) -> float:
+        """CAP_PROP_POS_MSEC of the frame just read, in seconds: what OpenCV's backend knows of its time."""
+        assert self._cap is not None
+        return self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+
+    @staticmethod
+    def _captured(image: np.ndarray, t: float | None, stamp: str) -> Captured:
+        """`image` stamped at `t` (`stamp` says what it is), or, with no `t`, left to be stamped at its arrival."""
+        return Captured(image, t_capture=t, stamp=ARRIVAL if t is None else stamp)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -151,10 +169,14 @@ class V4L2Source(_CaptureSource):
         return scale
 
     def read(self) -> Captured:
+        """The next frame, stamped with its buffer's timestamp: OpenCV's V4L2 backend gives the dequeued buffer's
+        (CAP_PROP_POS_MSEC), which uvcvideo takes on CLOCK_MONOTONIC at the start of the frame; a time that is no
+        moment of the last second (another clock, or none) leaves the frame to be stamped at its arrival."""
         for _ in range(MAX_UNDECODABLE):
-            image = super().read().image  # no frame at all is an OSError, as for any camera
+            image = self._frame()  # no frame at all is an OSError, as for any camera
+            exposed = device_time(self._position_s(), time.monotonic())
             try:
-                return Captured(self._decoded(image))
+                return self._captured(self._decoded(image), exposed, EXPOSURE)
             except OSError as exc:  # one bad frame is not a camera gone: skip it
                 self._decode_error(f"{exc}; skipped")
         raise OSError(f"{self.description}: {MAX_UNDECODABLE} MJPEG frames in a row did not decode")
@@ -173,10 +195,16 @@ class V4L2Source(_CaptureSource):
 
 
 class StreamSource(_CaptureSource):
-    """A network stream through FFmpeg: rtsp://, http(s):// (MJPEG, HLS) and the like."""
+    """A network stream through FFmpeg: rtsp://, http(s):// (MJPEG, HLS) and the like. Each frame is stamped at its
+    presentation time (FFmpeg's pts, CAP_PROP_POS_MSEC) on the monotonic clock, once the pts is seen to keep time
+    with the arrivals (`PresentationClock`); until then, and for streams whose pts FFmpeg makes up, at its arrival."""
 
     api = cv2.CAP_FFMPEG
     hint = "check that it plays in `ffplay URL` or VLC on this machine; for RTSP try the other camera.rtsp_transport"
+
+    def __init__(self, camera: CameraConfig, target: str) -> None:
+        super().__init__(camera, target)
+        self._clock = PresentationClock()
 
     def _params(self) -> list[int]:
         return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
@@ -185,10 +213,19 @@ class StreamSource(_CaptureSource):
         if self.target.lower().startswith("rtsp"):  # read by OpenCV's FFmpeg backend when it opens a capture
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.camera.rtsp_transport}"
         super().open()
+        self._clock.reset()  # a new connection is a new series of pts
+
+    def read(self) -> Captured:
+        image = self._frame()
+        presented = self._clock.stamp(self._position_s(), time.monotonic())
+        return self._captured(image, presented, PRESENTATION)
 
 
 class VideoFileSource(_CaptureSource):
-    """A video file: as fast as the pipeline reads (nothing lost), or at its own fps with `camera.realtime`.
+    """A video file: as fast as the pipeline reads (nothing lost), stamped at arrival, or at its own fps with
+    `camera.realtime`, stamped at the pacer's tick (PRESENTATION: the moment the file, played as a camera, presents
+    the frame; its decode comes after, as a camera's transfer does). Its pts are not used: the pacer, not the
+    container's timing, decides when a frame is delivered.
 
     A frame that does not decode (a corrupt packet) is skipped by seeking to the next one, counted in
     `decode_errors`, with a warning at most every DECODE_WARN_EVERY_S; at the end, the frames of the container's
@@ -214,11 +251,10 @@ class VideoFileSource(_CaptureSource):
             self._pacer = Pacer(fps)
 
     def read(self) -> Captured:
-        if self._pacer is not None:
-            self._pacer.wait()
-        captured = super().read()
+        presented = None if self._pacer is None else self._pacer.wait()
+        image = self._frame()
         self._delivered += 1
-        return captured
+        return self._captured(image, presented, PRESENTATION)
 
     def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

@@ -2,13 +2,15 @@
 
 Owns configuring the ISP for a BGR main stream (OpenCV's order, which the JPEG encoder takes as it is) and, when the
 model's input size is known, a second RGB "lores" stream the ISP scales for free, so the pipeline need not resize on
-the CPU. picamera2 is imported only inside
-functions: it exists only on a Pi (as the apt package python3-picamera2), and importing it starts libcamera.
+the CPU; and stamping each frame at the start of its exposure, from the metadata of the request that carried it
+(app/sources/stamps.py `exposure_start`). picamera2 is imported only inside functions: it exists only on a Pi (as the
+apt package python3-picamera2), and importing it starts libcamera.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import cv2
@@ -16,7 +18,9 @@ import numpy as np
 
 from app.config import CameraConfig
 from app.errors import SourceError
+from app.frame import ARRIVAL, EXPOSURE
 from app.sources.base import Captured, Source
+from app.sources.stamps import exposure_start
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +101,22 @@ class Picamera2Source(Source):
         return np.ascontiguousarray(rgb[:, : self._lores_width])
 
     def read(self) -> Captured:
+        """The next frame, its lores twin and its metadata, all from the one request, stamped at the start of its
+        exposure (EXPOSURE), or at its arrival when the metadata has no usable SensorTimestamp and ExposureTime."""
         if self._cam is None:
             raise OSError(f"{self.description} is not open")
         try:
             request = self._cam.capture_request(wait=READ_TIMEOUT_S)  # TimeoutError is an OSError
         except RuntimeError as e:
             raise OSError(f"{self.description}: {e}") from e
+        arrived = time.monotonic()
         try:
             image = request.make_array("main")
             lores = self._lores_rgb(request.make_array("lores")) if self.lores_size else None
+            exposed = exposure_start(request.get_metadata(), arrived)
         finally:
             request.release()
-        return Captured(image, lores)
+        return Captured(image, lores, t_capture=exposed, stamp=ARRIVAL if exposed is None else EXPOSURE)
 
     def close(self) -> None:
         if self._cam is not None:
