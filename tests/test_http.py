@@ -23,6 +23,7 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
+from app.pipeline import OUTPUT_QUEUE_SIZE
 from app.metrics import Stats
 from app.pipeline import Pipeline
 from app.publishers.base import PublishContext
@@ -258,7 +259,7 @@ def test_api_stats_has_rates_latencies_and_the_run(live):
                           "warnings", "stream"}
     assert stats["fps"] > 0 and stats["captured"] >= stats["processed"] > 0 and stats["uptime_s"] > 0
     assert stats["dropped"] == sum(stats["drops"].values())
-    for key in ("inference_ms", "exposure_to_result_ms"):
+    for key in ("inference_ms", "exposure_to_result_ms", "exposure_to_publish_ms"):
         assert 0 < stats[key]["p50"] <= stats[key]["p95"]
     assert stats["model"] == "ssd_mobilenet_v1_fine_tuned_pet.tflite" and stats["pipeline"] == "detect"
     assert isinstance(stats["warnings"], list)
@@ -350,6 +351,10 @@ def test_metrics_is_consistent_prometheus_text(live):
     assert check_histogram(families["smartcam_inference_seconds"], "smartcam_inference_seconds") == processed
     assert check_histogram(families["smartcam_exposure_to_result_seconds"],
                            "smartcam_exposure_to_result_seconds") == processed
+    # a frame is published after its result: at most the frames waiting in the output queue are not in it yet
+    published = check_histogram(families["smartcam_exposure_to_publish_seconds"],
+                                "smartcam_exposure_to_publish_seconds")
+    assert processed - OUTPUT_QUEUE_SIZE - 1 <= published <= processed and published > 0
 
 
 def test_prometheus_text_escapes_label_values():
