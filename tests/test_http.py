@@ -23,9 +23,8 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
-from app.pipeline import OUTPUT_QUEUE_SIZE
 from app.metrics import Stats
-from app.pipeline import Pipeline
+from app.pipeline import OUTPUT_QUEUE_SIZE, Pipeline
 from app.publishers.base import PublishContext
 from app.publishers.http import HttpPublisher
 from app.sources.base import Source
