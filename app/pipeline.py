@@ -28,7 +28,7 @@ from app.models import Labels, resolve_labels, resolve_model
 from app.publishers.base import Output, PublishContext, Publisher
 from app.runtime import LoadedModel, load_model
 from app.robot import build_robot_outputs
-from app.robot.base import RobotContext, RobotOutput
+from app.robot.base import RobotContext, RobotOutput, score_threshold
 from app.sources import open_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
@@ -213,9 +213,7 @@ class Pipeline:
                                runtime=self.model.runtime, pipeline=self.settings.pipeline.name,
                                camera=self.settings.device.camera.name)
         ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, not self.source.live)
-        camera = self.settings.device.camera
-        robot = RobotContext(camera.name, self.settings.pipeline.name, camera.frame_id or camera.name,
-                             self._class_map(), self.stats)
+        robot = self._robot_context()
         started: list[Publisher] = []
         robots: list[RobotOutput] = []
         try:
@@ -236,12 +234,16 @@ class Pipeline:
                  "live: newest frame wins" if self.source.live else "every frame processed")
         self.stats.started = time.monotonic()
 
-    def _class_map(self) -> dict[int, str]:
-        """The model's class ids and names, as its results name them (a classifier's by its output count)."""
+    def _robot_context(self) -> RobotContext:
+        """What the robot outputs are told of this run: the camera, and the model's class ids and names as its
+        results name them (a classifier's by its output count)."""
+        camera = self.settings.device.camera
         postprocess = next(stage for stage in self.stages if isinstance(stage, Postprocess))
-        if postprocess.kind == "classifier":
-            return self.labels.for_classes(self.model.outputs[0].shape[1])
-        return dict(self.labels.names)
+        classifier = postprocess.kind == "classifier"
+        labels = (self.labels.for_classes(self.model.outputs[0].shape[1]) if classifier
+                  else dict(self.labels.names))
+        return RobotContext(camera.name, self.settings.pipeline.name, camera.frame_id or camera.name, labels,
+                            self.stats, classifier, score_threshold(self.settings.pipeline))
 
     def _guard(self, lane) -> None:
         """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""

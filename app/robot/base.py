@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from app.config import PipelineConfig
 from app.frame import Frame
 from app.metrics import Stats
 
@@ -26,6 +27,16 @@ class RobotContext:
     #: the model's class ids and names (the class map a LabelInfo carries)
     labels: dict[int, str]
     stats: Stats
+    #: the pipeline classifies (its frames' results are classes, not boxes), as its postprocess decided
+    classifier: bool = False
+    #: the score below which no result is sent (LabelInfo's threshold)
+    threshold: float = 0.0
+
+
+def score_threshold(pipeline: PipelineConfig) -> float:
+    """The score below which a pipeline sends no result: postprocess's `min_score`, or the filter's when stricter."""
+    stricter = pipeline.filter.min_score if pipeline.filter and pipeline.filter.min_score is not None else 0.0
+    return max(pipeline.postprocess.min_score, stricter)
 
 
 class RobotOutput(ABC):
