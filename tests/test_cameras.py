@@ -18,7 +18,7 @@ from app.cameras import SharedInference, lane_groups
 from app.config import load_cameras
 from app.errors import ConfigError
 from app.pipeline import Pipeline, choose_model
-from conftest import MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, wait_for
+from conftest import MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed, wait_for
 from test_cli import app
 
 
@@ -132,3 +132,20 @@ def test_the_service_is_alive_only_while_every_camera_is() -> None:
     assert monitor.alive(now + 1) and monitor.frames_flowing(now + 1)
     left.last_result = now - 10  # left's camera hangs: the watchdog must starve, whatever right does
     assert not monitor.alive(now + 1) and "left: stalled" in monitor.status(now + 1)
+
+
+def test_each_camera_has_its_own_topics_and_home_assistant_device(tmp_path: Path, broker, two_pets_clip: Path,
+                                                                  cat_clip: Path) -> None:
+    pets = pet_pipeline(tmp_path)
+    config = write_config(tmp_path, [{"name": "left", "source": str(two_pets_clip), "pipeline": str(pets)},
+                                     {"name": "right", "source": str(cat_clip), "pipeline": str(pets)}],
+                          mqtt={"enabled": True, "host": "127.0.0.1", "port": broker.port, "publish_results": True})
+    with subscribed(broker.port) as subscriber:
+        proc = app("--config", config, "--max-frames", "10")
+        assert proc.returncode == 0, proc.stderr
+        for name in ("left", "right"):
+            wait_for(lambda n=name: len(subscriber.payloads(f"smartcam/{n}/pets/results")) == 10,
+                     f"10 results of {name}")
+    devices = [json.loads(subscriber.payloads(topic)[0])["device"] for topic in subscriber.discovery()]
+    assert len({device["identifiers"][0] for device in devices}) == 2
+    assert {json.loads(p)["source"] for p in subscriber.payloads("smartcam/left/pets/results")} == {"left"}
