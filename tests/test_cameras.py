@@ -143,9 +143,8 @@ def test_each_camera_has_its_own_topics_and_home_assistant_device(tmp_path: Path
     with subscribed(broker.port) as subscriber:
         proc = app("--config", config, "--max-frames", "10")
         assert proc.returncode == 0, proc.stderr
-        for name in ("left", "right"):
-            wait_for(lambda n=name: len(subscriber.payloads(f"smartcam/{n}/pets/results")) == 10,
-                     f"10 results of {name}")
+        wait_for(lambda: all(len(subscriber.payloads(f"smartcam/{name}/pets/results")) == 10
+                             for name in ("left", "right")), "10 results of each camera")
     devices = [json.loads(subscriber.payloads(topic)[0])["device"] for topic in subscriber.discovery()]
     assert len({device["identifiers"][0] for device in devices}) == 2
     assert {json.loads(p)["source"] for p in subscriber.payloads("smartcam/left/pets/results")} == {"left"}
