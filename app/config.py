@@ -447,7 +447,7 @@ class OverlayParams(Strict):
     """Drawn on a copy, and only when an output needs pixels (stream, snapshot)."""
 
     boxes: bool = Field(True, description="draw boxes with `label score`, a stable colour per label")
-    banner: bool = Field(True, description="a banner with fps, inference ms and the time")
+    banner: bool = Field(True, description="a banner with fps, inference ms and the time of the frame's stamp")
     zones: bool = Field(True, description="the camera's zones and lines, with their counts (with the track stage)")
     motion: bool = Field(False, description="the regions that moved (with motion gating)")
 

@@ -35,7 +35,8 @@ def draw(frame: Frame, params: OverlayParams, fps: float) -> np.ndarray:
     font = cv2.FONT_HERSHEY_SIMPLEX
     if params.banner:
         inference = frame.timing.get("inference", 0.0)
-        text = f"{fps:.1f} fps  inference {inference:.1f} ms  {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.ts))  # when the image was, not now
+        text = f"{fps:.1f} fps  inference {inference:.1f} ms  {taken}"
         (_, th), base = cv2.getTextSize(text, font, 0.6 * scale, thickness)
         cv2.rectangle(image, (0, 0), (width, th + base + 10), (0, 0, 0), cv2.FILLED)
         cv2.putText(image, text, (8, th + 5), font, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)

@@ -94,7 +94,8 @@ def test_an_rgb_frame_is_drawn_in_rgb_and_encoded_with_the_same_colours():
     """A source that delivers RGB (picamera2's lores, a test) keeps it: drawn in RGB, converted only to encode."""
     bgr = imread(IMAGES / "cat.bmp")
     detections = [Detection("Egyptian_Mau", 11, 0.9, (185, 35, 338, 221))]
-    outs = [Output(Frame(image, 1, "cam", order, detections=detections), {}, [], {}, OverlayParams(), 12.0)
+    outs = [Output(Frame(image, 1, "cam", order, ts=1764140000.0, detections=detections), {}, [], {},
+                   OverlayParams(), 12.0)
             for image, order in ((bgr, BGR), (np.ascontiguousarray(bgr[..., ::-1]), RGB))]
     assert tuple(outs[1].annotated()[100, 185]) == label_colour("Egyptian_Mau")
     np.testing.assert_array_equal(outs[1].annotated(), outs[0].annotated()[..., ::-1])
