@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="results per run (default 600); captured frames for gated")
     bench.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
     bench.add_argument("--modes", default="limit,loop,pipeline", metavar="M,M",
-                       help="which of limit, loop, pipeline, gated to run (default limit,loop,pipeline; "
-                       "pipeline runs with motion gating off, gated with it on)")
+                       help="which of limit, loop, pipeline, gated, robot to run (default limit,loop,pipeline; "
+                       "pipeline runs with motion gating off, gated with it on, robot with UDP and ZeroMQ clients "
+                       "timing their receipt)")
     bench.add_argument("--outputs", default="off,on", metavar="off,on",
                        help="outputs off, on or both (default both): overlay, JSON lines, snapshots, one MJPEG viewer")
     bench.add_argument("--live-fps", type=float, metavar="F",
