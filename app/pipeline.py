@@ -1,9 +1,11 @@
 """The runner: builds the stages of a pipeline file and runs the three lanes of DESIGN.md.
 
-capture thread (the stages' `prepare`) → [latest-frame slot] → inference lane (the stages) → [bounded queue] →
-output lane (publishers).
+capture thread (the stages' `prepare`) → [latest-frame slot] → inference lane (the stages, then the robot outputs)
+→ [bounded queue] → output lane (publishers).
 Owns the model's loading and accelerator choice, wrapping a live source in `Reconnecting` (which owns its
-reconnects), per-stage timing, drop counting, and a shutdown that stops within 2 s with outputs flushed.
+reconnects), per-stage timing, drop counting, and a shutdown that stops within 2 s with outputs flushed. One
+Pipeline is one camera; with several (app.cameras), cameras on one Edge TPU model lend their inference to a shared
+lane, which calls `next_frame`, `infer` and `finish_inference` for each in turn.
 """
 
 from __future__ import annotations
