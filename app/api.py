@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
-from app.cli import quoted
-from app.config import Settings, load_settings
+from app.config import Settings, load_cameras
+from app.errors import ConfigError
 from app.frame import Classification, Detection, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
@@ -139,11 +139,23 @@ class Results:
 
 
 def open_pipeline(pipeline: str = "detect", *, source: str | None = None, config: str | Path | None = None,
-                  overrides: Sequence[str] = (), frames: bool = False, outputs: bool = False) -> Results:
-    """Start `pipeline` (a name in pipelines/ or a path) on config.yaml's camera, or `source`; `overrides` are
-    `--set` ones (`camera.fps=15`); `frames`: results carry their image; `outputs`: run config.yaml's outputs
-    (MQTT, HTTP, UDP, ...) too. Raises `app.errors.ConfigError` (one line per problem) for a wrong file or key."""
-    shorthand = [] if source is None else [f"camera.source={quoted(source)}"]
+                  camera: str | None = None, overrides: Sequence[str] = (), frames: bool = False,
+                  outputs: bool = False) -> Results:
+    """Start `pipeline` (a name in pipelines/ or a path) on config.yaml's camera, or `source`; with `cameras:` in
+    the config, on the one named `camera` (its own pipeline, `pipeline` when it names none). `overrides` are `--set`
+    ones (`camera.fps=15`); `frames`: results carry their image; `outputs`: run config.yaml's outputs (MQTT, HTTP,
+    UDP, ...) too. Raises `app.errors.ConfigError` (one line per problem) for a wrong file or key."""
     quiet = [] if outputs else [f"{name}.enabled=false" for name in OUTPUTS]
-    settings = load_settings(pipeline, config, [*shorthand, *quiet, *overrides])
+    runs = load_cameras(pipeline, config, [*quiet, *overrides])
+    if camera is None and len(runs) == 1:
+        (settings,) = runs
+    else:
+        named = {run.device.camera.name: run for run in runs}
+        if camera not in named:
+            raise ConfigError(f"{runs[0].config_path}: open_pipeline(camera=...) names one of its cameras: "
+                              f"{', '.join(named)}")
+        settings = named[camera]
+    if source is not None:  # as --source would: this camera, another source
+        camera_config = settings.device.camera.model_copy(update={"source": source})
+        settings = replace(settings, device=settings.device.model_copy(update={"camera": camera_config}))
     return Results(settings, frames, outputs)

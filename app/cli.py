@@ -132,16 +132,16 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
                       ("labels", "stages.inference.labels")):
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{key}={quoted(value)}")
+            overrides.append(f"{key}={_quoted(value)}")
     for output in args.output:
         kind, _, path = output.partition(":")
         if kind != "jsonl" or not path:
             raise ConfigError(f"--output {output}: expected jsonl:PATH or jsonl:- (standard output)")
-        overrides += ["jsonl.enabled=true", f"jsonl.path={quoted(path)}"]
+        overrides += ["jsonl.enabled=true", f"jsonl.path={_quoted(path)}"]
     return overrides + args.overrides
 
 
-def quoted(value: str) -> str:
+def _quoted(value: str) -> str:
     """A YAML string literal, so `--source 0` stays the string "0" and paths keep their characters."""
     return "'" + value.replace("'", "''") + "'"
 

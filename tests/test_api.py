@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from app.api import open_pipeline
 from app.errors import ConfigError
@@ -74,3 +75,17 @@ def test_a_failure_of_the_run_is_raised_by_the_iteration(tmp_path: Path) -> None
     with pytest.raises(Exception, match="gone.mp4"), open_pipeline(str(pet_pipeline(tmp_path)),
                                                                    source=str(missing)) as results:
         list(results)
+
+
+def test_with_cameras_listed_one_is_opened_by_name(tmp_path: Path, two_pets_clip: Path) -> None:
+    pets = pet_pipeline(tmp_path)
+    config = tmp_path / "cameras.yaml"
+    config.write_text(yaml.safe_dump({"cameras": [{"name": "left", "source": "pattern", "pipeline": str(pets)},
+                                                  {"name": "right", "source": str(two_pets_clip),
+                                                   "pipeline": str(pets)}]}))
+    with pytest.raises(ConfigError, match=r"cameras\.yaml: open_pipeline\(camera=\.\.\.\) names one of its "
+                                          r"cameras: left, right"):
+        open_pipeline(config=config)
+    with open_pipeline(config=config, camera="right") as results:
+        got = list(results)
+    assert len(got) == TWO_PETS_FRAMES and {r.camera for r in got} == {"right"}
