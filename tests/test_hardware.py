@@ -6,12 +6,14 @@ None is counted as coverage of the code above the boundary, which the rest of th
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from app.accelerator import edgetpu_unavailable
-from app.config import load_settings
+from app.cameras import Cameras
+from app.config import load_cameras, load_settings
 from app.devices import edgetpus, v4l2_capture_cameras
 from app.pipeline import Pipeline
-from conftest import PET, run_model
+from conftest import MODELS, PET, run_model
 
 pytestmark = pytest.mark.hardware
 
@@ -31,3 +33,17 @@ def test_a_usb_camera_gives_frames():
     settings = load_settings("detect", None, [*PET, f"camera.source={cameras[0].path}"])
     stats = Pipeline(settings, []).run(max_frames=10)
     assert stats.processed == 10
+
+
+def test_two_cameras_on_one_edge_tpu_model_share_one_lane(tmp_path):
+    """The classifier's CPU file named, `accelerator: edgetpu`: both cameras get its _edgetpu twin, loaded once."""
+    assert edgetpus(), "needs a Coral Edge TPU: none on USB (lsusb: 18d1:9302 or 1a6e:089a) or PCIe (/dev/apex_N)"
+    config = tmp_path / "cameras.yaml"
+    config.write_text(yaml.safe_dump({"models": {"dir": str(MODELS)}, "accelerator": "edgetpu", "cameras": [
+        {"name": name, "source": "pattern", "fps": 1000, "pipeline": "classify"} for name in ("left", "right")]}))
+    runs = load_cameras("classify", config, [f"stages.inference.model={MODELS / 'mobilenet_v1_0.5_160_quant.tflite'}",
+                                             f"stages.inference.labels={MODELS / 'imagenet_labels.txt'}"])
+    cameras = Cameras(runs, lambda settings: [])
+    assert len(cameras.lanes) == 1 and cameras.running[0].model is cameras.running[1].model
+    processed = [stats.processed for stats in cameras.run(max_frames=50)]
+    assert processed == [50, 50]
