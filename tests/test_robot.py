@@ -308,6 +308,20 @@ def test_a_name_is_resolved_in_the_background_and_sent_to_once_it_resolves(robot
         output.close()
 
 
+def test_a_name_with_an_ipv6_and_an_ipv4_address_is_sent_to_over_ipv4(robot):
+    """Debian 13's /etc/hosts names ::1 localhost first: a robot listening on 127.0.0.1 must still hear."""
+    output = UdpOutput(UdpConfig(enabled=True, target=f"localhost:{robot.port}"))
+    output.start(context())
+    try:
+        both = [(socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("::1", robot.port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", robot.port))]
+        output._open(both)
+        output.send(frame(1))
+        wait_for(lambda: "detections" in [m["type"] for m in robot.messages], "the frame's datagram over IPv4")
+    finally:
+        output.close()
+
+
 def test_a_name_that_does_not_resolve_is_waited_for_not_an_error():
     stats = Stats()
     output = UdpOutput(UdpConfig(enabled=True, target="smartcam-robot.invalid:5600"))

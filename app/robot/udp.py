@@ -9,7 +9,8 @@ again every `label_info_s`, from `send` itself, so a robot that starts late lear
 The target is an address (IPv4, `[IPv6]`, or a multicast group, sent with `multicast_ttl` hops and looped back to
 this board) or a name. A name is resolved in a background thread, tried again every RESOLVE_RETRY_S while it does
 not resolve (at boot, DNS may not be up yet: the world fixes that, so it never stops the camera); frames meanwhile
-are `udp_unresolved` drops. It is resolved once: a robot whose address changes needs a restart (or an address).
+are `udp_unresolved` drops. It is resolved once, to its IPv4 address when it has one: a robot whose address
+changes needs a restart (or an address).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class UdpOutput(RobotOutput):
             return
 
     def _open(self, found: list) -> None:
-        family, kind, proto, _, address = found[0]
+        """Send to the first address found, IPv4 first: a name like `localhost` that resolves to ::1 and 127.0.0.1
+        reaches the robot listening on 127.0.0.1, as most do (a robot on IPv6 alone is named by its address)."""
+        family, kind, proto, _, address = next((f for f in found if f[0] == socket.AF_INET), found[0])
         sock = socket.socket(family, kind, proto)
         sock.setblocking(False)
         if ipaddress.ip_address(address[0]).is_multicast:
