@@ -96,10 +96,10 @@ class Cameras:
         """One model on one Edge TPU for the cameras in `group`, and one lane for them; when the TPU does not answer
         and `auto` falls back to the CPU, each camera gets a CPU model and lane of its own instead."""
         first = runs[group[0]]
-        model, chosen = load_choice(choice, inference_threads(first, max(1, cpu_lanes)))
+        lanes = cpu_lanes + len(group)  # the CPU lanes there are if these cameras fall back to the CPU
+        model, chosen = load_choice(choice, inference_threads(first, lanes))
         if chosen.accelerator == "cpu":
             loaded: tuple[LoadedModel, ModelChoice] = (model, chosen)
-            lanes = max(1, cpu_lanes + len(group) - 1)
             self.pipelines[group[0]] = Pipeline(first, publishers(first), loaded=loaded, lanes=lanes)
             for i in group[1:]:
                 self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), lanes=lanes)
