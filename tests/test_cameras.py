@@ -18,7 +18,7 @@ from app.cameras import SharedInference, lane_groups
 from app.config import load_cameras
 from app.errors import ConfigError
 from app.pipeline import Pipeline, choose_model
-from conftest import MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed, wait_for
+from conftest import IMAGES, MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed, wait_for
 from test_cli import app
 
 
@@ -148,3 +148,20 @@ def test_each_camera_has_its_own_topics_and_home_assistant_device(tmp_path: Path
     devices = [json.loads(subscriber.payloads(topic)[0])["device"] for topic in subscriber.discovery()]
     assert len({device["identifiers"][0] for device in devices}) == 2
     assert {json.loads(p)["source"] for p in subscriber.payloads("smartcam/left/pets/results")} == {"left"}
+
+
+def test_cameras_whose_edge_tpu_does_not_answer_each_get_a_cpu_lane(tmp_path: Path,
+                                                                     edgetpu_runtime_without_device: Path) -> None:
+    """`auto` chooses the Edge TPU twin of the classifier for both (a runtime loads), the TPU does not answer: both
+    cameras run the CPU model, each on its own lane with its share of the cores, none on a shared lane."""
+    model = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
+    config = write_config(tmp_path, [{"name": name, "source": str(IMAGES / "cat.bmp"), "pipeline": "classify"}
+                                     for name in ("left", "right")],
+                          jsonl={"enabled": True, "path": str(tmp_path / "results.jsonl")})
+    proc = app("--config", config, "--model", model, "--labels", MODELS / "imagenet_labels.txt",
+               library_dir=edgetpu_runtime_without_device)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("accelerator cpu: mobilenet_v1_0.5_160_quant.tflite on the CPU: accelerator edgetpu: "
+                             "no Edge TPU answered") == 2
+    assert proc.stderr.count("threads auto: 1 (2 cores for 2 cameras") == 2 and "one inference lane" not in proc.stderr
+    assert _results_by_camera(tmp_path / "results.jsonl") == {"left": 1, "right": 1}
