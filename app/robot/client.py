@@ -1,6 +1,7 @@
 """A robot's end of the robot output, short enough to copy: receive smartcam's messages over UDP or ZeroMQ.
 
-    python -m app.robot.client udp 127.0.0.1:5600       # what udp.target names (a multicast group is joined)
+    python -m app.robot.client udp 127.0.0.1:5600       # what udp.target names (a multicast group is joined,
+    python -m app.robot.client udp 239.0.0.1:5600 192.168.1.20     # on the interface with this address if given)
     python -m app.robot.client zmq tcp://127.0.0.1:5601 [cam0/]
 
 One line per frame: camera, seq, stamp (wall clock), the detections (label#track_id) or classes, and how long after
@@ -18,8 +19,9 @@ import time
 from collections.abc import Generator
 
 
-def receive_udp(target: str) -> Generator[dict, None, None]:
-    """Each message sent to HOST:PORT (a multicast group is joined; `:PORT` listens on every address)."""
+def receive_udp(target: str, interface: str = "0.0.0.0") -> Generator[dict, None, None]:
+    """Each message sent to HOST:PORT (`:PORT` listens on every address); a multicast group is joined on the
+    interface whose address is `interface` (by default the one the system routes the group to)."""
     host, _, port = target.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     family, kind, _, _, address = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)[0]
@@ -27,7 +29,8 @@ def receive_udp(target: str) -> Generator[dict, None, None]:
         group = str(address[0])
         if ipaddress.ip_address(group).is_multicast:  # an IPv4 group, joined on the default interface
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + bytes(4))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                            socket.inet_aton(group) + socket.inet_aton(interface))
         sock.bind(address)
         while True:
             yield json.loads(sock.recv(65535))
@@ -61,7 +64,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in ("udp", "zmq"):
         print(__doc__, file=sys.stderr)
         return 2
-    messages = receive_udp(argv[1]) if argv[0] == "udp" else receive_zmq(argv[1], *argv[2:3])
+    messages = receive_udp(argv[1], *argv[2:3]) if argv[0] == "udp" else receive_zmq(argv[1], *argv[2:3])
     try:
         for message in messages:
             print(line(message), flush=True)
