@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from app.bench.clip import make_clip
-from app.config import PostprocessParams, PreprocessParams, Settings, load_settings
+from app.config import CameraConfig, PostprocessParams, PreprocessParams, Settings, load_settings
 from app.events import Event
 from app.frame import Frame
 from app.models import Labels, read_labels
@@ -32,6 +32,7 @@ from app.publishers.base import Output, Publisher
 from app.publishers.http import HttpPublisher
 from app.runtime import load_model
 from app.sources.base import Captured, EndOfStream, Source
+from app.sources.opencv import V4L2Source
 from app.stages.base import StageContext
 from app.stages.inference import Inference
 from app.stages.postprocess import Postprocess
@@ -318,6 +319,13 @@ def network_camera(port: int) -> Background:
     settings = load_settings("detect", None, [*PET, "camera.source=pattern", "camera.width=320",
                                               "camera.height=240", "http.enabled=true", f"http.port={port}"])
     return Background(Pipeline(settings, [HttpPublisher(settings.device.http)]))
+
+
+def opened_v4l2(**camera) -> V4L2Source:
+    """A V4L2Source on /dev/video0 with `camera` settings, opened (through the test's stand-in cv2.VideoCapture)."""
+    source = V4L2Source(CameraConfig(source="/dev/video0", **camera), "/dev/video0")
+    source.open()
+    return source
 
 
 def pet_pipeline(directory: Path, name: str = "pets", *, preprocess: dict | None = None,

@@ -17,8 +17,8 @@ from app.frame import BGR
 from app.pipeline import Pipeline
 from app.sources import opencv
 from app.sources.mjpeg import decode_jpeg, decode_scale
-from app.sources.opencv import MAX_UNDECODABLE, V4L2Source
-from conftest import CAT_BREEDS, IMAGES, PET, Background, Collector, imread, iou, run_model, wait_for
+from app.sources.opencv import MAX_UNDECODABLE
+from conftest import CAT_BREEDS, IMAGES, PET, Background, Collector, imread, iou, opened_v4l2, run_model, wait_for
 from conftest import decode_jpeg as decode_whole
 
 PET_SSD = "ssd_mobilenet_v1_fine_tuned_pet.tflite"
@@ -146,15 +146,9 @@ def capture(monkeypatch) -> Iterator[type[FakeCapture]]:
     yield FakeCapture
 
 
-def opened(**camera) -> V4L2Source:
-    source = V4L2Source(CameraConfig(source="/dev/video0", **camera), "/dev/video0")
-    source.open()
-    return source
-
-
 def test_an_mjpeg_camera_hands_over_its_jpegs_decoded_at_the_scale(capture, caplog):
     with caplog.at_level(logging.INFO, "app.sources.opencv"):
-        source = opened(fourcc="MJPG", decode_scale=2)
+        source = opened_v4l2(fourcc="MJPG", decode_scale=2)
     assert capture.opened[0].props[cv2.CAP_PROP_CONVERT_RGB] == 0
     assert "/dev/video0: MJPEG decoded at 1/2: 640x360 (camera.decode_scale 2)" in caplog.text
     captured = source.read()
@@ -165,7 +159,7 @@ def test_an_mjpeg_camera_hands_over_its_jpegs_decoded_at_the_scale(capture, capl
 
 def test_a_frame_that_does_not_decode_is_skipped_and_counted(capture, monkeypatch, caplog):
     monkeypatch.setattr(capture, "frames", [CAT_JPEG, CUT_SHORT, CAT_JPEG])
-    source = opened(fourcc="MJPG", decode_scale=4)
+    source = opened_v4l2(fourcc="MJPG", decode_scale=4)
     assert source.read().image.shape == (180, 320, 3)
     assert source.read().image.shape == (180, 320, 3)  # the next frame, not a reconnect
     assert source.decode_errors == 1 and capture.opened[0].reads == 3
@@ -176,7 +170,7 @@ def test_frames_that_never_decode_are_a_failed_camera(capture, monkeypatch):
     """A stream of garbage ends in OSError, so Reconnecting reopens the camera, and in bounded time (a read that
     never returned would also hold up the pipeline's stop)."""
     monkeypatch.setattr(capture, "frames", [CUT_SHORT])
-    source = opened(fourcc="MJPG", decode_scale=2)
+    source = opened_v4l2(fourcc="MJPG", decode_scale=2)
     with pytest.raises(OSError, match=f"{MAX_UNDECODABLE} MJPEG frames in a row did not decode"):
         source.read()
     assert source.decode_errors == MAX_UNDECODABLE
@@ -186,7 +180,7 @@ def test_frames_that_never_decode_are_a_failed_camera(capture, monkeypatch):
                                     {"fourcc": "MJPG", "decode_scale": 1}, {"fourcc": "MJPG"}],
                          ids=["no fourcc", "YUYV", "scale 1", "auto left unresolved"])
 def test_otherwise_opencv_decodes_frames_whole(capture, camera):
-    source = opened(**camera)
+    source = opened_v4l2(**camera)
     assert capture.opened[0].props[cv2.CAP_PROP_CONVERT_RGB] == 1
     assert source.read().image.shape == (720, 1280, 3)
 
@@ -194,7 +188,7 @@ def test_otherwise_opencv_decodes_frames_whole(capture, camera):
 def test_a_camera_that_gives_another_format_is_decoded_whole(capture, monkeypatch, caplog):
     """Asked for MJPG, it settled on YUYV: its raw frames would be no JPEGs, so OpenCV keeps decoding them."""
     monkeypatch.setattr(capture, "gives", "YUYV")
-    source = opened(fourcc="MJPG", decode_scale=2)
+    source = opened_v4l2(fourcc="MJPG", decode_scale=2)
     assert capture.opened[0].props[cv2.CAP_PROP_CONVERT_RGB] == 1
     assert source.read().image.shape == (720, 1280, 3)
     assert "gives YUYV, not MJPG: camera.decode_scale does not apply" in caplog.text
@@ -203,7 +197,7 @@ def test_a_camera_that_gives_another_format_is_decoded_whole(capture, monkeypatc
 def test_a_driver_that_decodes_anyway_gives_its_frames_as_they_are(capture, monkeypatch, caplog):
     monkeypatch.setattr(capture, "honours_convert", False)
     with caplog.at_level(logging.INFO, "app.sources.opencv"):
-        source = opened(fourcc="MJPG", decode_scale=2)
+        source = opened_v4l2(fourcc="MJPG", decode_scale=2)
         frames = [source.read().image for _ in range(3)]
     assert all(frame.shape == (720, 1280, 3) for frame in frames) and source.decode_errors == 0
     assert caplog.text.count("frames come decoded") == 1

@@ -19,10 +19,10 @@ from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
 from app.sources import opencv
 from app.sources import picamera2 as picamera2_source
 from app.sources.base import Captured
-from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
+from app.sources.opencv import StreamSource, VideoFileSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.stamps import BOUND_S, PLAUSIBLE_S, PresentationClock, device_time, exposure_start
-from conftest import IMAGES, free_port, imread, network_camera, wait_for
+from conftest import IMAGES, free_port, imread, network_camera, opened_v4l2, wait_for
 
 CAT = imread(IMAGES / "cat_720p.jpg")
 CAT_JPEG = cv2.imencode(".jpg", CAT, [cv2.IMWRITE_JPEG_QUALITY, 80])[1]
@@ -194,15 +194,9 @@ def buffers(monkeypatch) -> Iterator[type[BufferCapture]]:
     yield BufferCapture
 
 
-def v4l2(**camera) -> V4L2Source:
-    source = V4L2Source(CameraConfig(source="/dev/video0", **camera), "/dev/video0")
-    source.open()
-    return source
-
-
 @pytest.mark.parametrize("camera", [{}, {"fourcc": "MJPG", "decode_scale": 2}], ids=["decoded by OpenCV", "raw MJPEG"])
 def test_a_v4l2_frame_is_stamped_at_its_buffers_timestamp(buffers, camera):
-    source = v4l2(**camera)
+    source = opened_v4l2(**camera)
     frames = [source.read() for _ in range(3)]
     assert frames[0].image.shape == ((360, 640, 3) if camera else CAT.shape)
     for frame, given in zip(frames, buffers.opened[0].given, strict=True):
@@ -219,14 +213,14 @@ def test_an_implausible_buffer_time_leaves_the_frame_to_be_stamped_at_arrival(bu
     monkeypatch.setattr(buffers, "clock", staticmethod(clock))
     monkeypatch.setattr(buffers, "ages", [age])
     for camera in ({}, {"fourcc": "MJPG", "decode_scale": 2}):
-        captured = v4l2(**camera).read()
+        captured = opened_v4l2(**camera).read()
         assert captured.t_capture is None and captured.stamp == ARRIVAL
 
 
 def test_an_undecodable_frame_does_not_lend_its_stamp_to_the_next(buffers, monkeypatch):
     frames, read = iter([CAT_JPEG[: CAT_JPEG.size // 2], CAT_JPEG]), buffers.read
     monkeypatch.setattr(buffers, "read", lambda self: (read(self)[0], next(frames).reshape(1, -1)))
-    source = v4l2(fourcc="MJPG", decode_scale=2)
+    source = opened_v4l2(fourcc="MJPG", decode_scale=2)
     captured = source.read()
     assert source.decode_errors == 1
     assert captured.t_capture == buffers.opened[0].given[1] / 1000
