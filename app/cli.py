@@ -154,9 +154,6 @@ def command_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be at least 1")
     runs = load_cameras(args.pipeline, args.config, _run_overrides(args))
-    if len(runs) > 1 and args.source:
-        raise ConfigError(f"--source: {runs[0].config_path} lists cameras:, each with its own source; "
-                          "set it there (or run one camera with a config that has camera:)")
     _configure_logging(runs[0].device.logging.level, args.debug)
     for warning in runs[0].warnings:
         log.warning("%s", warning)

@@ -759,6 +759,10 @@ def _device(config_path: Path, overrides: list, set_keys: set[str],
     warnings = secret_warnings(config_path, text)
     raw = _substitute_env(text, "", str(config_path), problems)
     for path, value in overrides:
+        if path[0] == "camera" and raw.get("cameras"):  # camera: and cameras: together would be refused
+            problems.add("--set", ".".join(path), f"{config_path} lists cameras:, each with its own keys: set them "
+                         "in the file (--source, too, names one camera's source)")
+            continue
         _apply_override(raw, path, value)
     return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems), warnings
 

@@ -19,7 +19,7 @@ from app.config import load_cameras
 from app.errors import ConfigError
 from app.pipeline import Pipeline, choose_model
 from conftest import IMAGES, MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed, wait_for
-from test_cli import app
+from test_cli import app, error_line
 
 
 def write_config(tmp_path: Path, cameras: list[dict], **device) -> Path:
@@ -165,3 +165,11 @@ def test_cameras_whose_edge_tpu_does_not_answer_each_get_a_cpu_lane(tmp_path: Pa
                              "no Edge TPU answered") == 2
     assert proc.stderr.count("threads auto: 1 (2 cores for 2 cameras") == 2 and "one inference lane" not in proc.stderr
     assert _results_by_camera(tmp_path / "results.jsonl") == {"left": 1, "right": 1}
+
+
+@pytest.mark.parametrize("flag", [["--source", "pattern"], ["--set", "camera.fps=5"]])
+def test_camera_keys_from_the_command_line_are_refused_with_cameras_listed(tmp_path: Path, flag: list[str]) -> None:
+    config = write_config(tmp_path, [{"name": "left", "source": "pattern"}, {"name": "right", "source": "pattern"}])
+    line = error_line(app("--config", config, *flag), 2)
+    assert line.startswith("error: --set: camera.") and "cameras.yaml lists cameras:, each with its own keys: set " \
+        "them in the file (--source, too, names one camera's source)" in line
