@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from yaml.composer import ComposerError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.errors import ConfigError
-from app.yaml_file import read_mapping
+from app.yaml_file import load_value, read_mapping
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_DIR / "config.yaml"
@@ -320,6 +321,13 @@ class WebhooksConfig(Strict):
     queue_size: int = Field(100, ge=1, le=10_000, description="events held for slow receivers; the oldest dropped")
 
 
+def _port_number(text: str, form: str) -> int:
+    """`text` as a port, 1-65535; a ValueError naming the form otherwise (99999 would wrap around to 34463)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"port {text!r} is not a number from 1 to 65535 ({form})")
+    return int(text)
+
+
 class UdpConfig(Strict):
     """The robot output over UDP: one datagram per processed frame, from the end of the inference lane."""
 
@@ -327,6 +335,12 @@ class UdpConfig(Strict):
     target: str = Field("127.0.0.1:5600", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]{1,253}):\d{1,5}$",
                         description="HOST:PORT to send to; a multicast group (224.0.0.0/4) is sent multicast")
     multicast_ttl: int = Field(1, ge=0, le=255, description="hops a multicast datagram may take (1: this network)")
+
+    @field_validator("target")
+    @classmethod
+    def _port_in_range(cls, target: str) -> str:
+        _port_number(target.rpartition(":")[2], "HOST:PORT")
+        return target
     label_info_s: float = Field(5.0, gt=0, le=86400, description="how often the class map is sent again")
 
 
@@ -338,6 +352,17 @@ class ZmqConfig(Strict):
     bind: str = Field("tcp://127.0.0.1:5601", pattern=r"^(tcp|ipc|inproc)://\S+$",
                       description="the PUB socket's endpoint: tcp://HOST:PORT (tcp://*:5601 for every interface), "
                                   "ipc://PATH")
+
+    @field_validator("bind")
+    @classmethod
+    def _tcp_has_a_port(cls, bind: str) -> str:
+        scheme, _, rest = bind.partition("://")
+        if scheme == "tcp":
+            host, colon, port = rest.rpartition(":")
+            if not colon or not host:
+                raise ValueError("expected tcp://ADDRESS:PORT, e.g. tcp://*:5601 or tcp://127.0.0.1:5601")
+            _port_number(port, "tcp://ADDRESS:PORT")
+        return bind
     label_info_s: float = Field(5.0, gt=0, le=86400, description="how often the class map is sent again")
 
 
@@ -510,6 +535,12 @@ class PipelineConfig:
         return {key: labels for key, labels in keys.items() if labels}
 
 
+def relative_to_config(config_path: Path, value: str) -> Path:
+    """A path written in a config file: absolute (or ~), or relative to the file's folder."""
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else config_path.parent / path
+
+
 @dataclass(frozen=True)
 class DeviceSettings:
     """config.yaml, validated, and where it came from (for commands that run no pipeline)."""
@@ -521,8 +552,7 @@ class DeviceSettings:
 
     def resolve_path(self, value: str) -> Path:
         """A path from config.yaml: absolute, or relative to the config file's folder."""
-        path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else (self.config_path.parent / path)
+        return relative_to_config(self.config_path, value)
 
     @property
     def models_dir(self) -> Path:
@@ -639,8 +669,10 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set stages.inference.threads=2")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_value(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        if isinstance(exc, ComposerError):  # valid YAML beyond a file's bounds: the raw value could be huge
+            raise ConfigError(f"--set {key}: the value is {exc.problem}") from None
         raise ConfigError(f"--set {text}: the value is not valid YAML (quote it: --set '{key}=\"{raw}\"')") from None
     return key.strip().split("."), value
 
@@ -764,7 +796,23 @@ def _device(config_path: Path, overrides: list, set_keys: set[str],
                          "in the file (--source, too, names one camera's source)")
             continue
         _apply_override(raw, path, value)
-    return _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems), warnings
+    device = _validate(DeviceConfig, raw, "", str(config_path), set_keys, problems)
+    if device is not None:
+        _check_tls_files(device.mqtt, config_path, problems)
+    return device, warnings
+
+
+def _check_tls_files(mqtt: MqttConfig, config_path: Path, problems: _Problems) -> None:
+    """The certificate files MQTT's TLS names must be there to read: the run would refuse them at start."""
+    if not (mqtt.enabled and mqtt.tls.enabled):
+        return
+    for key in ("ca", "cert", "key"):
+        value = getattr(mqtt.tls, key)
+        path = relative_to_config(config_path, value)
+        if value and not path.is_file():
+            problems.add(str(config_path), f"mqtt.tls.{key}", f"{path} is not a file (a certificate or key in PEM)")
+        elif value and not os.access(path, os.R_OK):
+            problems.add(str(config_path), f"mqtt.tls.{key}", f"{path} cannot be read by this user")
 
 
 def load_device(config: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DeviceSettings:

@@ -20,8 +20,11 @@ import yaml
 
 from app.config import DEFAULT_CONFIG, PROJECT_DIR
 from app.errors import ConfigError
+from app.text_file import read_text
 
 MANIFEST = PROJECT_DIR / "models" / "manifest.yaml"
+#: far beyond any label file (ImageNet's 1001 names are 20 KB), so a device or a wrong file is refused, not read
+MAX_LABELS_BYTES = 4 * 1024 * 1024
 _NUMBERED_LABEL = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
 
@@ -126,13 +129,7 @@ class Labels:
 
 def read_labels(path: Path) -> Labels:
     """Labels from a file (see `parse_labels`)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read labels ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: labels must be UTF-8 text") from None
-    return parse_labels(text.splitlines(), str(path))
+    return parse_labels(read_text(path, "labels", MAX_LABELS_BYTES).splitlines(), str(path))
 
 
 def parse_labels(lines: list[str], origin: str = "labels") -> Labels:

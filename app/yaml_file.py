@@ -19,6 +19,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node
 
 from app.errors import ConfigError
+from app.text_file import read_text
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -90,21 +91,7 @@ def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
 
 def read_mapping(path: Path) -> dict[str, Any]:
     """The file's top-level mapping ({} for an empty file), or ConfigError naming the file and the place."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KiB: not a configuration file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        byte = data[exc.start]
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8") from None
+    text = read_text(path, "a configuration file", MAX_BYTES)
     if "\0" in text:
         raise ConfigError(f"{path}: line {text[:text.index(chr(0))].count(chr(10)) + 1}: a NUL byte: not a text file")
     try:
@@ -120,3 +107,12 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     return loaded
+
+
+def load_value(text: str) -> Any:
+    """One YAML value given on the command line (`--set KEY=VALUE`), with a file's bounds on depth and aliases:
+    ComposerError (its `problem` says which) beyond them, another yaml.YAMLError for what is not YAML."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)
+    except RecursionError:  # as in read_mapping: a stage below the composer recursed
+        raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", None) from None

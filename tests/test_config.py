@@ -8,12 +8,14 @@ unknown pipeline names, invalid YAML and the accelerator pattern.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_settings, pipeline_names
 from app.errors import ConfigError
+from app.models import read_labels
 from conftest import SHARED
 
 STAGES_OK = """stages:
@@ -260,6 +262,59 @@ def test_a_hostile_config_file_is_one_line(tmp_path, data, expected):
     config.write_bytes(data)
     line = only_problem(config=config)
     assert line.startswith(f"{config}: ") and expected in line, line
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_config_path_that_is_no_file_is_one_line_and_never_read(tmp_path, kind):
+    """A FIFO would wait for a writer forever, /dev/zero would be read until memory runs out."""
+    path = {"fifo": tmp_path / "config.yaml", "device": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    expected = {"fifo": "is a FIFO (named pipe)", "device": "is a character device", "directory": "is a directory"}
+    assert only_problem(config=path) == (f"{path} {expected[kind]}, not a regular file: give a configuration file "
+                                         "as a plain file")
+
+
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{a: " * 40 + "1" + "}" * 40])
+def test_a_set_value_nested_thousands_deep_is_one_short_line(value):
+    assert only_problem("face", None, [f"camera.name={value}"]) == \
+        "--set camera.name: the value is nested more than 32 levels deep"
+
+
+def test_labels_that_are_a_device_are_refused_before_a_byte_is_read():
+    with pytest.raises(ConfigError, match=r"^/dev/zero is a character device, not a regular file: give labels as "
+                                          r"a plain file$"):
+        read_labels(Path("/dev/zero"))
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("udp.target=127.0.0.1:99999", "udp.target: port '99999' is not a number from 1 to 65535 (HOST:PORT)"),
+    ("udp.target='[::1]:0'", "udp.target: port '0' is not a number from 1 to 65535"),
+    ("zmq.bind=tcp://127.0.0.1:abc", "zmq.bind: port 'abc' is not a number from 1 to 65535 (tcp://ADDRESS:PORT)"),
+    ("zmq.bind=tcp://127.0.0.1", "zmq.bind: expected tcp://ADDRESS:PORT"),
+    ("zmq.bind=tcp://*:70000", "zmq.bind: port '70000' is not a number from 1 to 65535"),
+])
+def test_ports_a_socket_cannot_have_are_refused(override, expected):
+    assert expected in only_problem("detect", None, [override])
+
+
+@pytest.mark.parametrize("override", ["udp.target='[::1]:5600'", "udp.target=robot.local:65535", "zmq.bind=tcp://*:5601",
+                                      "zmq.bind=ipc:///run/smartcam.sock"])
+def test_ports_in_range_are_taken(override):
+    assert load_settings("detect", None, [override])
+
+
+def test_mqtt_tls_files_that_are_not_there_are_refused_with_the_path(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = write(tmp_path, "config.yaml", "mqtt:\n  enabled: true\n  tls: {enabled: true, ca: ca.pem, "
+                   "cert: client.pem, key: /nowhere/client.key}\n")
+    assert problems(config=config) == [
+        f"{config}: mqtt.tls.cert: {tmp_path / 'client.pem'} is not a file (a certificate or key in PEM)",
+        f"{config}: mqtt.tls.key: /nowhere/client.key is not a file (a certificate or key in PEM)"]
+    ca.unlink()
+    config.write_text("mqtt:\n  enabled: false\n  tls: {enabled: true, ca: ca.pem}\n")
+    assert load_settings("classify", config)  # MQTT off: its files are not needed
 
 
 @pytest.mark.parametrize("override, expected", [
