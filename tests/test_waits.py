@@ -136,16 +136,20 @@ def test_a_json_lines_folder_that_is_not_there_fails_a_run_on_a_file_at_once(tmp
         Pipeline(settings, build_publishers(settings)).run()
 
 
-def test_an_http_address_that_is_not_up_yet_is_waited_for():
-    """http.bind names an address the board does not have yet (its network not up at boot): not an exit 2."""
-    settings = load_settings("detect", None, [*PET, "http.enabled=true", "http.bind=192.0.2.7",
+@pytest.mark.parametrize("bind, reason", [
+    ("192.0.2.7", "http.bind 192.0.2.7 is not an address of this board yet"),
+    ("camera-lan.invalid", "http.bind camera-lan.invalid does not resolve yet"),  # .invalid never resolves
+])
+def test_an_http_address_that_is_not_up_yet_is_waited_for(bind, reason):
+    """http.bind names an address the board does not have yet (its network not up at boot), or a name DNS cannot
+    resolve yet: not an exit 2."""
+    settings = load_settings("detect", None, [*PET, "http.enabled=true", f"http.bind={bind}",
                                               f"http.port={free_port()}", "http.token=0123456789abcdef"])
     server = HttpPublisher(settings.device.http)
     stats = Stats()
     server.start(PublishContext(settings, stats, settings.pipeline.publish))  # does not raise
     try:
         waiting = stats.health_documents()["http"]
-        assert waiting["state"] == "waiting" and "http.bind 192.0.2.7 is not an address of this board yet" in str(
-            waiting["last_error"])
+        assert waiting["state"] == "waiting" and reason in str(waiting["last_error"])
     finally:
         server.close(time.monotonic() + 5)

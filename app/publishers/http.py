@@ -471,6 +471,9 @@ class _NotYet(OSError):
 def _listen(config: HttpConfig, publisher: HttpPublisher) -> _Server:
     try:
         return _Server((config.bind, config.port), publisher)
+    except socket.gaierror as exc:  # a name: DNS (or mDNS) may not be up yet at boot
+        raise _NotYet(f"http.bind {config.bind} does not resolve yet ({exc.strerror}; the network or DNS not up?)") \
+            from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise _NotYet(f"http.port {config.port} is in use on {config.bind} (the previous smartcam still "
