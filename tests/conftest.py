@@ -373,6 +373,21 @@ def alternating_folder(tmp_path: Path, cats: int) -> Path:
     return folder
 
 
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA, and a server certificate for 127.0.0.1 and localhost signed by it."""
+    files = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "server", "server_key")}
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for command in (
+        f"req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=smartcam-test-ca -keyout {files['ca_key']} "
+        f"-out {files['ca']}",
+        f"req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {files['server_key']} -out {directory}/server.csr",
+        f"x509 -req -days 1 -in {directory}/server.csr -CA {files['ca']} -CAkey {files['ca_key']} -CAcreateserial "
+        f"-extfile {directory}/san.ext -out {files['server']}",
+    ):
+        subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+    return files
+
+
 # --- MQTT: a real broker and a subscriber that records what it gets
 
 

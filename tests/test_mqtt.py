@@ -15,7 +15,8 @@ from app.config import load_settings
 from app.pipeline import Pipeline
 from app.publishers import mqtt as mqtt_publisher
 from app.publishers.mqtt import MqttPublisher
-from conftest import CAT_BREEDS, Background, Broker, Collector, free_port, pet_pipeline, subscribed, wait_for
+from conftest import (CAT_BREEDS, Background, Broker, Collector, free_port, make_certificates, pet_pipeline, subscribed,
+                      wait_for)
 
 
 RESULT_KEYS = {"pipeline", "source", "seq", "ts", "stamp", "size", "detections", "timing_ms"}
@@ -260,21 +261,6 @@ def test_credentials_come_from_the_environment(tmp_path, monkeypatch):
         secured.kill()
 
 
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    files = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "server", "server_key")}
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for command in (
-        f"req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=smartcam-test-ca -keyout {files['ca_key']} "
-        f"-out {files['ca']}",
-        f"req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {files['server_key']} -out {directory}/server.csr",
-        f"x509 -req -days 1 -in {directory}/server.csr -CA {files['ca']} -CAkey {files['ca_key']} -CAcreateserial "
-        f"-extfile {directory}/san.ext -out {files['server']}",
-    ):
-        subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
-    return files
-
-
 def test_tls_checks_the_server_certificate_unless_told_not_to(tmp_path, caplog):
     files = make_certificates(tmp_path)
     secured = Broker(tmp_path, free_port(), f"allow_anonymous true\ncafile {files['ca']}\n"
@@ -292,11 +278,14 @@ def test_tls_checks_the_server_certificate_unless_told_not_to(tmp_path, caplog):
             comes_online("trusted", f"mqtt.tls.ca={files['ca']}")
             comes_online("insecure", "mqtt.tls.insecure=true")
 
-            pipeline, _ = mqtt_pipeline(tmp_path, *base, "mqtt.topic_prefix=untrusted")  # the system's CAs only
+            pipeline, publisher = mqtt_pipeline(tmp_path, *base, "mqtt.topic_prefix=untrusted")  # the system's CAs
             with Background(pipeline):
                 wait_for(lambda: pipeline.stats.processed >= 30, "the pipeline running without the broker")
+                wait_for(lambda: "not trusted" in str(publisher.health()["last_error"]), "the cause in the health")
             assert subscriber.topics("untrusted/") == []
             warnings = [r for r in caplog.records if r.name == "app.publishers.mqtt" and r.levelname == "WARNING"]
-            assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()  # once, not per attempt
+            assert len(warnings) == 1, warnings  # once, not per attempt, and with the cause
+            assert warnings[0].getMessage().startswith(f"MQTT broker 127.0.0.1:{secured.port} unreachable: its TLS "
+                                                       "certificate is not trusted: ")
     finally:
         secured.kill()

@@ -454,3 +454,42 @@ def test_a_hung_broker_is_noticed_logged_once_and_its_return_seen(tmp_path, brok
     back = [r.getMessage() for r in records if r.levelno == logging.INFO and "again after" in r.getMessage()]
     assert len(back) == 1, back
     assert seen.index("unresponsive") < seen.index("disconnected")
+
+
+def test_the_same_instance_started_twice_is_said_once_each_not_at_every_takeover(tmp_path, broker, start, caplog):
+    """Two clients with one client id take the session from each other at every reconnect (56 times a minute);
+    each says so once, naming the client id and the fix, instead of a warning per takeover."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    first = start(settings(tmp_path, broker, "detect", ["Bengal"]))
+    wait_for(first.connected, "the first instance connected")
+    second = start(settings(tmp_path, broker, "detect", ["Bengal"]))
+    assert second.publisher.client_id == first.publisher.client_id
+    wait_for(lambda: all("taken over" in i.health()["last_error"] for i in (first, second)), "both see the takeover",
+             40)
+    sessions = first.health()["connections"] + second.health()["connections"]
+    wait_for(lambda: first.health()["connections"] + second.health()["connections"] >= sessions + 4,
+             "the takeovers going on", 40)
+    records = [r for r in caplog.records if r.name == LOGGER]
+    said = [r.getMessage() for r in records if r.levelno == logging.ERROR]
+    assert len(said) == 2, said  # once by each
+    assert all(f"another client connects with the client id {first.publisher.client_id}" in line for line in said)
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) <= 2 * (mqtt_publisher.TAKEOVER_SESSIONS - 1), [r.getMessage() for r in warnings]
+
+
+def test_a_broker_hung_for_less_than_the_keepalive_is_said(tmp_path, broker, start, caplog):
+    """With the default 60 s keepalive, paho notices a hung broker only after 90 s: acknowledgements that stop
+    for ACK_WAIT_S are said first, and their return."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    instance = start(settings(tmp_path, broker, "detect", ["Bengal"], "mqtt.stats_interval_s=0.2"))
+    assert instance.publisher.config.keepalive_s == 60
+    wait_for(instance.connected, "the instance connected")
+    broker.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: instance.health()["state"] == "unresponsive", "unresponsive", 30)
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+    wait_for(instance.connected, "answering again", 30)
+    messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert any("stopped answering: no acknowledgement for" in m for m in messages), messages
+    assert any("answering again after" in m for m in messages), messages

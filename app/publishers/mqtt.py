@@ -86,11 +86,20 @@ from app.config import MqttConfig
 from app.errors import ConfigError
 from app.metrics import CONNECTED
 from app.names import safe_name
+from app.publishers.reachability import why_unreachable
 from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
 from app.tracking import NEW
 
 log = logging.getLogger(__name__)
 
+#: the longest wait for an acknowledgement before the broker counts as unresponsive (or half the keepalive, if
+#: shorter): a hung broker is said within seconds, not only when the keepalive runs out
+ACK_WAIT_S = 10.0
+#: connections the broker closes within SHORT_LIVED_S of opening, TAKEOVER_SESSIONS times in TAKEOVER_WINDOW_S: another
+#: client is connecting with this client id (the same instance started twice), each taking the session over
+SHORT_LIVED_S = 5.0
+TAKEOVER_SESSIONS = 3
+TAKEOVER_WINDOW_S = 60.0
 #: messages handed to paho and not yet acknowledged (QoS 1/2) or written to the socket (QoS 0)
 IN_FLIGHT = 20
 #: how long `close()` may take to deliver what is waiting and `offline`
@@ -360,6 +369,12 @@ class MqttPublisher(Publisher):
         self._link, self._link_since, self._last_error = CONNECTING, time.monotonic(), ""
         self._dropped = 0
         self._outage: float | None = None
+        #: the TLS context, when mqtt.tls is on
+        self._tls: ssl.SSLContext | None = None
+        #: when the current connection was made, and when the last few short-lived ones ended (a takeover)
+        self._connected_at = 0.0
+        self._short_lived: deque[float] = deque(maxlen=TAKEOVER_SESSIONS)
+        self._taken_over = False
 
     # --- the pipeline's side ---------------------------------------------------------------------------------
 
@@ -621,10 +636,10 @@ class MqttPublisher(Publisher):
                     *args, self.config.outbox_size)
 
     def _ack_deadline(self) -> float | None:
-        """When the in-flight messages are overdue: half the keepalive after the last sign of life."""
+        """When the in-flight messages are overdue: ACK_WAIT_S (or half the keepalive) after the last sign of life."""
         if not self._connected or self._sent <= self._acked or self._link == UNRESPONSIVE:
             return None
-        return self._progress + self.config.keepalive_s / 2
+        return self._progress + min(ACK_WAIT_S, self.config.keepalive_s / 2)
 
     def _check_acks(self) -> str | None:
         """A warning to log when acknowledgements stopped coming (a hung broker keeps its socket open)."""
@@ -730,20 +745,24 @@ class MqttPublisher(Publisher):
         return client
 
     def _set_tls(self, client: mqtt.Client, ctx: PublishContext) -> None:
-        """TLS with the server's certificate checked (against tls.ca, or the system's CAs) unless tls.insecure."""
+        """TLS with the server's certificate checked (against tls.ca, or the system's CAs) unless tls.insecure;
+        the context is kept, so a failure can be looked into with the same one (`why_unreachable`)."""
         tls = self.config.tls
 
         def path(value: str) -> str | None:
             return str(ctx.settings.resolve_path(value)) if value else None
 
         try:
-            client.tls_set(ca_certs=path(tls.ca), certfile=path(tls.cert), keyfile=path(tls.key),
-                           cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED)
+            context = ssl.create_default_context(cafile=path(tls.ca))
+            if tls.cert:
+                context.load_cert_chain(str(path(tls.cert)), path(tls.key))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt.tls: cannot load the certificates ({exc}; check mqtt.tls.ca, cert and key)") \
                 from None
         if tls.insecure:
-            client.tls_insecure_set(True)
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        client.tls_set_context(context)
+        self._tls = context
 
     # --- paho's callbacks (its network thread) ---------------------------------------------------------------
 
@@ -773,7 +792,10 @@ class MqttPublisher(Publisher):
             self._sent = self._acked = 0
             self._resend_state()
             outage, first = self._went_well(), self._session == 1
+            self._connected_at = time.monotonic()
             self._wake.notify_all()
+        if self._taken_over:
+            return  # said once, when the takeovers were seen
         if first:
             log.info("MQTT connected to %s:%d as %s%s", *broker, self.client_id,
                      "" if outage is None else f" after {outage:.0f} s of trying")
@@ -781,23 +803,52 @@ class MqttPublisher(Publisher):
             log.info("MQTT connected to %s:%d again after %.0f s", *broker, outage)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        hint = " (or its TLS certificate is not trusted: see mqtt.tls.ca)" if self.config.tls.enabled else ""
         with self._wake:
-            warn = self._went_wrong(DISCONNECTED if self._session else CONNECTING, f"unreachable{hint}")
-        if warn:
-            self._warn("MQTT broker %s:%d unreachable%s", self.config.host, self.config.port, hint)
+            warn = self._went_wrong(DISCONNECTED if self._session else CONNECTING, "unreachable")
+        if warn:  # paho does not say why: one look at the broker, off its network thread, names the cause
+            threading.Thread(target=self._warn_unreachable, name="mqtt-probe", daemon=True).start()
+
+    def _warn_unreachable(self) -> None:
+        reason = why_unreachable(self.config.host, self.config.port, self._tls)
+        with self._wake:
+            if self._link != CONNECTED:
+                self._last_error = f"unreachable: {reason}"
+        self._warn("MQTT broker %s:%d unreachable: %s", self.config.host, self.config.port, reason)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason_code: ReasonCode, properties: Properties | None) -> None:
         with self._wake:
             was_connected, self._connected = self._connected, False
-            warn = False
+            warn = taken_over = False
             if not self._closing:
-                warn = self._went_wrong(DISCONNECTED if self._session else CONNECTING,
-                                        f"{'connection lost' if was_connected else 'no answer'}: {reason_code}")
+                taken_over = was_connected and self._took_over()
+                error = (f"{'connection lost' if was_connected else 'no answer'}: {reason_code}" if not self._taken_over
+                         else f"taken over: another client connects as {self.client_id}")
+                warn = self._went_wrong(DISCONNECTED if self._session else CONNECTING, error)
             self._wake.notify_all()
-        if warn:
+        if taken_over:
+            log.error("MQTT: the broker %s:%d closed this connection %d times within %g s of opening it: another "
+                      "client connects with the client id %s and takes the session over (this instance started "
+                      "twice, or another board with the same mqtt.client_id): stop the other one, or give each its "
+                      "own mqtt.client_id", self.config.host, self.config.port, TAKEOVER_SESSIONS, SHORT_LIVED_S,
+                      self.client_id)
+        elif warn and not self._taken_over:
             self._warn("MQTT connection to %s:%d lost (%s)", self.config.host, self.config.port, reason_code)
+
+    def _took_over(self) -> bool:
+        """Count a connection that just ended; True when this one shows another client taking the session over
+        (said once; a connection that then lives on ends the takeover)."""
+        now = time.monotonic()
+        if now - self._connected_at >= SHORT_LIVED_S:
+            self._short_lived.clear()
+            self._taken_over = False
+            return False
+        self._short_lived.append(now)
+        recent = len(self._short_lived) == TAKEOVER_SESSIONS and now - self._short_lived[0] <= TAKEOVER_WINDOW_S
+        if recent and not self._taken_over:
+            self._taken_over = True
+            return True
+        return False
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
                     properties: Properties) -> None:
