@@ -23,6 +23,7 @@ from yaml.composer import ComposerError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.errors import ConfigError
+from app.redact import url_secrets
 from app.yaml_file import load_value, read_mapping
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -573,6 +574,8 @@ class Settings(DeviceSettings):
 _REFERENCE = re.compile(r"\$\{(?:cred:([\w.-]+)|(\w+)(?::-([^}]*))?)\}")
 #: config.yaml keys that hold secrets: a literal one in a file others can read is a warning
 SECRET_KEYS = ("mqtt.password", "http.token", "http.password")
+#: config.yaml keys holding URLs, whose credentials (app/redact.py `url_secrets`) are secrets too; `[]`: each item
+SECRET_URL_KEYS = ("camera.source", "cameras[].source", "webhooks.urls[]")
 
 
 @dataclass
@@ -646,22 +649,44 @@ def _credential(name: str, path: str, where: str, problems: _Problems) -> str:
 
 
 def secret_warnings(config_path: Path, raw: dict) -> list[str]:
-    """A warning for each secret written literally in a config file that other users can read."""
-    literal = []
-    for key in SECRET_KEYS:
-        section, _, name = key.partition(".")
-        value = raw.get(section, {}).get(name) if isinstance(raw.get(section), dict) else None
-        if isinstance(value, str) and value and "${" not in value:
-            literal.append(key)
+    """A warning naming each key (never its value) that holds a secret written literally, not as a ${…} reference,
+    in a config file that other users can read: SECRET_KEYS, and the URLs of SECRET_URL_KEYS that carry a password,
+    token or key."""
+    urls = [where for key in SECRET_URL_KEYS for where, value in _values_at(raw, key)
+            if isinstance(value, str) and any(_written_out(secret) for secret in url_secrets(value))]
+    literal = [where for key in SECRET_KEYS for where, value in _values_at(raw, key) if _written_out(value)] + urls
     try:
         mode = config_path.stat().st_mode
     except OSError:
         return []
     if not literal or not mode & 0o004:
         return []
+    in_url = "; in a URL, only its credential: rtsp://user:${CAMERA_PASSWORD}@host/…" if urls else ""
     return [f"{config_path}: {', '.join(literal)} written in a file every user can read (mode {mode & 0o777:o}): "
             f"chmod o-r {config_path}, or move the secret to the environment (${{VAR}}, with the unit's "
-            "EnvironmentFile=) or to a systemd credential (${cred:NAME}, with LoadCredential=NAME:FILE)"]
+            f"EnvironmentFile=) or to a systemd credential (${{cred:NAME}}, with LoadCredential=NAME:FILE){in_url}"]
+
+
+def _written_out(value: object) -> bool:
+    """A secret given as itself, not as a ${VAR} or ${cred:NAME} reference."""
+    return isinstance(value, str) and bool(value) and "${" not in value
+
+
+def _values_at(raw: object, key: str) -> list[tuple[str, object]]:
+    """What config.yaml as written holds at `key`, each with its path: `cameras[].source` gives every camera's
+    (`cameras[0].source`, ...); a key not there gives nothing or None."""
+    found: list[tuple[str, object]] = [("", raw)]
+    for part in key.split("."):
+        name, each = part.removesuffix("[]"), part.endswith("[]")
+        deeper: list[tuple[str, object]] = []
+        for path, node in found:
+            value, where = node.get(name) if isinstance(node, dict) else None, f"{path}.{name}" if path else name
+            if not each:
+                deeper.append((where, value))
+            elif isinstance(value, list):
+                deeper += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+        found = deeper
+    return found
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

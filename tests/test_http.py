@@ -381,7 +381,7 @@ def test_healthz_follows_the_camera(tmp_path):
             wait_for(lambda: health() == (200, "ok\n"), "healthz 200 while frames flow", 20)
             camera.stall()
             status, reason = wait_for(lambda: h if (h := health())[0] == 503 else None, "healthz 503 once stalled", 10)
-            assert reason.startswith("stalled: no frame captured from gated test camera for ")
+            assert reason.startswith("stalled: no frame captured for ") and "camera" not in reason  # no address
             camera.flow()
             wait_for(lambda: health()[0] == 200, "healthz 200 again", 10)
     finally:

@@ -16,7 +16,8 @@ framework. It owns three promises:
   time. Binding beyond loopback without either is refused by the config schema.
 
 A port still held (the previous process stopping) or an address not up yet is waited for in a thread, retried
-every LISTEN_RETRY_S, while the camera runs; `/healthz` is 503 while the source is not connected, naming why.
+every LISTEN_RETRY_S, while the camera runs; `/healthz` is 503 while the source is not connected, saying its
+state and for how long, never its address.
 """
 
 from __future__ import annotations
@@ -245,18 +246,19 @@ class HttpPublisher(Publisher):
         })
 
     def health(self) -> Response:
+        """`/healthz`, which anyone may ask: states and how long, never the source's address or its error (they can
+        name the camera's host, path and credentials: /api/stats and the log say them, masked)."""
         report = self.ctx.stats.health.get("source")
         document = report() if report else None
         if document is not None and not is_ok(document) and document.get("attempts"):  # failed, not just starting
-            return text_response(f"source {document['state']}: {document.get('last_error') or 'no frame yet'} "
-                                 f"({document.get('attempts', 0)} attempts in {document.get('for_s', 0)} s)", 503)
+            return text_response(f"source {document['state']}: {document.get('attempts', 0)} failed attempts in "
+                                 f"{document.get('for_s', 0)} s (why: /api/stats or the log)", 503)
         last = self.ctx.stats.last_capture
         if last is None:
             return text_response("starting: no frame captured yet", 503)
         age = time.monotonic() - last
         if age > self.config.stall_after_s:
-            source = self.ctx.stats.info.get("source_description", "the source")
-            return text_response(f"stalled: no frame captured from {source} for {age:.1f} s", 503)
+            return text_response(f"stalled: no frame captured for {age:.1f} s", 503)
         return text_response("ok")
 
     def metrics(self) -> Response:

@@ -25,6 +25,7 @@ from app.config import WebhooksConfig
 from app.metrics import Stats
 from app.outbox import Outbox
 from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
+from app.redact import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class Sender:
                 return
             except (OSError, HTTPException) as exc:
                 if not retryable(exc) or attempt >= self.config.retries or self._stopped.wait(delay):
-                    log.warning("webhook %s failed: %s (attempts: %d)", self.name, describe(exc), attempt + 1)
+                    log.warning("webhook %s failed: %s (attempts: %d)", self.name,
+                                mask_secrets(describe(exc), self.url), attempt + 1)
                     self.stats.drop("webhook_failed")
                     return
             delay *= 2

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 
 import cv2
@@ -23,6 +22,7 @@ import numpy as np
 from app.config import CameraConfig
 from app.errors import SourceError
 from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
+from app.redact import mask_credentials
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.mjpeg import decode_jpeg, decoded_side
 from app.sources.stamps import PresentationClock, device_time
@@ -63,7 +63,7 @@ class _CaptureSource(Source):
     def __init__(self, camera: CameraConfig, target: str) -> None:
         self.camera = camera
         self.target = target
-        self.description = re.sub(r"//[^/@]*@", "//***@", target)  # no stream passwords in logs
+        self.description = mask_credentials(target)  # no stream passwords in logs, stats or errors
         self._cap: cv2.VideoCapture | None = None
         self._warned_at: float | None = None
 

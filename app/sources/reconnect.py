@@ -3,8 +3,9 @@ is waited for inside the process, never a reason to exit.
 
 Owns the loop of open → read → (failure) → close → wait → open again, with a doubling backoff capped at
 `camera.reconnect.max_delay_s`, and the source's health as others read it (`/healthz`, `/api/stats`, MQTT stats,
-`/metrics`, systemd's STATUS): its state, how many attempts since it last delivered, the last error and since
-when. A down source is said once when it goes down and once when it is back, not at every attempt.
+`/metrics`, systemd's STATUS): its state, how many attempts since it last delivered, the last error (credentials
+of any URL in it masked: app/redact.py) and since when. A down source is said once when it goes down and once
+when it is back, not at every attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from app.config import ReconnectConfig
 from app.errors import SourceError
 from app.metrics import CONNECTED
+from app.redact import mask_credentials
 from app.sources.base import Captured, EndOfStream, Source
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class Reconnecting(Source):
                  on_failure: Callable[[], None] = lambda: None) -> None:
         self.inner = inner
         self._on_failure = on_failure
-        self.description = inner.description
+        self.description = mask_credentials(inner.description)  # what every output names it by
         self.live = True
         self.health = SourceHealth(max_delay_s=reconnect.max_delay_s)
         self._reconnect = reconnect
@@ -121,13 +123,13 @@ class Reconnecting(Source):
         self.inner.close()
         self._open = False
         self.health.attempts += 1
-        self.health.last_error = str(exc)
+        self.health.last_error = error = mask_credentials(str(exc))  # errors may echo the URL they could not open
         if self.health.state in (CONNECTING, CONNECTED):
             log.warning("source %s: %s (%s); retrying, at least every %g s, until it answers", self.description,
-                        what, exc, self._reconnect.max_delay_s)
+                        what, error, self._reconnect.max_delay_s)
             self._set(RECONNECTING)
         else:
-            log.debug("source %s: attempt %d failed: %s", self.description, self.health.attempts, exc)
+            log.debug("source %s: attempt %d failed: %s", self.description, self.health.attempts, error)
 
     def _set(self, state: str) -> None:
         self.health.state, self.health.since = state, time.monotonic()
