@@ -8,19 +8,36 @@ they share is decided here, by the inference lanes they need:
   which takes the newest frame of each camera in turn, so a camera with a fast source cannot starve the others
   (what Frigate's shared detector queue and Watsor's balanced queue do);
 - other models, or a mix of the Edge TPU and the CPU, get lanes of their own.
-The first camera that fails stops the others and its failure is raised (systemd restarts the service; a camera
-that is only away is waited for inside its pipeline and never fails).
+
+A camera's failure is its own. A camera that is only away is waited for inside its pipeline and never fails. A
+camera whose pipeline raises (a stage, an output, a source that gives up) is stopped, logged once with its name
+and the one-line reason, and its `Stats.state` says so (systemd's STATUS names it; /api/stats and MQTT stats
+carry `state`, `failures` and `last_failure`), while the other cameras run on. What comes next is chosen for a
+device left alone for months, where a camera that stays dead until someone looks is the worst outcome and one
+camera's fault must never silence the others:
+- a live camera (a device, a stream) is rebuilt from its settings after a backoff (RESTART_FIRST_S, doubling
+  for failures in a row, at most RESTART_MAX_S), with the same Stats, so its counts go on. On a shared Edge TPU
+  lane it rejoins the lane its neighbours still use; when every camera of that lane failed (the model or the
+  TPU at fault), the lane is built anew with the model loaded again;
+- a camera reading a file or images stays failed (rebuilding it would process its file again from the start);
+- when the camera that failed was the last one running (every other one ended or failed too), nothing is
+  rebuilt: the run ends, exit 1, and systemd restarts the whole process, the most thorough reset there is.
+  A single camera is that case: its failure is raised, as it always was.
+So a run in which a camera failed for good never exits 0, even when the others ended normally. A ConfigError
+(the files are wrong, exit 2) stays fatal for the whole run: found while building, or raised by a camera's run.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from app.accelerator import ModelChoice, load_choice
 from app.config import Settings
-from app.metrics import Stats
+from app.errors import ConfigError, SmartcamError
+from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
 from app.pipeline import Pipeline, choose_model, inference_threads
 from app.publishers.base import Publisher
 from app.runtime import LoadedModel
@@ -29,6 +46,14 @@ log = logging.getLogger(__name__)
 
 #: how long a shared inference lane with nothing to do waits before looking again (a frame wakes it at once)
 IDLE_WAIT_S = 0.05
+#: a failed live camera is rebuilt after RESTART_FIRST_S, doubled for each failure in a row up to RESTART_MAX_S; a
+#: run that lasted RESTART_MAX_S before failing starts the count again
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 60.0
+
+
+class CamerasFailed(SmartcamError):
+    """Cameras that failed for good in a run of several: one line each (exit 1, which systemd restarts)."""
 
 
 def lane_groups(choices: list[ModelChoice]) -> list[list[int]]:
@@ -44,74 +69,110 @@ def lane_groups(choices: list[ModelChoice]) -> list[list[int]]:
 class SharedInference:
     """One inference lane for several cameras' pipelines that share one loaded model: in each round it takes the
     frame waiting at each camera (the newest, on a live camera) and infers it, then waits for the next frame of
-    any of them."""
+    any of them. A camera whose frame raises is failed alone and the lane serves the others on; a camera rebuilt
+    after a failure `join`s again. The lane ends when no camera is left on it."""
 
-    def __init__(self, pipelines: list[Pipeline], arrived: threading.Event) -> None:
-        self.pipelines = pipelines
-        self._arrived = arrived
+    def __init__(self, pipelines: list[Pipeline], arrived: threading.Event,
+                 loaded: tuple[LoadedModel, ModelChoice] | None = None) -> None:
+        self.loaded = loaded
+        self.arrived = arrived
+        self._active = list(pipelines)
+        self._lock = threading.Lock()
+        self.ended = False
+
+    def join(self, pipeline: Pipeline) -> bool:
+        """Serve one more camera from the next round; False when the lane has ended (no camera was left on it)."""
+        with self._lock:
+            if self.ended:
+                return False
+            self._active.append(pipeline)
+        self.arrived.set()
+        return True
 
     def run(self) -> None:
-        active = list(self.pipelines)
-        try:
-            while active:
-                self._arrived.clear()
-                served = False
-                for pipeline in list(active):
+        while True:
+            with self._lock:
+                active = list(self._active)
+                self.ended = not active
+            if self.ended:
+                return
+            self.arrived.clear()
+            served = False
+            for pipeline in active:
+                try:
                     frame, ended = pipeline.next_frame()
-                    if ended:
-                        active.remove(pipeline)
-                        pipeline.finish_inference()
-                    elif frame is not None:
+                    if frame is not None:
                         pipeline.infer(frame)
                         served = True
-                if not served:
-                    self._arrived.wait(IDLE_WAIT_S)
-        except BaseException as exc:  # every camera it served stops, and raises it
-            for pipeline in active:
-                pipeline.fail(exc)
-        finally:
-            for pipeline in active:
-                pipeline.finish_inference()
+                except BaseException as exc:  # that camera's failure: it stops and raises it, the others go on
+                    pipeline.fail(exc)
+                    ended = True
+                if ended:
+                    self._leave(pipeline)
+            if not served:
+                self.arrived.wait(IDLE_WAIT_S)
+
+    def _leave(self, pipeline: Pipeline) -> None:
+        with self._lock:
+            self._active.remove(pipeline)
+        try:
+            pipeline.finish_inference()
+        except BaseException as exc:
+            pipeline.fail(exc)
 
 
 class Cameras:
     """Every camera of one configuration, run together: `run()`, and `stop()` from a signal handler or a thread."""
 
     def __init__(self, runs: list[Settings], publishers: Callable[[Settings], list[Publisher]]) -> None:
-        choices = [choose_model(settings) for settings in runs]
-        groups = lane_groups(choices)
-        cpu_lanes = sum(1 for group in groups if choices[group[0]].accelerator == "cpu")
+        self.runs = runs
+        self._publishers = publishers
+        self._choices = [choose_model(settings) for settings in runs]
+        groups = lane_groups(self._choices)
+        cpu_lanes = sum(1 for group in groups if self._choices[group[0]].accelerator == "cpu")
         self.pipelines: list[Pipeline | None] = [None] * len(runs)
         self.lanes: list[SharedInference] = []
+        #: the shared lane each camera is on (None: a lane of its own), and the CPU lanes its cores are split for
+        self._lane_of: list[SharedInference | None] = [None] * len(runs)
+        self._cpu_lanes = [max(1, cpu_lanes)] * len(runs)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._lane_threads: list[threading.Thread] = []
+        self._fatal: BaseException | None = None
+        self._errors: dict[int, BaseException] = {}
         for group in groups:
             if len(group) == 1:
                 (i,) = group
-                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), lanes=max(1, cpu_lanes))
+                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), lanes=self._cpu_lanes[i])
                 continue
-            self._share(group, runs, choices[group[0]], publishers, cpu_lanes)
-        self._failure: BaseException | None = None
+            self._share(group, cpu_lanes)
 
-    def _share(self, group: list[int], runs: list[Settings], choice: ModelChoice,
-               publishers: Callable[[Settings], list[Publisher]], cpu_lanes: int) -> None:
-        """One model on one Edge TPU for the cameras in `group`, and one lane for them; when the TPU does not answer
-        and `auto` falls back to the CPU, each camera gets a CPU model and lane of its own instead."""
+    def _share(self, group: list[int], cpu_lanes: int, stats: list[Stats] | None = None) -> SharedInference | None:
+        """One model on one Edge TPU for the cameras in `group`, and one lane for them (returned); when the TPU does
+        not answer and `auto` falls back to the CPU, each camera gets a CPU model and lane of its own instead.
+        `stats`: the cameras' own, when they are rebuilt after a failure."""
+        runs, publishers = self.runs, self._publishers
+        kept: list[Stats | None] = list(stats) if stats else [None] * len(group)
         first = runs[group[0]]
         lanes = cpu_lanes + len(group)  # the CPU lanes there are if these cameras fall back to the CPU
-        model, chosen = load_choice(choice, inference_threads(first, lanes))
+        model, chosen = load_choice(self._choices[group[0]], inference_threads(first, lanes))
         if chosen.accelerator == "cpu":
-            loaded: tuple[LoadedModel, ModelChoice] = (model, chosen)
-            self.pipelines[group[0]] = Pipeline(first, publishers(first), loaded=loaded, lanes=lanes)
-            for i in group[1:]:
-                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), lanes=lanes)
-            return
+            for n, i in enumerate(group):
+                self._cpu_lanes[i], self._lane_of[i] = lanes, None
+                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), loaded=(model, chosen) if n == 0 else None,
+                                             lanes=lanes, stats=kept[n])
+            return None
         arrived = threading.Event()
-        shared = [Pipeline(runs[i], publishers(runs[i]), loaded=(model, chosen), shared_lane=arrived) for i in group]
+        shared = [Pipeline(runs[i], publishers(runs[i]), loaded=(model, chosen), shared_lane=arrived, stats=kept[n])
+                  for n, i in enumerate(group)]
+        lane = SharedInference(shared, arrived, (model, chosen))
         for i, pipeline in zip(group, shared, strict=True):
-            self.pipelines[i] = pipeline
+            self.pipelines[i], self._lane_of[i] = pipeline, lane
         log.info("cameras %s share %s on %s, one inference lane", ", ".join(p.settings.device.camera.name
                                                                             for p in shared),
                  chosen.path.name, chosen.accelerator)
-        self.lanes.append(SharedInference(shared, arrived))
+        self.lanes.append(lane)
+        return lane
 
     @property
     def running(self) -> list[Pipeline]:
@@ -119,34 +180,124 @@ class Cameras:
 
     @property
     def stats(self) -> list[Stats]:
+        """Each camera's Stats, one object for the whole run (a camera rebuilt after a failure keeps its own)."""
         return [pipeline.stats for pipeline in self.running]
 
     def stop(self) -> None:
+        """Stop every camera, and rebuild none (never blocks: a signal handler calls it)."""
+        self._stopping.set()
         for pipeline in self.running:
             pipeline.stop()
 
     def run(self, max_frames: int | None = None) -> list[Stats]:
-        """Run every camera until all have ended (sources ended, `max_frames` each, or `stop()`); raise the first
-        failure, after stopping the others."""
-        threads = [threading.Thread(target=self._run_one, args=(pipeline, max_frames), daemon=True,
-                                    name=f"camera-{pipeline.settings.device.camera.name}")
-                   for pipeline in self.running]
-        threads += [threading.Thread(target=lane.run, name=f"inference-shared-{n}", daemon=True)
-                    for n, lane in enumerate(self.lanes)]
+        """Run every camera until all have ended (sources ended, `max_frames` each, or `stop()`), rebuilding failed
+        ones as the module says; raise a ConfigError any of them raised, the one camera's failure, or
+        CamerasFailed naming the cameras that failed for good."""
+        threads = [threading.Thread(target=self._keep_running, args=(i, max_frames), daemon=True,
+                                    name=f"camera-{settings.device.camera.name}")
+                   for i, settings in enumerate(self.runs)]
+        for lane in self.lanes:
+            self._start_lane(lane)
         for thread in threads:
             thread.start()
-        for thread in threads:
+        for thread in [*threads, *self._lane_threads]:
             while thread.is_alive():
                 thread.join(0.1)
-        if self._failure is not None:
-            raise self._failure
+        if self._fatal is not None:
+            raise self._fatal
+        failed = [i for i, stats in enumerate(self.stats) if stats.state == FAILED]
+        if len(self.runs) == 1 and failed:
+            raise self._errors[0]
+        if failed:
+            raise CamerasFailed("\n".join(f"camera {self.runs[i].device.camera.name} failed: "
+                                           f"{self.stats[i].last_failure}" for i in failed))
         return self.stats
 
-    def _run_one(self, pipeline: Pipeline, max_frames: int | None) -> None:
-        try:
-            pipeline.run(max_frames)
-        except BaseException as exc:
-            if self._failure is None:
-                self._failure = exc
-                log.error("camera %s failed (%s): stopping every camera", pipeline.settings.device.camera.name, exc)
+    def _start_lane(self, lane: SharedInference) -> None:
+        thread = threading.Thread(target=lane.run, name=f"inference-shared-{len(self._lane_threads)}", daemon=True)
+        self._lane_threads.append(thread)
+        thread.start()
+
+    def _keep_running(self, i: int, max_frames: int | None) -> None:
+        """Run camera `i` until it ends; after a failure, rebuild it after a backoff or leave it failed."""
+        pipeline = self.pipelines[i]
+        in_a_row = 0
+        while pipeline is not None:
+            if self._stopping.is_set():  # a stop while it was rebuilt
+                pipeline.stop()
+            began = time.monotonic()
+            try:
+                pipeline.run(max_frames)
+                pipeline.stats.state = ENDED
+                return
+            except ConfigError as exc:  # the files are wrong: running on cannot fix that
+                self._fatal = self._fatal or exc
+                pipeline.stats.state, pipeline.stats.last_failure = FAILED, str(exc)
+                self.stop()
+                return
+            except BaseException as exc:
+                in_a_row = 1 if time.monotonic() - began >= RESTART_MAX_S else in_a_row + 1
+                pipeline = self._after_failure(i, pipeline, exc, in_a_row)
+
+    def _after_failure(self, i: int, failed: Pipeline, exc: BaseException, in_a_row: int) -> Pipeline | None:
+        """Camera `i` failed with `exc`: the camera rebuilt after its backoff, or None when it stays failed."""
+        while (delay := self._failed(i, failed, exc, in_a_row)) is not None:
+            if self._stopping.wait(delay):
+                break
+            try:
+                return self._rebuild(i, failed.stats)
+            except BaseException as again:  # rebuilding failed too (the TPU still gone): later, again
+                exc, in_a_row = again, in_a_row + 1
+        failed.stats.state = FAILED
+        return None
+
+    def _failed(self, i: int, pipeline: Pipeline, exc: BaseException, in_a_row: int) -> float | None:
+        """Say once that camera `i` failed, and return the backoff after which it is rebuilt, or None when it stays
+        failed: it reads a file, or no other camera is running (then every camera stops and the run ends)."""
+        name, stats = self.runs[i].device.camera.name, pipeline.stats
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        with self._lock:
+            self._errors[i] = exc
+            stats.failures += 1
+            stats.last_failure = reason
+            others = any(other.state == RUNNING for j, other in enumerate(self.stats) if j != i)
+            live = pipeline.source.live
+            delay = (None if not (live and others) or self._stopping.is_set()
+                     else min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** (in_a_row - 1)))
+            stats.state = FAILED if delay is None else RESTARTING
+        then = (f"rebuilt in {delay:g} s" if delay is not None else "it reads a file: it stays failed" if not live
+                else "no camera is left running: the run ends")
+        log.error("camera %s failed: %s; %s", name, reason, then, exc_info=log.isEnabledFor(logging.DEBUG))
+        if delay is None and live:
             self.stop()
+        return delay
+
+    def _rebuild(self, i: int, stats: Stats) -> Pipeline | None:
+        """Camera `i` built again from its settings with its own Stats: on its own lane, back on the shared lane its
+        neighbours still use, or on a shared lane built anew (its model loaded again) when none is left on it. None
+        when the run is stopping."""
+        settings = self.runs[i]
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            lane = self._lane_of[i]
+            if lane is not None and lane.ended:
+                mates = [j for j, other in enumerate(self._lane_of) if other is lane]
+                lane = self._share([i], self._cpu_lanes[i], [stats])
+                for j in mates:
+                    self._lane_of[j] = lane
+                if lane is not None:
+                    self._start_lane(lane)
+                pipeline = self.pipelines[i]
+                assert pipeline is not None, "_share builds it"
+            elif lane is None:
+                pipeline = Pipeline(settings, self._publishers(settings), lanes=self._cpu_lanes[i], stats=stats)
+            else:
+                pipeline = Pipeline(settings, self._publishers(settings), loaded=lane.loaded,
+                                    shared_lane=lane.arrived, stats=stats)
+                if not lane.join(pipeline):
+                    raise RuntimeError("its shared inference lane ended while it was rebuilt")
+            self.pipelines[i] = pipeline
+            stats.state, stats.restarted = RUNNING, time.monotonic()
+        log.info("camera %s rebuilt after %d failures", settings.device.camera.name, stats.failures)
+        return pipeline

@@ -13,11 +13,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from app import __version__
 from app.config import (DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_cameras, load_device, load_settings,
                         pipeline_names)
 from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
+
+if TYPE_CHECKING:
+    from app.metrics import Stats
 
 log = logging.getLogger("app")
 COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
@@ -166,10 +170,21 @@ def command_run(args: argparse.Namespace) -> int:
         cameras.run(args.max_frames)
     finally:
         monitor.stop()
-        for stats in cameras.stats:  # at every log level, even after a failure
-            name = f"{stats.info.get('camera')}: " if len(runs) > 1 else ""
-            print(f"smartcam: {name}{stats.summary()}", file=sys.stderr)
+        for settings, stats in zip(runs, cameras.stats, strict=True):  # at every log level, even after a failure
+            print(f"smartcam: {_camera_summary(settings.device.camera.name, stats) if len(runs) > 1 else ''}"
+                  f"{stats.summary()}", file=sys.stderr)
     return EXIT_OK
+
+
+def _camera_summary(name: str, stats: Stats) -> str:
+    """The start of one camera's summary line in a run of several: its name and, if it failed, how."""
+    from app.metrics import FAILED
+
+    if stats.state == FAILED:
+        return f"{name}: failed: {stats.last_failure}; "
+    if stats.failures:
+        return f"{name}: rebuilt after {stats.failures} failures (the last: {stats.last_failure}); "
+    return f"{name}: "
 
 
 def command_validate(args: argparse.Namespace) -> int:

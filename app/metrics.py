@@ -29,6 +29,9 @@ HISTOGRAM_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1
 RATE_WINDOW_S = 5.0
 #: the state of a component (source, MQTT) that is well, unless its document says `ok` itself
 CONNECTED = "connected"
+#: a camera's run (`Stats.state`, set by app.cameras): running; failed and rebuilt after a backoff (restarting);
+#: failed for good; or ended (its file done, its frames counted, or stopped)
+RUNNING, RESTARTING, FAILED, ENDED = "running", "restarting", "failed", "ended"
 
 
 def is_ok(document: dict[str, object]) -> bool:
@@ -87,6 +90,12 @@ class Stats:
         #: other live documents /api/stats and MQTT stats show under their name (motion: the gate's duty cycle)
         self.reports: dict[str, Callable[[], dict[str, object]]] = {}
         self.drops: Counter[str] = Counter()
+        #: the camera's run (RUNNING, RESTARTING, FAILED, ENDED), its failures so far and the last one's one line,
+        #: and when it was last rebuilt after one (monotonic): several cameras outlive one camera's failure
+        self.state = RUNNING
+        self.failures = 0
+        self.last_failure: str | None = None
+        self.restarted: float | None = None
         self._latency: dict[str, deque[float]] = {}
         self._histograms: dict[str, Histogram] = {}
         self._recent: deque[float] = deque()  # monotonic times of the results in the last RATE_WINDOW_S
@@ -135,7 +144,8 @@ class Stats:
         timing = {f"{name}_ms": {f"p{q}": None if (v := self.percentile(name, q)) is None else round(v, 2)
                                  for q in (50, 95)} for name in ("inference", "exposure_to_result",
                                                                   "exposure_to_publish")}
-        return {**info, "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
+        return {**info, "state": self.state, "failures": self.failures, "last_failure": self.last_failure,
+                "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
                 "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
                 "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents(),
                 **{name: report() for name, report in list(self.reports.items())}}

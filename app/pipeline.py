@@ -96,19 +96,20 @@ class Pipeline:
 
     def __init__(self, settings: Settings, publishers: list[Publisher], source: Source | None = None,
                  robot_outputs: list[RobotOutput] | None = None, loaded: tuple[LoadedModel, ModelChoice] | None = None,
-                 lanes: int = 1, shared_lane: threading.Event | None = None) -> None:
+                 lanes: int = 1, shared_lane: threading.Event | None = None, stats: Stats | None = None) -> None:
         """`loaded`: a model already loaded, shared with other cameras; `lanes`: the CPU inference lanes of this
         process (several cameras); `shared_lane`: this pipeline's frames are inferred by a `SharedInference` lane
         (app.cameras) serving several cameras, rather than by a lane of its own; the event is set at every frame
-        handed over, for that lane to wait on."""
+        handed over, for that lane to wait on; `stats`: those of the camera's earlier run, for a camera rebuilt
+        after a failure (its counts go on)."""
         self.settings = settings
         self.publishers = publishers
         #: sent each frame's results from the inference lane, before the output lane (UDP, ZeroMQ, the Python API)
         self.robot_outputs = build_robot_outputs(settings) if robot_outputs is None else robot_outputs
         self.shared_lane = shared_lane
-        self.stats = Stats()
+        self.stats = Stats() if stats is None else stats
         self.model, self.labels, self.choice, warnings = load_pipeline_model(settings, loaded, lanes)
-        self.stats.warnings += [*settings.warnings, *warnings]
+        self.stats.warnings += [w for w in (*settings.warnings, *warnings) if w not in self.stats.warnings]
         #: tracked objects' events, from the inference lane to the output lane: never dropped with a frame
         self._object_events: deque[ObjectEvent] = deque()
         self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
@@ -234,7 +235,8 @@ class Pipeline:
         self.stats.info["source_description"] = self.source.description
         log.info("%s: source %s opened (%s)", self.settings.device.camera.name, self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
-        self.stats.started = time.monotonic()
+        if self.stats.processed == 0:  # a camera rebuilt after a failure keeps its uptime, as it keeps its counts
+            self.stats.started = time.monotonic()
 
     def _robot_context(self) -> RobotContext:
         """What the robot outputs are told of this run: the camera, and the model's class ids and names as its

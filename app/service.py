@@ -5,12 +5,16 @@ abstract namespace) and, with `WatchdogSec=`, `WATCHDOG_USEC` (and sometimes `WA
 watches a run's `Stats` from a daemon thread and tells systemd:
 
 - `READY=1` once, after the first processed frame, or as soon as the camera is known to be down and waited for
-  (the service is up: it will carry on when the camera answers; STATUS says what it waits for);
+  (the service is up: it will carry on when the camera answers; STATUS says what it waits for); with several
+  cameras, once each has processed a frame, is waited for, or has ended or failed;
 - `WATCHDOG=1` every `WATCHDOG_USEC / 2`, but only while frames are being processed (a result, or a frame motion
   gating chose to skip, within the last `stall_after_s`, by default the watchdog interval) or the source is down
   and being retried, so a hung camera or interpreter gets the service restarted while a camera that is away is
-  waited for;
-- `STATUS=` every few seconds: fps and inference ms p50 (what `systemctl status smartcam` shows);
+  waited for. With several cameras, every camera still meant to run must be so: one whose file ended, or that
+  failed for good, is no longer asked for, one that failed and waits to be rebuilt counts as retried, and one
+  rebuilt has `stall_after_s` for its first frame; once no camera is left meant to run, nothing is fed;
+- `STATUS=` every few seconds: fps and inference ms p50 (what `systemctl status smartcam` shows), and with several
+  cameras each one's state, by name (`failed: REASON` for a camera that failed);
 - `STOPPING=1` on `stop()`.
 
 Outside systemd (no `NOTIFY_SOCKET`) everything here is silent and costs nothing.
@@ -24,7 +28,7 @@ import socket
 import threading
 import time
 
-from app.metrics import Stats
+from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +114,8 @@ class ServiceMonitor:
         sd_notify("STOPPING=1\nSTATUS=stopping")
 
     def _ready_once(self, now: float) -> None:
-        if not self.ready and all(stats.processed > 0 or _source_retrying(stats) for stats in self.cameras):
+        if not self.ready and all(stats.processed > 0 or _source_retrying(stats) or stats.state != RUNNING
+                                  for stats in self.cameras):
             self.ready = sd_notify(f"READY=1\nSTATUS={self.status(now)}")
 
     def frames_flowing(self, now: float | None = None) -> bool:
@@ -119,12 +124,17 @@ class ServiceMonitor:
         return all(self._flowing(stats, now) for stats in self.cameras)
 
     def _flowing(self, stats: Stats, now: float) -> bool:
-        last = stats.last_handled()
+        """A frame handled within `stall_after_s` (or, for a camera rebuilt since its last frame, the rebuild)."""
+        last = max((t for t in (stats.last_handled(), stats.restarted) if t is not None), default=None)
         return last is not None and now - last <= self.stall_after_s
 
     def alive(self, now: float) -> bool:
-        """What the watchdog is fed for: at every camera, frames flowing or a camera that is away waited for."""
-        return all(self._flowing(stats, now) or _source_retrying(stats) for stats in self.cameras)
+        """What the watchdog is fed for: at every camera still meant to run (not ended, not failed for good), frames
+        flowing, a camera that is away waited for, or a failed one waiting to be rebuilt; and one such camera at
+        least."""
+        living = [stats for stats in self.cameras if stats.state not in (ENDED, FAILED)]
+        return bool(living) and all(self._flowing(stats, now) or _source_retrying(stats)
+                                    or stats.state == RESTARTING for stats in living)
 
     def status(self, now: float | None = None) -> str:
         """One line for `systemctl status`: recent fps and inference p50, or what is being waited for; with several
@@ -135,6 +145,10 @@ class ServiceMonitor:
         return " · ".join(f"{stats.info.get('camera')}: {self._status(stats, now)}" for stats in self.cameras)
 
     def _status(self, stats: Stats, now: float) -> str:
+        if stats.state in (FAILED, RESTARTING):
+            return f"failed: {stats.last_failure}{'; rebuilt after a backoff' if stats.state == RESTARTING else ''}"
+        if stats.state == ENDED:
+            return f"ended: {stats.processed} frames"
         processed = stats.processed
         source = _source(stats)
         if source and not source.get("ok"):

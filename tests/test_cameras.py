@@ -6,7 +6,11 @@ cameras using one model on one Edge TPU get, run here with the real pet SSD on t
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,11 +18,15 @@ import pytest
 import yaml
 
 from app.accelerator import ModelChoice, load_choice
-from app.cameras import SharedInference, lane_groups
-from app.config import load_cameras
+from app.cameras import Cameras, SharedInference, lane_groups
+from app.config import Settings, load_cameras
 from app.errors import ConfigError
+from app.frame import Frame
 from app.pipeline import Pipeline, choose_model
-from conftest import IMAGES, MODELS, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed, wait_for
+from app.publishers.base import Publisher
+from app.robot.base import RobotOutput
+from conftest import (IMAGES, MODELS, PET_MODEL, PROJECT, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed,
+                      wait_for)
 from test_cli import app, error_line
 
 
@@ -173,3 +181,173 @@ def test_camera_keys_from_the_command_line_are_refused_with_cameras_listed(tmp_p
     line = error_line(app("--config", config, *flag), 2)
     assert line.startswith("error: --set: camera.") and "cameras.yaml lists cameras:, each with its own keys: set " \
         "them in the file (--source, too, names one camera's source)" in line
+
+
+# --- a camera's failure is its own ---------------------------------------------------------------------------------
+
+
+def _boom() -> None:
+    raise RuntimeError("the output broke")
+
+
+class Outputs:
+    """The publishers factory of a Cameras: `camera`'s first publisher raises at its `at`-th frame; every later
+    build of it, and every other camera, gets a Collector that keeps what reaches it, by camera, build by build."""
+
+    def __init__(self, camera: str, at: int) -> None:
+        self.camera, self.at = camera, at
+        self.built: dict[str, list[Collector]] = {}
+        self.failed_at: float | None = None
+
+    def __call__(self, settings: Settings) -> list[Publisher]:
+        name = settings.device.camera.name
+        first = name == self.camera and name not in self.built
+        collector = Collector(at={self.at: self._fail}) if first else Collector()
+        self.built.setdefault(name, []).append(collector)
+        return [collector]
+
+    def _fail(self) -> None:
+        self.failed_at = time.monotonic()
+        _boom()
+
+
+def _run_in_background(cameras: Cameras) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            cameras.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _two_live_cameras(tmp_path: Path) -> list[Settings]:
+    pets = pet_pipeline(tmp_path)
+    config = write_config(tmp_path, [{"name": name, "source": "pattern", "fps": 15, "pipeline": str(pets)}
+                                     for name in ("left", "right")])
+    return load_cameras("detect", config, ["stages.inference.threads=1"])
+
+
+def test_a_live_camera_that_fails_is_rebuilt_while_the_other_runs_on(tmp_path: Path, monkeypatch,
+                                                                      caplog) -> None:
+    monkeypatch.setattr("app.cameras.RESTART_FIRST_S", 0.5)
+    outputs = Outputs("left", at=5)
+    cameras = Cameras(_two_live_cameras(tmp_path), outputs)
+    left, right = cameras.stats
+    thread, errors = _run_in_background(cameras)
+    try:
+        wait_for(lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
+                 "left rebuilt and delivering again", 60)
+    finally:
+        cameras.stop()
+        thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert (left.state, left.failures, left.last_failure) == ("ended", 1, "the output broke")
+    assert left.restarted is not None and outputs.failed_at is not None
+    during = [t for t in outputs.built["right"][0].times if outputs.failed_at < t < left.restarted]
+    assert during, "right delivered nothing while left was down"
+    assert (right.state, right.failures, len(outputs.built["right"])) == ("ended", 0, 1)
+    assert left.processed >= 5 + outputs.built["left"][1].count  # one Stats for both runs: its counts go on
+    assert left.document()["failures"] == 1
+    assert caplog.text.count("camera left failed: the output broke; rebuilt in 0.5 s") == 1
+
+
+def test_a_camera_on_a_shared_lane_that_fails_rejoins_it(tmp_path: Path, monkeypatch) -> None:
+    """Two cameras on one (stand-in) Edge TPU model share a lane; the one whose output fails is rebuilt onto the same
+    lane and interpreter, while its neighbour is served throughout."""
+    tpu = ModelChoice(PET_MODEL, "edgetpu", "stand-in: the pet SSD on the CPU")
+    monkeypatch.setattr("app.cameras.choose_model", lambda settings: tpu)
+    monkeypatch.setattr("app.cameras.load_choice", lambda choice, threads: (load_choice(
+        ModelChoice(PET_MODEL, "cpu", "stand-in"), threads)[0], tpu))
+    monkeypatch.setattr("app.cameras.RESTART_FIRST_S", 0.5)
+    outputs = Outputs("left", at=5)
+    cameras = Cameras(_two_live_cameras(tmp_path), outputs)
+    assert len(cameras.lanes) == 1
+    model = cameras.running[0].model
+    left, right = cameras.stats
+    thread, errors = _run_in_background(cameras)
+    try:
+        wait_for(lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
+                 "left rebuilt and delivering again", 60)
+        assert len(cameras.lanes) == 1 and cameras.running[0].model is model  # the same lane and interpreter
+        assert cameras.running[0].shared_lane is cameras.running[1].shared_lane
+    finally:
+        cameras.stop()
+        thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert left.restarted is not None and outputs.failed_at is not None
+    assert [t for t in outputs.built["right"][0].times if outputs.failed_at < t < left.restarted]
+    assert (left.failures, right.failures) == (1, 0)
+
+
+class BrokenRobotOutput(RobotOutput):
+    """A robot output that raises: a failure inside the (shared) inference lane, for one camera only."""
+
+    def send(self, frame: Frame) -> None:
+        raise RuntimeError("the robot output broke")
+
+
+def test_a_shared_lane_fails_only_the_camera_whose_frame_raised(tmp_path: Path) -> None:
+    runs = _two_live_cameras(tmp_path)
+    loaded = load_choice(choose_model(runs[0]), 1)
+    arrived = threading.Event()
+    collectors = [Collector(), Collector()]
+    pipelines = [Pipeline(runs[0], [collectors[0]], loaded=loaded, shared_lane=arrived,
+                          robot_outputs=[BrokenRobotOutput()]),
+                 Pipeline(runs[1], [collectors[1]], loaded=loaded, shared_lane=arrived)]
+    lane = SharedInference(pipelines, arrived, loaded)
+    lane_thread = threading.Thread(target=lane.run, daemon=True)
+    runs_done: list[BaseException | None] = [None, None]
+
+    def run(n: int) -> None:
+        try:
+            pipelines[n].run()
+        except BaseException as exc:
+            runs_done[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in (0, 1)]
+    for thread in [*threads, lane_thread]:
+        thread.start()
+    threads[0].join(30)
+    assert isinstance(runs_done[0], RuntimeError) and "robot output broke" in str(runs_done[0])
+    served = collectors[1].count
+    wait_for(lambda: collectors[1].count >= served + 10, "the other camera served on", 30)
+    assert lane_thread.is_alive() and not lane.ended
+    pipelines[1].stop()
+    threads[1].join(10)
+    lane_thread.join(10)
+    assert runs_done[1] is None and lane.ended and not lane.join(pipelines[1])
+
+
+def test_a_camera_that_fails_for_good_is_named_while_the_other_delivers_all_its_results(
+        tmp_path: Path, two_pets_clip: Path) -> None:
+    """A folder of images shown round and round (`loop`) is deleted while the run goes: that camera fails (its
+    source gives up) and stays failed (it reads files); the clip camera delivers every frame; exit 1."""
+    pets = pet_pipeline(tmp_path)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for n in range(3):
+        shutil.copy(IMAGES / "cat.bmp", folder / f"cat{n}.bmp")
+    results = tmp_path / "results.jsonl"
+    config = write_config(tmp_path, [{"name": "clip", "source": str(two_pets_clip), "pipeline": str(pets)},
+                                     {"name": "shots", "source": str(folder), "loop": True, "pipeline": str(pets)}],
+                          jsonl={"enabled": True, "path": str(results)})
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--config", str(config), "--set",
+                             "stages.inference.threads=1"], cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: results.exists() and _results_by_camera(results)["shots"] >= 3, "a round of the shots", 60)
+        shutil.rmtree(folder)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr
+    assert _results_by_camera(results)["clip"] == TWO_PETS_FRAMES
+    summaries = [line for line in stderr.splitlines() if line.startswith("smartcam: ")]
+    assert summaries[0].startswith("smartcam: clip: captured") and f"processed {TWO_PETS_FRAMES}," in summaries[0]
+    assert summaries[1].startswith(f"smartcam: shots: failed: none of the images at {folder} could be read; ")
+    assert f"error: camera shots failed: none of the images at {folder} could be read" in stderr.splitlines()
+    assert "Traceback" not in stderr
