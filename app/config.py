@@ -192,6 +192,11 @@ class ModelsConfig(Strict):
 class JsonlConfig(Strict):
     enabled: bool = Field(False, description="write one JSON line per processed frame")
     path: str = Field("-", description="file to append to, or - for standard output")
+    max_mb: float = Field(100.0, gt=0, description="a file is renamed PATH.1 (PATH.1 to PATH.2, ...) and begun "
+                          "again when a line would take it past this")
+    keep: int = Field(5, ge=0, le=100, description="renamed files kept, the oldest deleted: the files never hold "
+                      "more than (keep + 1) x max_mb (600 MB by default)")
+    min_free_mb: float = Field(200.0, ge=0, description="pause (with a warning) when free disk is below this")
 
 
 class LoggingConfig(Strict):

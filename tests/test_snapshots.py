@@ -1,5 +1,6 @@
-"""Snapshots: real runs of the pet model write a JPEG when a cat appears — named by time and label, written
-atomically, one per label per cooldown, pruned by count and size, paused on a nearly full disk, never fatal."""
+"""Snapshots: real runs of the pet model write a JPEG when a cat appears — named by UTC time and label, written
+atomically, one per label per cooldown, pruned by count and size oldest-written first whatever the wall clock does,
+paused on a nearly full disk, never fatal."""
 
 from __future__ import annotations
 
@@ -7,18 +8,25 @@ import logging
 import re
 import shutil
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from app.config import OverlayParams
+from app.events import Event
+from app.frame import Detection, Frame
+from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers import build_publishers
-from app.publishers.snapshots import SnapshotPublisher
+from app.publishers import PublishContext, build_publishers
+from app.publishers.base import Output
+from app.publishers.snapshots import SnapshotPublisher, snapshot_name
 from conftest import (BLANK, CAT_BREEDS, IMAGES, Collector, FakeCamera, alternating_folder, cat_settings, decode_jpeg,
                       imread, wait_for)
 
-SNAPSHOT = re.compile(r"(\d{8}-\d{6}-\d{3})_cam0_([A-Za-z0-9_-]+)\.jpg")
+#: this version's names (UTC, `Z`) and older versions' (local time)
+SNAPSHOT = re.compile(r"(\d{8}-\d{6}-\d{3})(Z(?:-\d+)?)?_cam0_([A-Za-z0-9_-]+)\.jpg")
 
 
 def snapshots_in(folder: Path) -> list[str]:
@@ -26,10 +34,10 @@ def snapshots_in(folder: Path) -> list[str]:
 
 
 def taken(name: str) -> tuple[datetime, str]:
-    """When a snapshot was taken and of which label, from its file name."""
+    """When a snapshot this version wrote was taken and of which label, from its file name."""
     match = SNAPSHOT.fullmatch(name)
-    assert match, name
-    return datetime.strptime(match.group(1), "%Y%m%d-%H%M%S-%f"), match.group(2)
+    assert match and match.group(2), name
+    return datetime.strptime(match.group(1), "%Y%m%d-%H%M%S-%f").replace(tzinfo=timezone.utc), match.group(3)
 
 
 def last_name(snapshots: SnapshotPublisher) -> str:
@@ -171,3 +179,97 @@ def test_only_chosen_labels_scored_high_enough_take_snapshots(tmp_path, override
     Pipeline(settings, [events, snapshots]).run()
     assert events.appeared()
     assert snapshots_in(tmp_path / "snaps") == [] and snapshots.last_path is None
+
+
+# --- the wall clock: names follow it, retention follows the order of writing --------------------------------------
+
+CAT = Detection("Bengal", 0, 0.9, (0.0, 0.0, 16.0, 16.0))
+#: 2025-10-26 00:00 UTC: 02:00 summer time in Berlin, an hour before the clocks there go back to 02:00
+BERLIN_DST_END = 1761436800.0
+
+
+def snapshots_at(tmp_path: Path, clock: list[tuple[float, float]], *overrides: str) -> Stats:
+    """A cat appearing at each (wall clock, monotonic clock) of `clock` in turn, each a snapshot (no cooldown),
+    published and written one after the other; the run's stats."""
+    settings = cat_settings(tmp_path, "snapshots.cooldown_s=0", *overrides)
+    snapshots = SnapshotPublisher(settings.device.snapshots)
+    stats = Stats()
+    snapshots.start(PublishContext(settings, stats, settings.pipeline.publish, lossless=True))
+    image = np.zeros((48, 64, 3), np.uint8)
+    for seq, (ts, t_capture) in enumerate(clock, 1):
+        frame = Frame(image, seq, "cam0", ts=ts, t_capture=t_capture, detections=[CAT])
+        snapshots.publish(Output(frame, {}, [Event("appeared", "Bengal", 1, 0)], {}, OverlayParams(), 10.0))
+    snapshots.close(time.monotonic() + 30)
+    return stats
+
+
+def expected_names(clock: list[tuple[float, float]]) -> list[str]:
+    return [snapshot_name(ts, "cam0", "Bengal") for ts, _ in clock]
+
+
+def clock_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "wall clock" in r.getMessage()]
+
+
+def test_after_the_wall_clock_steps_back_a_day_every_new_snapshot_is_kept(tmp_path, caplog):
+    """A snapshot a minute, the wall clock set back a day after the sixth, the folder holding four: the four kept
+    are the last four written (their names are older than the first ones'), and the step is logged once."""
+    now = time.time()
+    clock = [(now + 60 * i - (86400 if i >= 6 else 0), 1000.0 + 60 * i) for i in range(12)]
+    stats = snapshots_at(tmp_path, clock, "snapshots.max_files=4")
+
+    assert snapshots_in(tmp_path / "snaps") == sorted(expected_names(clock)[-4:])
+    assert not stats.drops
+    warnings = clock_warnings(caplog)
+    assert len(warnings) == 1 and "went back 86400 s" in warnings[0], warnings
+
+
+@pytest.fixture
+def berlin(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_repeated_hour_at_the_end_of_summer_time_keeps_every_new_snapshot(tmp_path, caplog, berlin):
+    """In Berlin 02:00-03:00 happens twice on 2025-10-26: a snapshot every 10 minutes through both, the folder
+    holding four. Names in UTC never repeat nor go back, so the four kept are the last four written."""
+    assert time.localtime(BERLIN_DST_END).tm_hour == time.localtime(BERLIN_DST_END + 3600).tm_hour == 2
+    clock = [(BERLIN_DST_END + 600 * i, 1000.0 + 600 * i) for i in range(13)]
+    snapshots_at(tmp_path, clock, "snapshots.max_files=4")
+
+    names = expected_names(clock)
+    assert names[0].startswith("20251026-000000-000Z_") and names == sorted(names)
+    assert snapshots_in(tmp_path / "snaps") == names[-4:]
+    assert clock_warnings(caplog) == []  # the wall clock itself never went back
+
+
+def test_snapshots_that_would_share_a_name_are_all_kept(tmp_path):
+    """Three appearances at one wall-clock millisecond (a clock that stepped back onto an earlier snapshot's)."""
+    now = time.time()
+    snapshots_at(tmp_path, [(now, 1000.0), (now, 1000.5), (now, 1000.9)])
+
+    first = snapshot_name(now, "cam0", "Bengal")
+    again = [first.replace("Z_", f"Z-{n}_") for n in (1, 2)]
+    assert snapshots_in(tmp_path / "snaps") == sorted([first, *again])
+
+
+def test_files_found_at_start_are_older_than_this_runs_whatever_their_names(tmp_path):
+    """A folder from a run whose clock was years ahead: those go first, not the new snapshots named earlier."""
+    ahead = [f"2030010{day}-120000-000Z_cam0_Bengal.jpg" for day in range(1, 4)]
+    fill(tmp_path / "snaps", ahead, 1000)
+    now = time.time()
+    clock = [(now, 1000.0), (now + 60, 1060.0)]
+    snapshots_at(tmp_path, clock, "snapshots.max_files=3")
+
+    assert snapshots_in(tmp_path / "snaps") == sorted([*expected_names(clock), ahead[-1]])
+
+
+def test_the_snapshot_just_written_stays_even_when_it_alone_is_over_max_mb(tmp_path):
+    now = time.time()
+    clock = [(now, 1000.0), (now + 60, 1060.0)]
+    snapshots_at(tmp_path, clock, "snapshots.max_mb=0.000001")
+
+    assert snapshots_in(tmp_path / "snaps") == expected_names(clock)[-1:]

@@ -14,7 +14,7 @@ def build_publishers(settings: Settings) -> list[Publisher]:
     publishers: list[Publisher] = []
     if device.jsonl.enabled:
         from app.publishers.jsonl import JsonLines
-        publishers.append(JsonLines(device.jsonl.path))
+        publishers.append(JsonLines(device.jsonl))
     if device.mqtt.enabled:
         from app.publishers.mqtt import MqttPublisher
         publishers.append(MqttPublisher(device.mqtt))

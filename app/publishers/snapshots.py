@@ -1,11 +1,18 @@
 """Snapshots: a JPEG on disk when a chosen label appears, for looking back at what the camera saw.
 
 Owns which `appeared` events deserve a picture (the label is chosen, the frame holds it at `min_score`, the
-label is out of its cooldown), the file's name (`YYYYmmdd-HHMMSS-mmm_<camera>_<label>.jpg`: sorted by name is
-sorted by time), writing it atomically (a reader never sees half a JPEG, a power cut never leaves one), and
-keeping the folder within `max_files`, `max_mb` and `min_free_mb`, so a camera left alone for a year never fills
-its SD card. Only files matching this camera's naming pattern are ever deleted: the folder may hold other things.
-A failed write is logged and counted, never fatal: a full or unplugged disk must not stop the camera.
+label is out of its cooldown), the file's name (`YYYYmmdd-HHMMSS-mmmZ_<camera>_<label>.jpg`, in UTC, so a change
+of daylight saving time repeats no name; `-N` after the `Z` when that name is taken, so no snapshot overwrites
+another), writing it atomically (a reader never sees half a JPEG, a power cut never leaves one), and keeping the
+folder within `max_files`, `max_mb` and `min_free_mb`, so a camera left alone for a year never fills its SD card.
+
+Retention deletes the oldest by the time they were written, not by their names, which follow a wall clock that
+may step back (NTP correcting a Pi that booted without a clock): the files found in the folder go first, in the
+order of their names, then this run's in the order it wrote them (kept in memory), and the file just written is
+never deleted. A step back of the wall clock between two snapshots is logged once, saying how far. Only files
+matching this camera's naming pattern are ever deleted (older versions' local-time names included): the folder
+may hold other things. A nearly full or failing disk pauses snapshots by the rule every file output follows
+(`DiskGate`): counted, one warning, never fatal.
 
 The output lane only decides; encoding, writing, fsync and pruning happen in the snapshots' Outbox worker, so a
 slow card or a stuck USB stick slows no other output. A folder whose parent is not there (a USB stick not mounted
@@ -18,9 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from app.config import SnapshotsConfig
@@ -28,23 +34,28 @@ from app.frame import Frame
 from app.names import safe_name
 from app.outbox import Outbox
 from app.publishers.base import Output, PublishContext, Publisher
+from app.publishers.disk import MB, DiskGate
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 #: snapshots waiting to be written while the disk is slow
 OUTBOX_SIZE = 8
+#: how far the wall clock must step back, against the monotonic clock, between two snapshots to be logged
+CLOCK_STEP_S = 1.0
 
 
-def snapshot_name(ts: float, camera: str, label: str) -> str:
-    """`YYYYmmdd-HHMMSS-mmm_<camera>_<label>.jpg` in local time, camera and label spelled as in MQTT topics."""
-    stamp = datetime.fromtimestamp(ts)
-    return f"{stamp:%Y%m%d-%H%M%S}-{stamp.microsecond // 1000:03d}_{safe_name(camera)}_{safe_name(label)}.jpg"
+def snapshot_name(ts: float, camera: str, label: str, taken: int = 0) -> str:
+    """`YYYYmmdd-HHMMSS-mmmZ_<camera>_<label>.jpg` in UTC, camera and label spelled as in MQTT topics; with
+    `-<taken>` after the `Z` for the `taken`-th other snapshot that would have the same name."""
+    stamp = datetime.fromtimestamp(ts, timezone.utc)
+    again = f"-{taken}" if taken else ""
+    return (f"{stamp:%Y%m%d-%H%M%S}-{stamp.microsecond // 1000:03d}Z{again}_{safe_name(camera)}_"
+            f"{safe_name(label)}.jpg")
 
 
 def name_pattern(camera: str) -> re.Pattern[str]:
-    """What `snapshot_name` makes for this camera, and nothing else."""
-    return re.compile(rf"\d{{8}}-\d{{6}}-\d{{3}}_{re.escape(safe_name(camera))}_[A-Za-z0-9_-]+\.jpg")
+    """What `snapshot_name` makes for this camera, and what older versions made (local time, no `Z`)."""
+    return re.compile(rf"\d{{8}}-\d{{6}}-\d{{3}}(Z(-\d+)?)?_{re.escape(safe_name(camera))}_[A-Za-z0-9_-]+\.jpg")
 
 
 def temp_path(path: Path) -> Path:
@@ -79,7 +90,11 @@ class SnapshotPublisher(Publisher):
         self._labels: set[str] | None
         self._pattern: re.Pattern[str]
         self._last_taken: dict[str, float] = {}  # label -> t_capture (monotonic) of its newest snapshot
-        self._paused = False
+        self._gate: DiskGate
+        #: the names of this run's snapshots still in the folder, in the order they were written
+        self._written: dict[str, None] = {}
+        #: wall clock less monotonic clock at the previous snapshot: a drop is the wall clock stepping back
+        self._clock_offset: float | None = None
         self._folder_ready = self._folder_seen = False
         self._folder_problem = ""
         #: (the frame, the label, when the label's previous snapshot was taken): put back if this one fails
@@ -87,6 +102,7 @@ class SnapshotPublisher(Publisher):
 
     def start(self, ctx: PublishContext) -> None:
         self._ctx = ctx
+        self._gate = DiskGate(ctx.camera, "snapshots", "snapshot", ctx.stats, log)
         chosen = ctx.publish.snapshots.labels
         chosen = ctx.publish.labels if chosen is None else chosen
         self._labels = None if chosen is None else set(chosen)
@@ -154,9 +170,10 @@ class SnapshotPublisher(Publisher):
 
     def _take(self, out: Output, label: str) -> bool:
         """Write the snapshot; False when it was not written (no room, a failed write)."""
-        path = self._dir / snapshot_name(out.frame.ts, self._ctx.camera, label)
+        self._notice_clock_step(out.frame)
+        path = self._unused_path(out.frame.ts, label)
         try:
-            if not self._disk_has_room():
+            if not self._gate.has_room(self._dir, self.config.min_free_mb):
                 return False
             write_atomically(path, out.jpeg(quality=self.config.quality, annotated=self.config.annotated))
         except OSError as exc:
@@ -164,38 +181,48 @@ class SnapshotPublisher(Publisher):
             return False
         log.debug("snapshot %s", path)
         self.last_path = path
+        self._written[path.name] = None
         try:
-            self._prune()
+            self._prune(path.name)
         except OSError as exc:
-            self._failed("old snapshots not deleted", exc)
+            self._failed(f"old snapshots in {self._dir} not deleted", exc)
+        else:
+            self._gate.succeeded()
         return True
 
-    def _disk_has_room(self) -> bool:
-        """False (counted, warned once per pause) while free space is below `min_free_mb`."""
-        free_mb = shutil.disk_usage(self._dir).free / MB
-        full = free_mb < self.config.min_free_mb
-        if full and not self._paused:
-            log.warning("snapshots paused: %.0f MB free in %s, below snapshots.min_free_mb (%.0f MB)",
-                        free_mb, self._dir, self.config.min_free_mb)
-        elif self._paused and not full:
-            log.info("snapshots resumed: %.0f MB free in %s", free_mb, self._dir)
-        self._paused = full
-        if full:
-            self._ctx.stats.drop("snapshot_disk_full")
-        return not full
+    def _notice_clock_step(self, frame: Frame) -> None:
+        """Log (once per step) a wall clock that went back since the previous snapshot, against the monotonic."""
+        offset = frame.ts - frame.t_capture
+        if self._clock_offset is not None and offset < self._clock_offset - CLOCK_STEP_S:
+            log.warning("snapshots: the wall clock went back %.0f s since the previous snapshot; their names follow "
+                        "it, the oldest written are still deleted first", self._clock_offset - offset)
+        self._clock_offset = offset
 
-    def _prune(self) -> None:
-        """Delete the oldest snapshots beyond `max_files` or `max_mb`; the newest always stays."""
-        files = sorted((entry.name, entry.stat().st_size) for entry in os.scandir(self._dir)
-                       if self._pattern.fullmatch(entry.name) and entry.is_file())
-        excess_files = len(files) - self.config.max_files
-        excess_bytes = sum(size for _, size in files) - self.config.max_mb * MB
-        for name, size in files[:-1]:
+    def _unused_path(self, ts: float, label: str) -> Path:
+        """The snapshot's path, under a name no other file in the folder has."""
+        taken = 0
+        while (path := self._dir / snapshot_name(ts, self._ctx.camera, label, taken)).exists():
+            taken += 1
+        return path
+
+    def _prune(self, newest: str) -> None:
+        """Delete the oldest snapshots beyond `max_files` or `max_mb`, oldest by time of writing: those found in the
+        folder by name, then this run's as written. `newest`, just written, always stays."""
+        sizes = {entry.name: entry.stat().st_size for entry in os.scandir(self._dir)
+                 if self._pattern.fullmatch(entry.name) and entry.is_file()}
+        self._written = {name: None for name in self._written if name in sizes}  # forget what others deleted
+        oldest_first = sorted(name for name in sizes if name not in self._written) + list(self._written)
+        excess_files = len(sizes) - self.config.max_files
+        excess_bytes = sum(sizes.values()) - self.config.max_mb * MB
+        for name in oldest_first:
             if excess_files <= 0 and excess_bytes <= 0:
                 break
+            if name == newest:
+                continue
             (self._dir / name).unlink(missing_ok=True)
+            self._written.pop(name, None)
             excess_files -= 1
-            excess_bytes -= size
+            excess_bytes -= sizes[name]
 
     def _remove_stale_temp_files(self) -> None:
         """Temporary files a power cut left mid-write: never complete, never renamed."""
@@ -206,5 +233,4 @@ class SnapshotPublisher(Publisher):
 
     def _failed(self, what: str, exc: OSError) -> None:
         self._folder_ready = self._dir.is_dir()  # a disk unplugged: wait for it again
-        log.warning("%s: %s", what, exc.strerror or exc)
-        self._ctx.stats.drop("snapshot_error")
+        self._gate.failed(what, exc)
