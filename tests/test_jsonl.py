@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from app.config import load_settings
 from app.errors import ConfigError
+from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers import build_publishers
+from app.publishers import PublishContext, build_publishers
+from app.publishers.jsonl import JsonLines
 from app.publishers.line_file import LineFile
 from conftest import IMAGES, PET, PROJECT, Collector, cat_settings, free_port, wait_for
 
@@ -206,3 +210,21 @@ def test_writers_of_one_path_follow_each_others_rotations(tmp_path):
     kept = [seq for name in ("results.jsonl.2", "results.jsonl.1", "results.jsonl") for seq in seqs(tmp_path / name)]
     assert kept == list(range(41 - len(kept), 41)) and len(kept) >= 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "results.jsonl.1", "results.jsonl.2"]
+
+
+def test_a_file_opened_at_start_is_closed_when_its_folder_goes_before_a_line(tmp_path):
+    """A USB stick pulled out between start and the first line, then the run stopped: nothing stays open."""
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    settings = load_settings("detect", None, [*PET, "jsonl.enabled=true", f"jsonl.path={stick / 'results.jsonl'}"])
+    output = JsonLines(settings.device.jsonl)
+    output.start(PublishContext(settings, Stats(), settings.pipeline.publish))
+
+    def open_files() -> list[str]:
+        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")]
+
+    assert str(stick / "results.jsonl") in open_files()
+    shutil.rmtree(stick)
+    output.close(time.monotonic() + 10)
+    assert not [name for name in open_files() if "results.jsonl" in name]

@@ -73,12 +73,12 @@ class JsonLines(Publisher):
         """Wait for the file's folder (until close), then append each line, pausing while the disk refuses."""
         file = self._file
         assert file is not None
-        while not file.path.parent.is_dir() and not self._closing.wait(OPEN_RETRY_S):
-            pass
-        if not file.path.parent.is_dir():  # closed before the folder came
-            return
-        log.info("jsonl: writing %s", file.path)
         try:
+            while not file.path.parent.is_dir() and not self._closing.wait(OPEN_RETRY_S):
+                pass
+            if not file.path.parent.is_dir():  # closed before the folder came (back)
+                return
+            log.info("jsonl: writing %s", file.path)
             for line in lines:
                 self._append(file, line)
         finally:
