@@ -242,8 +242,9 @@ class Cameras:
     def _after_failure(self, i: int, failed: Pipeline, exc: BaseException, in_a_row: int) -> Pipeline | None:
         """Camera `i` failed with `exc`: the camera rebuilt after its backoff, or None when it stays failed."""
         while (delay := self._failed(i, failed, exc, in_a_row)) is not None:
-            if self._stopping.wait(delay):
-                break
+            if self._stopping.wait(delay):  # stopped while it waited: the run was asked to end, and so it does
+                failed.stats.state = ENDED
+                return None
             try:
                 return self._rebuild(i, failed.stats)
             except BaseException as again:  # rebuilding failed too (the TPU still gone): later, again

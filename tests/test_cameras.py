@@ -256,6 +256,22 @@ def test_a_live_camera_that_fails_is_rebuilt_while_the_other_runs_on(tmp_path: P
     assert caplog.text.count("camera left failed: the output broke; rebuilt in 0.5 s") == 1
 
 
+def test_a_stop_while_a_failed_camera_waits_to_be_rebuilt_ends_the_run_cleanly(tmp_path: Path, monkeypatch) -> None:
+    """`systemctl stop` during the backoff: the run was asked to end, and it ends without a failure (exit 0)."""
+    monkeypatch.setattr("app.cameras.RESTART_FIRST_S", 60.0)
+    outputs = Outputs("left", at=5)
+    cameras = Cameras(_two_live_cameras(tmp_path), outputs)
+    left, right = cameras.stats
+    thread, errors = _run_in_background(cameras)
+    try:
+        wait_for(lambda: left.state == "restarting", "left waiting to be rebuilt", 60)
+    finally:
+        cameras.stop()
+        thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert (left.state, left.failures, right.state) == ("ended", 1, "ended")
+
+
 def test_a_camera_on_a_shared_lane_that_fails_rejoins_it(tmp_path: Path, monkeypatch) -> None:
     """Two cameras on one (stand-in) Edge TPU model share a lane; the one whose output fails is rebuilt onto the same
     lane and interpreter, while its neighbour is served throughout."""
