@@ -228,3 +228,19 @@ def test_a_file_opened_at_start_is_closed_when_its_folder_goes_before_a_line(tmp
     shutil.rmtree(stick)
     output.close(time.monotonic() + 10)
     assert not [name for name in open_files() if "results.jsonl" in name]
+
+
+def test_a_fifo_as_the_path_is_written_to_never_rotated_or_cut(tmp_path):
+    """A FIFO (or a device such as /dev/full) named as jsonl.path is only written to: a rotation would rename it."""
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so the writer's open does not wait
+    try:
+        writer = LineFile(fifo, 10, keep=1)
+        for seq in (1, 2, 3):
+            writer.append(LINE % seq)
+        writer.close()
+        assert [json.loads(line)["seq"] for line in os.read(reader, 4096).splitlines()] == [1, 2, 3]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["results.fifo"]
+    finally:
+        os.close(reader)
