@@ -71,9 +71,10 @@ def test_a_wrong_key_is_one_line_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_a_failure_of_the_run_is_raised_by_the_iteration(tmp_path: Path) -> None:
-    missing = tmp_path / "gone.mp4"
-    with pytest.raises(Exception, match="gone.mp4"), open_pipeline(str(pet_pipeline(tmp_path)),
-                                                                   source=str(missing)) as results:
+    broken = tmp_path / "broken.mp4"  # there, so not waited for as a file not there yet would be
+    broken.write_bytes(b"not a video")
+    with pytest.raises(Exception, match="broken.mp4"), open_pipeline(str(pet_pipeline(tmp_path)),
+                                                                     source=str(broken)) as results:
         list(results)
 
 

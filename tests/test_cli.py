@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,12 +152,12 @@ def test_edgetpu_accelerator_without_runtime(edgetpu_runtime_absent):
     (["--model", "{tmp}/missing.tflite"], ["{tmp}/missing.tflite", "not found"]),
     (["--pipeline", "detect", "--model", "ssd_mobilenet_v1_coco_quant_postprocess", "--set", "models.dir={tmp}"],
      [": {python} -m app models pull ssd_mobilenet_v1_coco_quant_postprocess"]),
-    (["--source", "{tmp}/missing.bmp"], ["{tmp}/missing.bmp"]),
+    (["--source", "ftp://{tmp}/shot.bmp"], ["ftp://{tmp}/shot.bmp", "unknown scheme ftp://"]),
     (["--config", "{tmp}/bad.yaml"], ["{tmp}/bad.yaml: camera.sorce: "]),
     (["--set", "camera.width=wide"], ["camera.width", "'wide'"]),
     (["--output", "bogus"], ["--output bogus"]),
     (["--max-frames", "0"], ["--max-frames"]),
-], ids=["model-file", "named-model", "source-file", "unknown-key", "wrong-type", "output", "max-frames"])
+], ids=["model-file", "named-model", "source-scheme", "unknown-key", "wrong-type", "output", "max-frames"])
 def test_usage_mistake_exits_2(tmp_path, args, expected):
     bad_config(tmp_path)
     line = error_line(app(*CLASSIFY_CAT, *(a.format(tmp=tmp_path) for a in args)), 2)
@@ -165,9 +166,27 @@ def test_usage_mistake_exits_2(tmp_path, args, expected):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = app(*CLASSIFY_CAT, "--source", tmp_path / "missing.bmp", "--debug")
+    proc = app(*CLASSIFY_CAT, "--model", tmp_path / "missing.tflite", "--debug")
     assert proc.returncode == 2 and "Traceback" in proc.stderr
-    assert f"error: camera.source: '{tmp_path / 'missing.bmp'}'" in proc.stderr
+    assert f"error: {tmp_path / 'missing.tflite'}" in proc.stderr
+
+
+def test_a_source_file_not_there_is_waited_for_not_exit_2(tmp_path):
+    """A disk not mounted yet is not a mistake in the files: the run waits, then classifies the image once there."""
+    shot = tmp_path / "usb" / "cat.bmp"
+    command = [sys.executable, "-m", "app", *map(str, CLASSIFY_CAT), "--source", str(shot), "--output", "jsonl:-",
+               "--set", "camera.reconnect.initial_delay_s=0.05", "--set", "camera.reconnect.max_delay_s=0.1"]
+    with subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        assert run.stderr is not None
+        said = run.stderr.readline()
+        while "not there" not in said and said:
+            said = run.stderr.readline()
+        assert f"{shot}: not there (a disk not mounted yet?)); retrying" in said
+        shot.parent.mkdir()
+        shutil.copy(CAT, shot)
+        out, err = run.communicate(timeout=120)  # the safety net of a run that would wait on
+    assert run.returncode == 0, err
+    assert json.loads(out)["classes"][0]["class_id"] == 286 and "not there" not in err  # said once
 
 
 # --- help --------------------------------------------------------------------------------------------------------

@@ -355,8 +355,6 @@ def test_a_camera_that_fails_beside_a_living_one_keeps_the_watchdog_fed(tmp_path
     assert any(line.startswith("smartcam: shots: failed: none of the images") for line in stderr.splitlines())
 
 
-@pytest.mark.xfail(strict=True, reason="waits for two pieces of issue 22: JSON lines that pause on a full disk "
-                   "(app/publishers/jsonl.py) and a missing file source waited for (app/sources/__init__.py)")
 def test_a_full_disk_and_a_missing_file_leave_the_living_camera_delivering_and_fed(tmp_path):
     """The issue's case: JSON lines on a full disk (jsonl is device-wide, so every camera's lines hit /dev/full)
     and a camera whose file is not there (yet): the live camera keeps delivering, the watchdog stays fed, and a

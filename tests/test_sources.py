@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
 import pytest
 
-from app.config import CameraConfig
+from app.config import CameraConfig, load_settings
 from app.errors import ConfigError, SourceError
+from app.pipeline import Pipeline
 from app.sources import EndOfStream, Source, open_source, picamera2_cameras
 from app.sources.auto import AutoCamera
 from app.sources.images import ImageSource
-from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
+from app.sources.opencv import StreamSource, V4L2Source
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source
-from conftest import IMAGES, imread
+from app.sources.video_file import VideoFileSource
+from app.sources.reconnect import RECONNECTING
+from conftest import IMAGES, PET, Background, Collector, imread, wait_for
 
 FRAMES, W, H = 30, 320, 180
 
@@ -173,7 +178,17 @@ def test_open_source_picks_the_kind(spec: str | Path, kind: type) -> None:
 
 
 def test_open_source_picks_video_file(video: Path) -> None:
-    assert type(open_source(camera(video))) is VideoFileSource
+    source = open_source(camera(video))
+    assert type(source) is VideoFileSource and not source.reconnects  # there: a file that fails is not retried
+
+
+@pytest.mark.parametrize(("name", "kind"), [("clip.mp4", VideoFileSource), ("clip.MKV", VideoFileSource),
+                                            ("shot.jpg", ImageSource), ("shots", ImageSource)])
+def test_a_path_not_there_is_a_source_waited_for(tmp_path: Path, name: str, kind: type) -> None:
+    source = open_source(camera(tmp_path / "usb" / name))
+    assert type(source) is kind and source.reconnects  # the pipeline wraps it in Reconnecting, as a camera
+    with pytest.raises(SourceError, match=re.escape(f"{tmp_path / 'usb' / name}: not there (a disk not mounted")):
+        source.open()
 
 
 def test_index_means_dev_video() -> None:
@@ -184,11 +199,36 @@ def test_stream_description_hides_the_password() -> None:
     assert open_source(camera("rtsp://admin:secret@cam/stream")).description == "rtsp://***@cam/stream"
 
 
-@pytest.mark.parametrize("spec", ["/nonexistent/clip.mp4", "", "ftp://x/y"])
+@pytest.mark.parametrize("spec", ["", "ftp://x/y"])
 def test_bad_spec_is_a_config_error_naming_it(spec: str) -> None:
     with pytest.raises(ConfigError, match="camera.source") as error:
         open_source(camera(spec))
     assert repr(spec) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_file_not_there_is_waited_for_then_read_to_its_end(tmp_path: Path, video: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "usb" / "pan.mp4"
+    settings = load_settings("detect", None, [*PET, f"camera.source={path}", "camera.reconnect.initial_delay_s=0.05",
+                                              "camera.reconnect.max_delay_s=0.1"])
+    collect = Collector()
+    pipeline = Pipeline(settings, [collect])
+    assert not pipeline.source.live  # once there, read as a file is: every frame processed
+    with Background(pipeline) as run:
+        health = pipeline.stats.health["source"]
+        wait_for(lambda: cast(int, health()["attempts"]) >= 3, lambda: f"three attempts to open it: {health()}")
+        assert health()["state"] == RECONNECTING and health()["retrying"]  # down, retrying: the watchdog is fed
+        assert "not there (a disk not mounted yet?)" in str(health()["last_error"])
+        data = bytearray(video.read_bytes())
+        data[len(data) // 3:len(data) // 2] = bytes(len(data) // 2 - len(data) // 3)  # a damaged middle
+        path.parent.mkdir()
+        (tmp_path / "copying").write_bytes(bytes(data))
+        (tmp_path / "copying").rename(path)  # the disk is there
+        wait_for(lambda: not run.alive, "the run to end with the file")
+    drops = pipeline.stats.drop_counts()
+    assert set(drops) == {"source_error", "decode_error"}  # the failed opens, and the frames that did not decode
+    assert collect.count + drops["decode_error"] == FRAMES  # and nothing else lost
+    assert caplog.text.count("not there") == 1  # said once, not at every attempt
 
 
 def test_missing_device_is_a_source_error() -> None:

@@ -19,7 +19,8 @@ from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
 from app.sources import opencv
 from app.sources import picamera2 as picamera2_source
 from app.sources.base import Captured
-from app.sources.opencv import StreamSource, VideoFileSource
+from app.sources.opencv import StreamSource
+from app.sources.video_file import VideoFileSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.stamps import BOUND_S, PLAUSIBLE_S, PresentationClock, device_time, exposure_start
 from conftest import IMAGES, free_port, imread, network_camera, opened_v4l2, wait_for

@@ -1,7 +1,8 @@
 """Turn `camera.source` into a Source: the one place that knows which spelling means which kind.
 
 Owns the dispatch (`auto` is chosen at open: app/sources/auto.py), so the CLI, the pipeline and a
-`devices` command agree. Builds the object only; the capture thread calls `open()`.
+`devices` command agree. Builds the object only; the capture thread calls `open()`. A path that is not there (yet)
+is no mistake in the files: a disk may not be mounted yet, so its source is waited for as a camera is.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from app.errors import ConfigError
 from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.images import IMAGE_EXTENSIONS, ImageSource, is_glob
-from app.sources.opencv import StreamSource, V4L2Source, VideoFileSource
+from app.sources.opencv import StreamSource, V4L2Source
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source, picamera2_cameras
+from app.sources.video_file import VideoFileSource
 
 __all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras"]
 
@@ -31,7 +33,9 @@ def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None)
     `camera.decode_scale` is used as given: `auto` is decided by the caller that knows the model and the outputs
     (app/sources/mjpeg.py `decode_scale`, as the pipeline does), and left `auto` means full size.
 
-    Raises ConfigError for a spec that names nothing.
+    Raises ConfigError for a spec that names nothing. A path that is not there is a source that `reconnects`: its
+    `open()` raises SourceError until the path appears (a still image or a directory of images when its suffix is
+    an image's or it has none, else a video file).
     """
     spec = camera.source.strip()
     if spec == "auto":
@@ -51,9 +55,13 @@ def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None)
         return StreamSource(camera, spec)
     if is_glob(spec):
         return ImageSource(camera, spec)
+    if not spec:
+        raise ConfigError(f"camera.source: {spec!r} names nothing (pass {SOURCE_CHOICES})")
     path = Path(spec).expanduser()
-    if spec and (path.is_dir() or path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS):
-        return ImageSource(camera, spec)
-    if spec and path.is_file():
-        return VideoFileSource(camera, str(path))
-    raise ConfigError(f"camera.source: {spec!r} is not an existing file, directory or device (pass {SOURCE_CHOICES})")
+    source: Source
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS or not path.exists() and not path.suffix:
+        source = ImageSource(camera, spec)
+    else:
+        source = VideoFileSource(camera, str(path))
+    source.reconnects = not path.exists()  # not mounted yet? waited for, as a camera
+    return source

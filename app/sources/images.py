@@ -50,6 +50,8 @@ class ImageSource(Source):
         return sorted(p for p in candidates if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
     def open(self) -> None:
+        if not is_glob(self.spec) and not Path(self.spec).expanduser().exists():
+            raise SourceError(f"{self.spec}: not there (a disk not mounted yet?)")
         self._files = self._find()
         self._next = 0
         if not self._files:

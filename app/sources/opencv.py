@@ -1,13 +1,10 @@
-"""Sources read through OpenCV's VideoCapture: V4L2 cameras, network streams and video files.
+"""Sources read through OpenCV's VideoCapture: V4L2 cameras and network streams (files: app/sources/video_file.py).
 
 Owns opening each with the right backend and settings, and turning a failed read into what the capture thread
-expects: OSError for a camera or stream (it reconnects), EndOfStream at the end of a file (or a seek back to the
-start when `camera.loop`). Frames stay BGR, as OpenCV decodes them; an MJPEG camera with `camera.decode_scale` above 1
-hands over its raw JPEGs, decoded here at that scale (app/sources/mjpeg.py). Also owns `Pacer` (a frame rate on the
-monotonic clock), which every paced source shares, and what each kind's frames are stamped with (app/sources/stamps.py
-has the arithmetic): a V4L2 camera's at the dequeued buffer's timestamp (EXPOSURE), a stream's at its pts mapped onto
-the monotonic clock (PRESENTATION), a paced file's at its pacer's tick (PRESENTATION), a file read as fast as the
-pipeline reads at its arrival (its pts mean nothing on the monotonic clock).
+expects: OSError (it reconnects). Frames stay BGR, as OpenCV decodes them; an MJPEG camera with `camera.decode_scale`
+above 1 hands over its raw JPEGs, decoded here at that scale (app/sources/mjpeg.py). Also owns what each kind's
+frames are stamped with (app/sources/stamps.py has the arithmetic): a V4L2 camera's at the dequeued buffer's
+timestamp (EXPOSURE), a stream's at its pts mapped onto the monotonic clock (PRESENTATION).
 """
 
 from __future__ import annotations
@@ -23,7 +20,8 @@ from app.config import CameraConfig
 from app.errors import SourceError
 from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
 from app.redact import mask_credentials
-from app.sources.base import Captured, EndOfStream, Source
+from app.sources.base import Captured, Source
+from app.sources.decode_warning import DecodeWarning
 from app.sources.mjpeg import decode_jpeg, decoded_side
 from app.sources.stamps import PresentationClock, device_time
 
@@ -31,27 +29,8 @@ log = logging.getLogger(__name__)
 
 #: a stream that stops sending fails (OSError, then a reconnect) after this long instead of hanging the thread
 STREAM_TIMEOUT_MS = 10_000
-#: at most one warning about undecodable frames this often
-DECODE_WARN_EVERY_S = 10.0
 #: MJPEG frames in a row that may fail to decode (each skipped and counted) before the camera counts as failed
 MAX_UNDECODABLE = 5
-
-
-class Pacer:
-    """Spaces calls to `wait` at least 1/fps apart; a caller that falls behind is not given a burst to catch up."""
-
-    def __init__(self, fps: float) -> None:
-        self.interval = 1.0 / fps
-        self._due = 0.0
-
-    def wait(self) -> float:
-        """Return the monotonic time of this tick: when it was due, or now if the caller came late."""
-        now = time.monotonic()
-        if now < self._due:
-            time.sleep(self._due - now)
-            now = self._due
-        self._due = now + self.interval
-        return now
 
 
 class _CaptureSource(Source):
@@ -65,7 +44,7 @@ class _CaptureSource(Source):
         self.target = target
         self.description = mask_credentials(target)  # no stream passwords in logs, stats or errors
         self._cap: cv2.VideoCapture | None = None
-        self._warned_at: float | None = None
+        self._decode_warning = DecodeWarning()
 
     def _params(self) -> list[int]:
         """Open-time VideoCapture properties, as [prop, value, ...]."""
@@ -112,10 +91,7 @@ class _CaptureSource(Source):
     def _decode_error(self, message: str) -> None:
         """Count a frame that did not decode and was skipped, with a warning at most every DECODE_WARN_EVERY_S."""
         self.decode_errors += 1
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= DECODE_WARN_EVERY_S:
-            log.warning("%s: %s (%d so far)", self.description, message, self.decode_errors)
-            self._warned_at = now
+        self._decode_warning.say(self.description, message, self.decode_errors)
 
 
 class V4L2Source(_CaptureSource):
@@ -219,66 +195,3 @@ class StreamSource(_CaptureSource):
         image = self._frame()
         presented = self._clock.stamp(self._position_s(), time.monotonic())
         return self._captured(image, presented, PRESENTATION)
-
-
-class VideoFileSource(_CaptureSource):
-    """A video file: as fast as the pipeline reads (nothing lost), stamped at arrival, or at its own fps with
-    `camera.realtime`, stamped at the pacer's tick (PRESENTATION: the moment the file, played as a camera, presents
-    the frame; its decode comes after, as a camera's transfer does). Its pts are not used: the pacer, not the
-    container's timing, decides when a frame is delivered.
-
-    A frame that does not decode (a corrupt packet) is skipped by seeking to the next one, counted in
-    `decode_errors`, with a warning at most every DECODE_WARN_EVERY_S; at the end, the frames of the container's
-    frame count that were never delivered are counted too, and said.
-    """
-
-    hint = "check that it is a video FFmpeg can decode (`ffprobe FILE`)"
-    reconnects = False
-
-    def __init__(self, camera: CameraConfig, target: str) -> None:
-        super().__init__(camera, target)
-        self.live = camera.realtime
-        self._pacer: Pacer | None = None
-        self._delivered = 0  # in this pass over the file (with camera.loop: since the last rewind)
-        self._skipped = 0
-
-    def _configure(self, cap: cv2.VideoCapture) -> None:
-        if self.camera.realtime:
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            if not 0 < fps < 1000:  # also false for NaN
-                log.warning("%s has no usable frame rate; pacing at camera.fps %g", self.description, self.camera.fps)
-                fps = self.camera.fps
-            self._pacer = Pacer(fps)
-
-    def read(self) -> Captured:
-        presented = None if self._pacer is None else self._pacer.wait()
-        image = self._frame()
-        self._delivered += 1
-        return self._captured(image, presented, PRESENTATION)
-
-    def _read_failed(self, cap: cv2.VideoCapture) -> np.ndarray:
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        position = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
-        while 0 <= position < total - 1:  # frame `position` does not decode: seek past it to the next that does
-            self._decode_error(f"frame {position} of {total} does not decode; skipped")
-            position += 1
-            if cap.set(cv2.CAP_PROP_POS_FRAMES, position):
-                ok, bgr = cap.read()
-                if ok:
-                    return bgr
-        missing = total - self._delivered - self._skipped
-        if missing > 0:
-            self.decode_errors += missing
-        if missing > 0 or self._skipped:
-            log.warning("%s: ended after %d of its %d frames: %d did not decode (is the file damaged? "
-                        "`ffprobe FILE`)", self.description, self._delivered, total, missing + self._skipped)
-        if self.camera.loop and cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-            self._delivered = self._skipped = 0
-            ok, bgr = cap.read()
-            if ok:
-                return bgr
-        raise EndOfStream(self.description)
-
-    def _decode_error(self, message: str) -> None:
-        self._skipped += 1
-        super()._decode_error(message)

@@ -11,7 +11,7 @@ import numpy as np
 
 from app.config import CameraConfig
 from app.sources.base import Captured, Source
-from app.sources.opencv import Pacer
+from app.sources.pacer import Pacer
 
 CROSSING_S = 4.0  # seconds the shapes take to cross the frame
 
