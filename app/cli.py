@@ -189,6 +189,7 @@ def _camera_summary(name: str, stats: Stats) -> str:
 
 def command_validate(args: argparse.Namespace) -> int:
     from app.fit import validate_fit
+    from app.sources import source_warnings
 
     names = [args.pipeline] if args.pipeline else pipeline_names()
     problems: list[str] = []
@@ -199,9 +200,10 @@ def command_validate(args: argparse.Namespace) -> int:
             warnings += [w for w in (*settings.warnings, *validate_fit(settings)) if w not in warnings]
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
-    try:  # the cameras: of config.yaml, each with its pipeline
+    try:  # the cameras: of config.yaml, each with its pipeline and its source
         for settings in load_cameras(args.pipeline or "detect", args.config, args.overrides):
-            warnings += [w for w in validate_fit(settings) if w not in warnings]
+            found = [*validate_fit(settings), *source_warnings(settings.device.camera)]
+            warnings += [w for w in found if w not in warnings]
     except ConfigError as exc:
         problems += [p for p in exc.problems if p not in problems]
     for warning in warnings:

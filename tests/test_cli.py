@@ -65,6 +65,15 @@ def test_validate_bad_config_is_one_line(tmp_path):
     assert line.startswith(f"error: {config}: camera.sorce: ") and "did you mean camera.source?" in line
 
 
+def test_validate_refuses_a_source_a_run_refuses_and_warns_of_one_not_there_yet(tmp_path):
+    line = error_line(app("validate", "--pipeline", "classify", "--set", "camera.source=ftp://admin:S3cret@cam/x"), 2)
+    assert line.startswith("error: camera.source: 'ftp://***@cam/x': unknown scheme ftp://") and "S3cret" not in line
+    missing = tmp_path / "usb" / "clip.mp4"
+    proc = app("validate", "--pipeline", "classify", "--set", f"camera.source={missing}")
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+    assert f"warning: camera.source: {missing} is not there: a run waits for it to appear" in proc.stderr
+
+
 @pytest.mark.parametrize("models_dir, present", [
     (None, set()), (MODELS, {"mobilenet_v2_1.0_224_quant", "face_detection_short_range"})], ids=["empty", "shared"])
 def test_list_shows_pipelines_and_models(tmp_path, models_dir, present):

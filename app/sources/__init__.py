@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.config import CameraConfig
 from app.errors import ConfigError
+from app.redact import mask_credentials
 from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.images import IMAGE_EXTENSIONS, ImageSource, is_glob
@@ -19,7 +20,7 @@ from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source, picamera2_cameras
 from app.sources.video_file import VideoFileSource
 
-__all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras"]
+__all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras", "source_warnings"]
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt"})
 SOURCE_CHOICES = (
@@ -51,7 +52,8 @@ def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None)
     scheme, sep, _ = spec.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
-            raise ConfigError(f"camera.source: {spec!r}: unknown scheme {scheme}:// (pass {SOURCE_CHOICES})")
+            raise ConfigError(f"camera.source: {mask_credentials(spec)!r}: unknown scheme {scheme}:// (pass "
+                              f"{SOURCE_CHOICES})")
         return StreamSource(camera, spec)
     if is_glob(spec):
         return ImageSource(camera, spec)
@@ -65,3 +67,13 @@ def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None)
         source = VideoFileSource(camera, str(path))
     source.reconnects = not path.exists()  # not mounted yet? waited for, as a camera
     return source
+
+
+def source_warnings(camera: CameraConfig) -> list[str]:
+    """What `validate` says of `camera.source`: a ConfigError for a spec that names nothing (as a run would raise),
+    and a warning for a path that is not there (a run waits for it)."""
+    source = open_source(camera)  # built, not opened
+    if source.reconnects and isinstance(source, (ImageSource, VideoFileSource)):
+        return [f"camera.source: {camera.source.strip()} is not there: a run waits for it to appear (a disk not "
+                "mounted yet? a typo?)"]
+    return []
