@@ -39,6 +39,7 @@ from app.config import Settings
 from app.errors import ConfigError, SmartcamError
 from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
 from app.pipeline import Pipeline, choose_model, inference_threads
+from app.redact import mask_credentials
 from app.publishers.base import Publisher
 from app.runtime import LoadedModel
 
@@ -256,7 +257,7 @@ class Cameras:
         """Say once that camera `i` failed, and return the backoff after which it is rebuilt, or None when it stays
         failed: it reads a file, or no other camera is running (then every camera stops and the run ends)."""
         name, stats = self.runs[i].device.camera.name, pipeline.stats
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = mask_credentials(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         with self._lock:
             self._errors[i] = exc
             stats.failures += 1

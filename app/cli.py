@@ -287,6 +287,7 @@ def command_bench(args: argparse.Namespace) -> int:
     from app.bench.clip import make_clip
     from app.bench.report import plot, summarise, table, write_json
     from app.bench.runs import plan, run
+    from app.redact import mask_credentials
 
     try:
         threads = [int(n) for n in args.threads.split(",")]
@@ -313,7 +314,7 @@ def command_bench(args: argparse.Namespace) -> int:
     rows = summarise(runs)
     print(table(rows))
     conditions = {"pipeline": args.pipeline, "model": settings.pipeline.inference.model,
-                  "source": args.clip_from and f"clip from {args.clip_from}" or args.source,
+                  "source": args.clip_from and f"clip from {args.clip_from}" or mask_credentials(args.source),
                   "frames": args.frames, "repeat": args.repeat, "live_fps": args.live_fps,
                   "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
     if args.json:

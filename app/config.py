@@ -23,7 +23,7 @@ from yaml.composer import ComposerError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.errors import ConfigError
-from app.redact import url_secrets
+from app.redact import mask_credentials, url_secrets
 from app.yaml_file import load_value, read_mapping
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -320,7 +320,7 @@ class WebhooksConfig(Strict):
         for url in urls:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+                raise ValueError(f"{mask_credentials(url)!r} is not an http:// or https:// URL")
         return urls
     timeout_s: float = Field(5.0, gt=0, le=300)
     retries: int = Field(3, ge=0, le=20, description="attempts after the first, with doubling backoff")
@@ -789,7 +789,7 @@ def _validate(model: type[Strict], data: dict, prefix: str, where: str, set_keys
                     f"valid keys: {', '.join(parent.model_fields)}" if parent else "remove it")
                 problems.add(source, path, f"unknown key ({hint})")
             else:
-                shown = repr(error["input"])
+                shown = mask_credentials(repr(error["input"]))  # a URL given where it does not belong
                 shown = shown if len(shown) <= 60 else shown[:60] + "…"
                 got = f" (got {shown})" if error["type"] != "missing" else ""
                 message = error["msg"].removeprefix("Value error, ")

@@ -16,14 +16,15 @@ import urllib.request
 import pytest
 import yaml
 
-from app.config import CameraConfig, ReconnectConfig, WebhooksConfig, load_device, secret_warnings
-from app.errors import SourceError
+from app.cameras import Cameras
+from app.config import CameraConfig, ReconnectConfig, WebhooksConfig, load_device, load_settings, secret_warnings
+from app.errors import ConfigError, SourceError
 from app.metrics import Stats
 from app.publishers.webhooks import Sender
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.opencv import StreamSource
 from app.sources.reconnect import Reconnecting
-from conftest import PET, PROJECT, free_port, subscribed, wait_for
+from conftest import PET, PROJECT, Collector, free_port, subscribed, wait_for
 
 SECRETS = ("S3cretUser", "S3cretQuery", "S3cretTok")
 TOKEN = "0123456789abcdef-http-token"
@@ -204,3 +205,24 @@ def test_urls_without_a_written_out_credential_are_no_warning(tmp_path):
            "webhooks": {"urls": ["https://hooks.example/in?channel=1"]},
            "mqtt": {"username": "smartcam", "password": "${MQTT_PASSWORD}"}}
     assert secret_warnings(config, raw) == []
+
+
+@pytest.mark.parametrize("override", ['webhooks.urls=["ftp://admin:S3cretUser@cam/x?token=S3cretTok"]',
+                                      "camera.width=http://admin:S3cretUser@cam/x?token=S3cretTok"])
+def test_a_url_refused_by_validation_is_shown_masked(override):
+    with pytest.raises(ConfigError) as refused:
+        load_device(None, ["webhooks.enabled=true", override])
+    assert "***@cam/x?token=***" in str(refused.value) and "S3cret" not in str(refused.value)
+
+
+def test_a_failed_camera_is_reported_with_its_url_masked(caplog):
+    """A camera's failure goes to the log and its Stats (STATUS, /api/stats, MQTT stats) with the URL masked."""
+    class Failing(Collector):
+        def publish(self, out) -> None:
+            raise OSError("cannot reach rtsp://admin:S3cretUser@cam/live?token=S3cretTok")
+
+    cameras = Cameras([load_settings("detect", None, [*PET, "camera.source=pattern"])], lambda settings: [Failing()])
+    with pytest.raises(OSError):
+        cameras.run(max_frames=5)
+    assert cameras.stats[0].last_failure == "cannot reach rtsp://***@cam/live?token=***"
+    assert "S3cret" not in caplog.text and "rtsp://***@cam/live?token=***" in caplog.text
