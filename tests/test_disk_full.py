@@ -1,7 +1,7 @@
 """A disk that fills while JSON lines are written, for real: two cameras of one process write one JSON-lines file
 on a 512 KiB tmpfs mounted in a mount namespace of the run's own (`unshare --mount`: root, as on a fresh Debian,
-or user namespaces). The test fills that disk beside the file, then frees it: both cameras and their HTTP outputs
-run on, each camera's JSON lines pause with one warning and count their drops, the file holds whole lines only,
+or user namespaces). The test fills that disk beside the file, then frees it: both cameras, their HTTP pages and
+MQTT run on, each camera's JSON lines pause with one warning and count their drops, the file holds whole lines only,
 and writing resumes when space returns."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT, free_port, pet_pipeline, wait_for
+from conftest import PROJECT, free_port, pet_pipeline, subscribed, wait_for
 
 CAMERAS = ("left", "right")
 #: mounts the small disk on $0, runs the app (the rest of the arguments), writes its pid and then its exit status
@@ -78,7 +78,7 @@ def fill(disk: Path) -> None:
         os.close(fd)
 
 
-def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path: Path) -> None:
+def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path: Path, broker) -> None:
     unshare = mount_namespace_command()
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -90,7 +90,8 @@ def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path:
         "cameras": [{"name": name, "source": "pattern", "width": 320, "height": 240, "fps": 30, "pipeline": str(pets)}
                     for name in CAMERAS],
         "jsonl": {"enabled": True, "path": str(results), "min_free_mb": 0},
-        "http": {"enabled": True, "port": port}}))
+        "http": {"enabled": True, "port": port},
+        "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "publish_results": True}}))
     log = tmp_path / "stderr.log"
     with log.open("wb") as stderr:
         wrapper = subprocess.Popen([*unshare, "sh", "-c", WRAPPER, str(disk), sys.executable, "-m", "app",
@@ -121,9 +122,12 @@ def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path:
         fill(inside)
         wait_for(lambda: all(drops(name) >= 30 for name in CAMERAS), lambda: f"lines dropped on the full disk; "
                                                                                f"{state()}", timeout=60)
-        seen = {name: latest(name) for name in CAMERAS}  # the cameras and their pages go on
-        wait_for(lambda: all(latest(name) > seen[name] + 30 for name in CAMERAS),
-                 lambda: f"results while the disk is full; {state()}", timeout=60)
+        seen = {name: latest(name) for name in CAMERAS}  # the cameras, their pages and MQTT go on
+        with subscribed(broker.port, "smartcam/+/+/results") as mqtt:
+            wait_for(lambda: all(latest(name) > seen[name] + 30 for name in CAMERAS),
+                     lambda: f"results while the disk is full; {state()}", timeout=60)
+            wait_for(lambda: all(len(mqtt.payloads(f"smartcam/{name}/pets/results")) > 30 for name in CAMERAS),
+                     lambda: f"MQTT results while the disk is full; {state()}", timeout=60)
         dropped = {name: drops(name) for name in CAMERAS}
         when_full = written()
         (inside / "filler").unlink()
