@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -211,7 +212,8 @@ class Outputs:
         _boom()
 
 
-def _run_in_background(cameras: Cameras) -> tuple[threading.Thread, list[BaseException]]:
+def _run_until(cameras: Cameras, done: Callable[[], bool], what: str) -> None:
+    """Run `cameras` in the background until `done()`, then stop them: the run must end, and without an error."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -222,7 +224,12 @@ def _run_in_background(cameras: Cameras) -> tuple[threading.Thread, list[BaseExc
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread, errors
+    try:
+        wait_for(done, what, 60)
+    finally:
+        cameras.stop()
+        thread.join(10)
+    assert not thread.is_alive() and errors == []
 
 
 def _two_live_cameras(tmp_path: Path) -> list[Settings]:
@@ -238,14 +245,8 @@ def test_a_live_camera_that_fails_is_rebuilt_while_the_other_runs_on(tmp_path: P
     outputs = Outputs("left", at=5)
     cameras = Cameras(_two_live_cameras(tmp_path), outputs)
     left, right = cameras.stats
-    thread, errors = _run_in_background(cameras)
-    try:
-        wait_for(lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
-                 "left rebuilt and delivering again", 60)
-    finally:
-        cameras.stop()
-        thread.join(10)
-    assert not thread.is_alive() and errors == []
+    _run_until(cameras, lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
+               "left rebuilt and delivering again")
     assert (left.state, left.failures, left.last_failure) == ("ended", 1, "the output broke")
     assert left.restarted is not None and outputs.failed_at is not None
     during = [t for t in outputs.built["right"][0].times if outputs.failed_at < t < left.restarted]
@@ -262,13 +263,7 @@ def test_a_stop_while_a_failed_camera_waits_to_be_rebuilt_ends_the_run_cleanly(t
     outputs = Outputs("left", at=5)
     cameras = Cameras(_two_live_cameras(tmp_path), outputs)
     left, right = cameras.stats
-    thread, errors = _run_in_background(cameras)
-    try:
-        wait_for(lambda: left.state == "restarting", "left waiting to be rebuilt", 60)
-    finally:
-        cameras.stop()
-        thread.join(10)
-    assert not thread.is_alive() and errors == []
+    _run_until(cameras, lambda: left.state == "restarting", "left waiting to be rebuilt")
     assert (left.state, left.failures, right.state) == ("ended", 1, "ended")
 
 
@@ -285,16 +280,10 @@ def test_a_camera_on_a_shared_lane_that_fails_rejoins_it(tmp_path: Path, monkeyp
     assert len(cameras.lanes) == 1
     model = cameras.running[0].model
     left, right = cameras.stats
-    thread, errors = _run_in_background(cameras)
-    try:
-        wait_for(lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
-                 "left rebuilt and delivering again", 60)
-        assert len(cameras.lanes) == 1 and cameras.running[0].model is model  # the same lane and interpreter
-        assert cameras.running[0].shared_lane is cameras.running[1].shared_lane
-    finally:
-        cameras.stop()
-        thread.join(10)
-    assert not thread.is_alive() and errors == []
+    _run_until(cameras, lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
+               "left rebuilt and delivering again")
+    assert len(cameras.lanes) == 1 and cameras.running[0].model is model  # the same lane and interpreter
+    assert cameras.running[0].shared_lane is cameras.running[1].shared_lane
     assert left.restarted is not None and outputs.failed_at is not None
     assert [t for t in outputs.built["right"][0].times if outputs.failed_at < t < left.restarted]
     assert (left.failures, right.failures) == (1, 0)
