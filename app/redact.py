@@ -27,8 +27,9 @@ SECRET_WORDS = ("pass", "pw", "token", "key", "auth", "sig", "secret", "cred", "
 IDENTITY_WORDS = ("user", "usr", "login")
 CREDENTIAL_WORDS = SECRET_WORDS + IDENTITY_WORDS
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
-#: one name=value after ?, &, ; or #; the value ends at the next separator
+#: a scheme is at most 32 characters: each place in the text is tried briefly, so a long run of letters (a 3 MB
+#: name given where a URL may be) is scanned in linear time, not quadratic
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s'\"<>`]+")
 _PARAMETER = re.compile(r"([?&;#])([^=?&;#]*)=([^&;#]*)")
 
 
