@@ -350,6 +350,10 @@ class UdpConfig(Strict):
     label_info_s: float = Field(5.0, gt=0, le=86400, description="how often the class map is sent again")
 
 
+#: the longest path a unix socket address holds (sockaddr_un.sun_path less its NUL)
+MAX_IPC_PATH = 107
+
+
 class ZmqConfig(Strict):
     """The robot output over ZeroMQ: a PUB socket, one message per processed frame, from the end of the inference
     lane."""
@@ -363,6 +367,9 @@ class ZmqConfig(Strict):
     @classmethod
     def _tcp_has_a_port(cls, bind: str) -> str:
         scheme, _, rest = bind.partition("://")
+        if scheme == "ipc" and len(rest.encode()) > MAX_IPC_PATH:
+            raise ValueError(f"an ipc:// path is at most {MAX_IPC_PATH} bytes (a unix socket's limit); use a shorter "
+                             "one, e.g. ipc:///run/smartcam/robot.sock")
         if scheme == "tcp":
             host, colon, port = rest.rpartition(":")
             if not colon or not host:

@@ -293,6 +293,7 @@ def test_labels_that_are_a_device_are_refused_before_a_byte_is_read():
     ("zmq.bind=tcp://127.0.0.1:abc", "zmq.bind: port 'abc' is not a number from 1 to 65535 (tcp://ADDRESS:PORT)"),
     ("zmq.bind=tcp://127.0.0.1", "zmq.bind: expected tcp://ADDRESS:PORT"),
     ("zmq.bind=tcp://*:70000", "zmq.bind: port '70000' is not a number from 1 to 65535"),
+    (f"zmq.bind=ipc:///tmp/{'x' * 120}", "zmq.bind: an ipc:// path is at most 107 bytes"),
 ])
 def test_ports_a_socket_cannot_have_are_refused(override, expected):
     assert expected in only_problem("detect", None, [override])
