@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.publishers.mqtt import client_tls_context
 from app.publishers.reachability import why_unreachable
 from conftest import Broker, free_port, make_certificates
 
@@ -32,7 +33,8 @@ def tls_broker(tmp_path, certificates, request) -> Iterator[Broker]:
 
 
 def trusting(ca: Path | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca) if ca else None)
+    """The MQTT publisher's client context trusting `ca`, or the system's CAs."""
+    return client_tls_context(str(ca) if ca else None, None, None, insecure=False)
 
 
 def test_a_name_that_does_not_resolve_is_said():

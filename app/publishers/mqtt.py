@@ -333,6 +333,23 @@ def _json(document: dict) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
+def client_tls_context(ca: str | None, cert: str | None, key: str | None, insecure: bool) -> ssl.SSLContext:
+    """The TLS context of a connection to the broker, made as paho's `tls_set` makes it: the server's certificate
+    checked against `ca` (or the system's CAs) and its name unless `insecure`; `cert` and `key` for brokers that
+    want a client certificate. Not `ssl.create_default_context`, whose VERIFY_X509_STRICT (Python 3.13) refuses
+    CAs without a key usage extension, such as those of mosquitto's own TLS how-to."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if insecure:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    if cert:
+        context.load_cert_chain(cert, key)
+    if ca:
+        context.load_verify_locations(ca)
+    else:
+        context.load_default_certs()
+    return context
+
+
 class MqttPublisher(Publisher):
     _ctx: PublishContext
     _topics: Topics
@@ -753,15 +770,12 @@ class MqttPublisher(Publisher):
             return str(ctx.settings.resolve_path(value)) if value else None
 
         try:
-            context = ssl.create_default_context(cafile=path(tls.ca))
-            if tls.cert:
-                context.load_cert_chain(str(path(tls.cert)), path(tls.key))
+            context = client_tls_context(path(tls.ca), path(tls.cert), path(tls.key), tls.insecure)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"mqtt.tls: cannot load the certificates ({exc}; check mqtt.tls.ca, cert and key)") \
                 from None
-        if tls.insecure:
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         client.tls_set_context(context)
+        client.tls_insecure_set(tls.insecure)
         self._tls = context
 
     # --- paho's callbacks (its network thread) ---------------------------------------------------------------
