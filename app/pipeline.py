@@ -128,10 +128,7 @@ class Pipeline:
         self.source = (Reconnecting(source, camera.reconnect, self._stop, lambda: self.stats.drop("source_error"))
                        if source.reconnects else source)
         if isinstance(self.source, Reconnecting):
-            self.source.live = source.live
             self.stats.health["source"] = self.source.health.document
-        #: the source that decodes and counts what did not (a Reconnecting wrapper does not pass its count on)
-        self._decoding = source
         self.gate = self._motion_gate()
         self._interrupted = False
         self._error: BaseException | None = None
@@ -297,7 +294,7 @@ class Pipeline:
 
     def _count_decode_errors(self) -> None:
         """The frames the source skipped since last asked, as `decode_error` drops."""
-        new = self._decoding.decode_errors - self._decode_errors
+        new = self.source.decode_errors - self._decode_errors
         if new:
             self.stats.drop("decode_error", new)
             self._decode_errors += new

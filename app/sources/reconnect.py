@@ -69,7 +69,7 @@ class Reconnecting(Source):
         self.inner = inner
         self._on_failure = on_failure
         self.description = mask_credentials(inner.description)  # what every output names it by
-        self.live = True
+        self.live = inner.live  # a camera is; a file waited for (a disk not mounted) is read in full once there
         self.health = SourceHealth(max_delay_s=reconnect.max_delay_s)
         self._reconnect = reconnect
         self._stopping = stopping
@@ -89,6 +89,8 @@ class Reconnecting(Source):
             except OSError as exc:
                 self._failed(exc, "lost")
                 continue
+            finally:
+                self.decode_errors = self.inner.decode_errors  # what it skipped on the way, counted by the pipeline
             if self.health.state != CONNECTED:
                 self._set(CONNECTED)
             self.health.attempts, self._delay = 0, self._reconnect.initial_delay_s
