@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.video_file import VideoFileSource
 from app.sources.reconnect import RECONNECTING
-from conftest import IMAGES, PET, Background, Collector, imread, wait_for
+from conftest import IMAGES, PET, PROJECT, Background, Collector, imread, wait_for
 
 FRAMES, W, H = 30, 320, 180
 
@@ -241,3 +242,15 @@ def test_picamera2_without_the_package_says_how_to_install_it(monkeypatch: pytes
     with pytest.raises(SourceError, match="python3-picamera2"):
         open_source(camera("picamera2"), lores_size=(300, 300)).open()
     assert picamera2_cameras() == []
+
+
+def test_pyav_is_loaded_only_for_a_video_file(cat_clip):
+    """Its FFmpeg libraries cost about 15 MB: a camera (here the pattern) runs without them, a file loads them."""
+    script = ("import sys; from app.api import open_pipeline\n"
+              "with open_pipeline('detect', source=sys.argv[1], overrides=sys.argv[2:]) as results:\n"
+              "    next(iter(results))\n"
+              "print('av' in sys.modules)")
+    for source, loaded in (("pattern", "False"), (str(cat_clip), "True")):
+        run = subprocess.run([sys.executable, "-c", script, source, *PET], cwd=PROJECT, capture_output=True,
+                             text=True, timeout=120)
+        assert run.stdout.strip() == loaded, (source, run.stderr)

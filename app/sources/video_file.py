@@ -18,10 +18,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-
-import av
-import av.container
-import av.video
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from app.config import CameraConfig
 from app.errors import SourceError
@@ -29,6 +27,11 @@ from app.frame import PRESENTATION
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.decode_warning import DecodeWarning
 from app.sources.pacer import Pacer
+
+if TYPE_CHECKING:
+    import av
+    import av.container
+    import av.video
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,8 @@ class VideoFileSource(Source):
         if not os.path.exists(self.path):
             raise SourceError(f"{self.path}: not there (a disk not mounted yet?)")
         try:
-            container = av.open(self.path)
-        except (av.error.FFmpegError, OSError) as exc:
+            container = _av().open(self.path)
+        except (_av().error.FFmpegError, OSError) as exc:
             raise SourceError(f"cannot open {self.path} ({exc}): check that it is a video FFmpeg can decode "
                               "(`ffprobe FILE`)") from exc
         if not container.streams.video:
@@ -122,7 +125,7 @@ class VideoFileSource(Source):
         for packet in self._packets():
             try:
                 frames = packet.decode()
-            except av.error.FFmpegError as exc:
+            except _av().error.FFmpegError as exc:
                 self._skip(f"the packet at byte {packet.pos} does not decode; skipped ({exc.strerror})")
                 continue
             yield from filter(self._is_new, frames)
@@ -145,7 +148,7 @@ class VideoFileSource(Source):
                     yield packet
                 else:
                     return  # the end of the file
-            except av.error.FFmpegError as exc:  # it ends the generator it came from; a new one reads on from here
+            except _av().error.FFmpegError as exc:  # it ends the generator it came from; a new one reads on from here
                 self._skip(f"the file does not read on after byte {furthest}; skipped ({exc.strerror})")
         log.warning("%s: %d errors in a row without getting further into the file; it ends here", self.description,
                     self._errors_in_place)
@@ -186,3 +189,11 @@ class VideoFileSource(Source):
             raise EndOfStream(self.description)
         self._container.seek(0)
         self._start_pass()
+
+
+def _av() -> ModuleType:
+    """PyAV, imported when a video file is first opened: its FFmpeg libraries take about 15 MB, which a run on a
+    camera or on images never needs."""
+    import av
+
+    return av
