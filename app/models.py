@@ -25,6 +25,7 @@ from app.text_file import read_text
 MANIFEST = PROJECT_DIR / "models" / "manifest.yaml"
 #: far beyond any label file (ImageNet's 1001 names are 20 KB), so a device or a wrong file is refused, not read
 MAX_LABELS_BYTES = 4 * 1024 * 1024
+BYTE_ORDER_MARK = "\ufeff"
 _NUMBERED_LABEL = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 
 
@@ -133,7 +134,10 @@ def read_labels(path: Path) -> Labels:
 
 
 def parse_labels(lines: list[str], origin: str = "labels") -> Labels:
-    """`N name` / `N: name` lines keep their numbers; plain lines are numbered by position, blank lines kept."""
+    """`N name` / `N: name` lines keep their numbers; plain lines are numbered by position, blank lines kept. A
+    UTF-8 byte-order mark (Windows tools write one) is not part of the first name, and CRLF ends a line as LF does."""
+    if lines and lines[0].startswith(BYTE_ORDER_MARK):
+        lines = [lines[0][len(BYTE_ORDER_MARK):], *lines[1:]]
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     filled = [line for line in lines if line.strip()]

@@ -67,6 +67,19 @@ def test_a_plain_1001_line_file_is_numbered_from_0():
     assert top_class(str(MODELS / "imagenet_labels.txt")) == (286, "Egyptian cat")
 
 
+@pytest.mark.parametrize("numbered", [False, True], ids=["plain", "numbered"])
+def test_a_file_saved_by_a_windows_tool_with_a_byte_order_mark_and_crlf_reads_the_same(tmp_path, numbered):
+    """Class 0 was "\ufeffperson" (its events and entities never fired); a numbered file was read as plain."""
+    names = [f"{i} {name}" if numbered else name for i, name in enumerate(PET)]
+    path = tmp_path / "windows.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(names).encode() + b"\r\n")
+    labels = read_labels(path)
+    assert labels.numbered == numbered
+    assert labels.names == dict(enumerate(PET))
+    best = run_model(PET_SSD, "cat.bmp", labels).detections[0]
+    assert (best.class_id, best.label) == (11, "Egyptian_Mau")
+
+
 def test_a_blank_line_keeps_its_number(tmp_path):
     """Line 5 (Bengal) left blank: Egyptian_Mau is still class 11 and keeps its name."""
     labels = written(tmp_path, "pets.txt", ["" if name == "Bengal" else name for name in PET])
