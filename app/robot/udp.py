@@ -45,7 +45,8 @@ class UdpOutput(RobotOutput):
         #: set once the target is resolved (from the resolver thread for a name)
         self._socket: socket.socket | None = None
         self._address: tuple = ()
-        self._connected = False
+        #: the socket connect() was called on: a socket put in its place (a target resolved anew) is connected too
+        self._connected_socket: socket.socket | None = None
         self._unresolved = ""
         self._closed = threading.Event()
 
@@ -117,9 +118,9 @@ class UdpOutput(RobotOutput):
         try:
             # connected, so a closed port's ICMP comes back as ECONNREFUSED; connected here, not at start, so a
             # network that is not up yet (ENETUNREACH) is a drop now and works once it is
-            if not self._connected:
+            if self._connected_socket is not sock:
                 sock.connect(self._address)
-                self._connected = True
+                self._connected_socket = sock
             sock.send(payload)
         except OSError as exc:
             cause = errno.errorcode.get(exc.errno or 0, str(exc))
