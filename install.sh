@@ -525,7 +525,7 @@ step_pip() {
     "check the network (pip reads PyPI); pip's message above names the package that failed"
   stamp=$(pip_stamp "$extras")
   if [ -f "$(at "$venv/.smartcam-installed")" ] && [ "$(cat "$(at "$venv/.smartcam-installed")")" = "$stamp" ] \
-     && (cd / && "$(at "$venv/bin/python")" -c 'import app.runtime as r; r.interpreter_api()') >/dev/null 2>&1; then
+     && (cd / && "$(at "$venv/bin/python")" -c 'import app.model.runtime as r; r.interpreter_api()') >/dev/null 2>&1; then
     already "installed from $CONSTRAINTS${extras:+ with $extras}, pyproject.toml unchanged"
     return
   fi
@@ -540,10 +540,10 @@ step_check() {
   local py="$APP_DIR/.venv/bin/python"
   step "check: the app imports and finds its TFLite runtime" "run ./install.sh again; if it fails the same way, remove $APP_DIR/.venv"
   if [ "$DRY_RUN" = 1 ]; then
-    printf '    + %s\n' "$py -c 'from app.runtime import interpreter_api; print(interpreter_api().package)'"
+    printf '    + %s\n' "$py -c 'from app.model.runtime import interpreter_api; print(interpreter_api().package)'"
     return
   fi
-  (cd / && "$py" -c "from app.runtime import interpreter_api as api; import importlib.metadata as m; p = api().package; print('    runtime:', p, m.version(p))")
+  (cd / && "$py" -c "from app.model.runtime import interpreter_api as api; import importlib.metadata as m; p = api().package; print('    runtime:', p, m.version(p))")
   if [ "$PI_OS" = 1 ]; then
     if (cd / && "$py" -c 'import picamera2') 2>/dev/null; then note "picamera2: imports"
     else warn "picamera2 does not import in $APP_DIR/.venv: the Pi camera will not work (USB cameras do): $(cd / && "$py" -c 'import picamera2' 2>&1 | tail -n1)"

@@ -28,7 +28,7 @@ from app.errors import ConfigError
 from app.frame import Classification, Detection, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
-from app.robot.base import RobotContext, RobotOutput
+from app.outputs.robot.base import RobotContext, RobotOutput
 
 #: results held for a reader that is busy (a live source drops the oldest beyond this)
 RESULTS_HELD = 4
@@ -88,8 +88,8 @@ class Results:
 
     def __init__(self, settings: Settings, frames: bool, outputs: bool) -> None:
         from app.pipeline import Pipeline
-        from app.publishers import build_publishers
-        from app.robot import build_robot_outputs
+        from app.outputs import build_publishers
+        from app.outputs.robot import build_robot_outputs
 
         self._queue = _ResultQueue(frames)
         robots = [*(build_robot_outputs(settings) if outputs else []), self._queue]

@@ -34,14 +34,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.accelerator import ModelChoice, load_choice
+from app.model.accelerator import ModelChoice, load_choice
 from app.config import Settings
 from app.errors import ConfigError, SmartcamError
 from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
 from app.pipeline import Pipeline, choose_model, inference_threads
 from app.redact import mask_credentials
-from app.publishers.base import Publisher
-from app.runtime import LoadedModel
+from app.outputs.base import Publisher
+from app.model.runtime import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -152,7 +152,7 @@ def _quoted(value: str) -> str:
 
 def command_run(args: argparse.Namespace) -> int:
     from app.cameras import Cameras
-    from app.publishers import build_publishers
+    from app.outputs import build_publishers
     from app.service import ServiceMonitor
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -188,7 +188,7 @@ def _camera_summary(name: str, stats: Stats) -> str:
 
 
 def command_validate(args: argparse.Namespace) -> int:
-    from app.fit import validate_fit
+    from app.model.fit import validate_fit
     from app.sources import source_warnings
 
     names = [args.pipeline] if args.pipeline else pipeline_names()
@@ -223,7 +223,7 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_models_list(args: argparse.Namespace) -> int:
-    from app.models import manifest, pull_command
+    from app.model.manifest import manifest, pull_command
 
     device_overrides = [o for o in args.overrides if o.partition(".")[0] not in PIPELINE_KEYS]
     settings = load_device(args.config, device_overrides)
@@ -238,14 +238,14 @@ def command_models_list(args: argparse.Namespace) -> int:
 
 def _pipeline_models() -> list[str]:
     """The named models the shipped pipelines use."""
-    from app.models import is_path
+    from app.model.manifest import is_path
 
     models = (load_settings(name).pipeline.inference.model for name in pipeline_names())
     return sorted({m for m in models if not is_path(m)})
 
 
 def command_models_pull(args: argparse.Namespace) -> int:
-    from app.model_fetch import entries_named, pull
+    from app.model.fetch import entries_named, pull
 
     models_dir = load_device(args.config, args.overrides).models_dir
     for line in pull(entries_named(args.names, _pipeline_models()), models_dir, args.origin):
@@ -254,8 +254,8 @@ def command_models_pull(args: argparse.Namespace) -> int:
 
 
 def command_models_verify(args: argparse.Namespace) -> int:
-    from app.model_fetch import FetchError, entries_named, verify
-    from app.models import pull_command
+    from app.model.fetch import FetchError, entries_named, verify
+    from app.model.manifest import pull_command
 
     settings = load_device(args.config, args.overrides)
     models_dir = settings.models_dir
@@ -325,7 +325,7 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 def command_devices(args: argparse.Namespace) -> int:
-    from app.accelerator import edgetpu_unavailable
+    from app.model.accelerator import edgetpu_unavailable
     from app.devices import edgetpus, v4l2_cameras
     from app.sources import picamera2_cameras
 

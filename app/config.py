@@ -102,7 +102,7 @@ class LineConfig(Strict):
 
 
 class MotionConfig(Strict):
-    """Motion gating (app/motion.py): infer only while something moves or is tracked, and every keepalive_s."""
+    """Motion gating (app/scene/motion.py): infer only while something moves or is tracked, and every keepalive_s."""
 
     enabled: bool | Literal["auto"] = Field("auto", description="auto: on for cameras and streams (and paced "
                                             "files), off for files and images read as fast as they are processed")
@@ -470,7 +470,7 @@ class FilterParams(Strict):
 
 
 class TrackParams(Strict):
-    """The `track` stage: ids that stay with an object while it is in view (app/tracking.py)."""
+    """The `track` stage: ids that stay with an object while it is in view (app/scene/tracker.py)."""
 
     iou: float = Field(0.3, gt=0, le=1, description="the least overlap of a detection with a track's predicted box "
                        "to continue it")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from app.motion import Motion
-    from app.zones import Scene
+    from app.scene.motion import Motion
+    from app.scene.zones import SceneLayout
 
 #: what a frame's stamp (`Frame.t_capture`) is: the moment the sensor exposed it (picamera2, a V4L2 buffer, a paced
 #: clip), a stream's presentation time mapped onto the monotonic clock at its first frame, or, when the source knows
@@ -133,7 +133,7 @@ class Frame:
     classes: list[Classification] = field(default_factory=list)
     #: with the `track` stage: the zones and lines in this frame's pixels, confirmed objects per zone now, and
     #: crossings per line and direction so far
-    scene: Scene | None = None
+    scene: SceneLayout | None = None
     #: with motion gating: what moved in this frame
     motion: Motion | None = None
     zone_counts: dict[str, int] = field(default_factory=dict)

@@ -17,21 +17,21 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from app.accelerator import ModelChoice, auto_threads, choose, load_choice, slow_tpu_warning
+from app.model.accelerator import ModelChoice, auto_threads, choose, load_choice, slow_tpu_warning
 from app.config import Settings
 from app.errors import ModelError
-from app.events import EventTracker
-from app.fit import check_fit
+from app.scene.label_events import LabelEvents
+from app.model.fit import check_fit
 from app.frame import ARRIVAL, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
-from app.motion import MotionGate
-from app.models import Labels, resolve_labels, resolve_model
-from app.publishers.base import Output, PublishContext, Publisher
-from app.runtime import LoadedModel, load_model
-from app.robot import build_robot_outputs
-from app.robot.base import RobotContext, RobotOutput, score_threshold
-from app.sources import open_source
+from app.scene.motion import MotionGate
+from app.model.manifest import Labels, resolve_labels, resolve_model
+from app.outputs.base import Output, PublishContext, Publisher
+from app.model.runtime import LoadedModel, load_model
+from app.outputs.robot import build_robot_outputs
+from app.outputs.robot.base import RobotContext, RobotOutput, score_threshold
+from app.sources import build_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
@@ -39,7 +39,7 @@ from app.stages import STAGES
 from app.stages.base import Stage, StageContext
 from app.stages.postprocess import Postprocess
 from app.stages.track import Track
-from app.tracking import ObjectEvent
+from app.scene.tracker import ObjectEvent
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Pipeline:
         camera = settings.device.camera
         # an MJPEG camera decodes at the smallest size the model and the outputs allow: `auto` is decided here
         scale = decode_scale(settings.device, self.model.input_size)
-        source = source or open_source(camera.model_copy(update={"decode_scale": scale}),
+        source = source or build_source(camera.model_copy(update={"decode_scale": scale}),
                                        self.model.input_size if stretch else None)
         #: a camera or stream is waited for, through every failure, inside the process (DESIGN.md: who owns what); so
         #: is a file or folder not there yet (a disk not mounted), then read as any file: not live unless paced
@@ -354,7 +354,7 @@ class Pipeline:
     def _output_lane(self) -> None:
         pipeline = self.settings.pipeline
         publish, overlay = pipeline.publish, pipeline.overlay
-        tracker = EventTracker(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
+        tracker = LabelEvents(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
                                tracked_only=pipeline.track is not None)
         last: Output | None = None
         while (frame := self._results.get()) is not None:

@@ -24,20 +24,20 @@ import yaml
 
 from app.bench.clip import make_clip
 from app.config import CameraConfig, PostprocessParams, PreprocessParams, Settings, load_settings
-from app.events import Event
+from app.scene.label_events import Event
 from app.frame import Frame
-from app.models import Labels, read_labels
+from app.model.manifest import Labels, read_labels
 from app.pipeline import Pipeline
-from app.publishers.base import Output, Publisher
-from app.publishers.http import HttpPublisher
-from app.runtime import load_model
+from app.outputs.base import Output, Publisher
+from app.outputs.http import HttpPublisher
+from app.model.runtime import load_model
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.opencv import V4L2Source
 from app.stages.base import StageContext
 from app.stages.inference import Inference
 from app.stages.postprocess import Postprocess
 from app.stages.preprocess import Preprocess
-from app.tracking import ObjectEvent
+from app.scene.tracker import ObjectEvent
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"

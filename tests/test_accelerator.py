@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.accelerator import (TPU_WAIT_S, MatchedPair, ModelChoice, choose, edgetpu_unavailable, installed_library,
+from app.model.accelerator import (TPU_WAIT_S, MatchedPair, ModelChoice, choose, edgetpu_unavailable, installed_library,
                              slow_tpu_warning)
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras, v4l2_capture_cameras
@@ -33,7 +33,7 @@ CLASSIFY = ["--pipeline", "classify", "--source", str(MODELS.parent / "images" /
 @pytest.fixture
 def no_runtime_in_this_process(monkeypatch) -> Iterator[None]:
     """This process sees no Edge TPU runtime: the probe says so, and its cached verdict is forgotten around."""
-    monkeypatch.setattr("app.accelerator.edgetpu_library_loads", lambda: False)
+    monkeypatch.setattr("app.model.accelerator.edgetpu_library_loads", lambda: False)
     edgetpu_unavailable.cache_clear()
     yield
     edgetpu_unavailable.cache_clear()

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.accelerator import ModelChoice, load_choice
+from app.model.accelerator import ModelChoice, load_choice
 from app.cameras import Cameras, SharedInference, lane_groups
 from app.config import Settings, load_cameras
 from app.errors import ConfigError
 from app.frame import Frame
 from app.pipeline import Pipeline, choose_model
-from app.publishers.base import Publisher
-from app.robot.base import RobotOutput
+from app.outputs.base import Publisher
+from app.outputs.robot.base import RobotOutput
 from conftest import (IMAGES, MODELS, PET_MODEL, PROJECT, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed,
                       wait_for)
 from test_cli import app, error_line

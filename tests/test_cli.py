@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models import manifest
+from app.model.manifest import manifest
 from conftest import CAT_BREEDS, IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT, imread
 
 CAT = IMAGES / "cat.bmp"

@@ -15,7 +15,7 @@ import pytest
 
 from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_settings, pipeline_names
 from app.errors import ConfigError
-from app.models import read_labels
+from app.model.manifest import read_labels
 from conftest import SHARED
 
 STAGES_OK = """stages:

@@ -162,6 +162,6 @@ def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path:
         assert dropped[name] >= 30
     assert "Traceback" not in stderr_text, stderr_text
     paused = [line for line in stderr_text.splitlines() if "jsonl paused" in line]
-    assert sorted(line.split(" app.publishers.jsonl: ")[1].split(":")[0] for line in paused) == list(CAMERAS)
+    assert sorted(line.split(" app.outputs.jsonl: ")[1].split(":")[0] for line in paused) == list(CAMERAS)
     assert all(str(results) in line and "No space left on device" in line for line in paused)
     assert len([line for line in stderr_text.splitlines() if "jsonl resumed after" in line]) == 2, stderr_text

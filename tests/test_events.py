@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from app.config import OverlayParams
-from app.events import Event, EventTracker
+from app.scene.label_events import Event, LabelEvents
 from app.frame import BGR, RGB, Detection, Frame
-from app.overlay import label_colour
-from app.publishers.base import Output
+from app.outputs.overlay import label_colour
+from app.outputs.base import Output
 from conftest import IMAGES, decode_jpeg, imread
 
 
@@ -18,12 +18,12 @@ def _frame(*labels: str, score: float = 0.9) -> Frame:
     return frame
 
 
-def _feed(tracker: EventTracker, *frames: Frame) -> list[Event]:
+def _feed(tracker: LabelEvents, *frames: Frame) -> list[Event]:
     return [event for frame in frames for event in tracker.update(frame)]
 
 
 def test_a_label_appears_changes_and_clears_once_each():
-    tracker = EventTracker(None, 0.5, appear_frames=2, clear_frames=3)
+    tracker = LabelEvents(None, 0.5, appear_frames=2, clear_frames=3)
     assert _feed(tracker, _frame("person")) == []
     assert _feed(tracker, _frame("person")) == [Event("appeared", "person", 1, 0)]
     assert _feed(tracker, _frame("person", "person"), _frame("person", "person")) == [
@@ -35,22 +35,22 @@ def test_a_label_appears_changes_and_clears_once_each():
 
 def test_with_tracking_only_tracked_objects_count():
     """A second box on one cat (no track id: the tracker took it for a duplicate) does not make two cats."""
-    tracker = EventTracker(None, 0.5, appear_frames=1, clear_frames=1, tracked_only=True)
+    tracker = LabelEvents(None, 0.5, appear_frames=1, clear_frames=1, tracked_only=True)
     frame = _frame("cat", "cat")
     frame.detections[0] = Detection("cat", 0, 0.9, (10, 10, 50, 50), track_id=1)
     assert _feed(tracker, frame) == [Event("appeared", "cat", 1, 0)]
-    assert EventTracker(None, 0.5, 1, 1).update(frame) == [Event("appeared", "cat", 2, 0)]
+    assert LabelEvents(None, 0.5, 1, 1).update(frame) == [Event("appeared", "cat", 2, 0)]
 
 
 def test_one_flickering_frame_fires_nothing():
-    tracker = EventTracker(None, 0.5, appear_frames=2, clear_frames=3)
+    tracker = LabelEvents(None, 0.5, appear_frames=2, clear_frames=3)
     _feed(tracker, _frame("car"), _frame("car"))
     assert _feed(tracker, _frame(), _frame("car"), _frame("truck"), _frame("car")) == []
     assert tracker.counts["car"] == 1
 
 
 def test_only_watched_labels_and_scores_count():
-    tracker = EventTracker(["person"], 0.6, appear_frames=1, clear_frames=1)
+    tracker = LabelEvents(["person"], 0.6, appear_frames=1, clear_frames=1)
     assert tracker.counts == {"person": 0}
     assert _feed(tracker, _frame("cat"), _frame("person", score=0.5)) == []
     assert _feed(tracker, _frame("person", score=0.7)) == [Event("appeared", "person", 1, 0)]
@@ -61,14 +61,14 @@ LABELS = [f"label{n:02d}" for n in range(40)]  # as many as a set would, with an
 
 def test_events_of_one_frame_come_in_the_configured_order_of_the_watched_labels():
     watched = LABELS[::-1][::2] + LABELS[::2]  # neither sorted nor in any order a set of them is likely to keep
-    tracker = EventTracker(watched, 0.5, appear_frames=1, clear_frames=1)
+    tracker = LabelEvents(watched, 0.5, appear_frames=1, clear_frames=1)
     appeared = _feed(tracker, _frame(*sorted(LABELS)))
     assert [e.label for e in appeared] == watched and {e.kind for e in appeared} == {"appeared"}
     assert [e.label for e in _feed(tracker, _frame())] == watched  # all cleared, in the same order
 
 
 def test_events_of_one_frame_come_sorted_by_label_when_every_label_counts():
-    tracker = EventTracker(None, 0.5, appear_frames=1, clear_frames=1)
+    tracker = LabelEvents(None, 0.5, appear_frames=1, clear_frames=1)
     shuffled = LABELS[1::2] + LABELS[::2]
     assert [e.label for e in _feed(tracker, _frame(*shuffled))] == LABELS
     assert [e.label for e in _feed(tracker, _frame(*shuffled[:10]))] == sorted(set(LABELS) - set(shuffled[:10]))

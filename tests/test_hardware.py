@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from app.accelerator import edgetpu_unavailable
+from app.model.accelerator import edgetpu_unavailable
 from app.cameras import Cameras
 from app.config import load_cameras, load_settings
 from app.devices import edgetpus, v4l2_capture_cameras

@@ -25,8 +25,8 @@ from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import OUTPUT_QUEUE_SIZE, Pipeline
-from app.publishers.base import PublishContext
-from app.publishers.http import HttpPublisher
+from app.outputs.base import PublishContext
+from app.outputs.http import HttpPublisher
 from app.sources.base import Source
 from conftest import CAT_BREEDS, IMAGES, PET, Background, Collector, FakeCamera, decode_jpeg, imread, wait_for
 

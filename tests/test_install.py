@@ -524,8 +524,8 @@ def test_a_second_install_changes_nothing_and_says_so(installed):
 def pipeline_model_files() -> list[str]:
     """The files (models and labels) of the named models the shipped pipelines use."""
     from app.config import load_settings, pipeline_names
-    from app.model_fetch import files_of
-    from app.models import is_path, manifest
+    from app.model.fetch import files_of
+    from app.model.manifest import is_path, manifest
 
     names = {load_settings(name).pipeline.inference.model for name in pipeline_names()}
     return sorted({spec.name for name in names if not is_path(name) for spec in files_of(manifest()[name])})

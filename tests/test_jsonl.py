@@ -22,9 +22,9 @@ from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers import PublishContext, build_publishers
-from app.publishers.jsonl import JsonLines
-from app.publishers.line_file import LineFile
+from app.outputs import PublishContext, build_publishers
+from app.outputs.jsonl import JsonLines
+from app.outputs.line_file import LineFile
 from conftest import IMAGES, PET, PROJECT, Collector, cat_settings, free_port, wait_for
 
 LIVE_PET = ["--source", "pattern", "--set", "camera.width=320", "--set", "camera.height=240",
@@ -121,7 +121,7 @@ def test_a_tail_that_is_not_a_whole_line_is_cut_on_start_with_one_warning(tmp_pa
 
 def test_a_nearly_full_disk_pauses_the_file_with_one_warning_counts_and_resumes(tmp_path, caplog, cat_clip):
     """90 frames; free space is below jsonl.min_free_mb for the first 30: the last 60 lines are written."""
-    caplog.set_level(logging.INFO, logger="app.publishers.jsonl")
+    caplog.set_level(logging.INFO, logger="app.outputs.jsonl")
     settings = jsonl_settings(tmp_path, cat_clip, "jsonl.min_free_mb=1000000000")
     config = settings.device.jsonl
     pipeline: Pipeline
@@ -135,7 +135,7 @@ def test_a_nearly_full_disk_pauses_the_file_with_one_warning_counts_and_resumes(
 
     assert seqs(tmp_path / "results.jsonl") == list(range(31, 91))
     assert stats.drops == {"jsonl_disk_full": 30}
-    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.publishers.jsonl"]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.outputs.jsonl"]
     warnings = [message for level, message in messages if level == logging.WARNING]
     assert len(warnings) == 1 and "jsonl paused" in warnings[0] and "below jsonl.min_free_mb" in warnings[0]
     assert [message for _, message in messages if "resumed" in message] == ["cam0: jsonl resumed after 30 dropped"]

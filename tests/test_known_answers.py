@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.models import Labels, labels_from_metadata
+from app.model.manifest import Labels, labels_from_metadata
 from conftest import CAT_BREEDS, IMAGES, MODELS, imread, iou, run_model
 
 PET_CAT_BOX = (185, 35, 338, 221)

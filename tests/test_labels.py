@@ -18,11 +18,11 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
-from app.fit import check_fit
+from app.model.fit import check_fit
 from app.frame import InputGeometry
-from app.models import read_labels, resolve_labels
+from app.model.manifest import read_labels, resolve_labels
 from app.pipeline import Pipeline
-from app.runtime import load_model
+from app.model.runtime import load_model
 from app.stages.postprocess.ssd import decode_ssd
 from app.stages.preprocess import fit
 from conftest import MODELS, PROJECT, FakeCamera, run_model

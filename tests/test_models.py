@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from app.errors import ConfigError
-from app.model_fetch import FetchError, digests, entries_named, pull
-from app.models import manifest, parse_labels, resolve_model
+from app.model.fetch import FetchError, digests, entries_named, pull
+from app.model.manifest import manifest, parse_labels, resolve_model
 from conftest import MODELS, PROJECT
 
 CLASSIFIER = "mobilenet_v2_1.0_224_quant"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.config import MotionConfig, load_settings
-from app.motion import MotionDetector, MotionGate
+from app.scene.motion import MotionDetector, MotionGate
 from app.pipeline import Pipeline
 from conftest import IMAGES, PET, Background, Collector, FakeCamera, imread, pet_pipeline, wait_for
 
@@ -121,7 +121,7 @@ def test_gating_misses_nothing_the_ungated_run_found_on_the_moving_clip(tmp_path
 def test_the_overlay_can_draw_the_regions_that_moved():
     from app.config import OverlayParams
     from app.frame import Frame
-    from app.overlay import draw
+    from app.outputs.overlay import draw
 
     detector = MotionDetector(MotionConfig())
     detector.detect(CAT)

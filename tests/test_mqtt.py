@@ -13,8 +13,8 @@ from pathlib import Path
 from app import __version__
 from app.config import load_settings
 from app.pipeline import Pipeline
-from app.publishers import mqtt as mqtt_publisher
-from app.publishers.mqtt import MqttPublisher
+from app.outputs import mqtt as mqtt_publisher
+from app.outputs.mqtt import MqttPublisher
 from conftest import (CAT_BREEDS, Background, Broker, Collector, free_port, make_certificates, pet_pipeline, subscribed,
                       wait_for)
 
@@ -283,7 +283,7 @@ def test_tls_checks_the_server_certificate_unless_told_not_to(tmp_path, caplog):
                 wait_for(lambda: pipeline.stats.processed >= 30, "the pipeline running without the broker")
                 wait_for(lambda: "not trusted" in str(publisher.health()["last_error"]), "the cause in the health")
             assert subscriber.topics("untrusted/") == []
-            warnings = [r for r in caplog.records if r.name == "app.publishers.mqtt" and r.levelname == "WARNING"]
+            warnings = [r for r in caplog.records if r.name == "app.outputs.mqtt" and r.levelname == "WARNING"]
             assert len(warnings) == 1, warnings  # once, not per attempt, and with the cause
             assert warnings[0].getMessage().startswith(f"MQTT broker 127.0.0.1:{secured.port} unreachable: its TLS "
                                                        "certificate is not trusted: ")

@@ -23,9 +23,9 @@ import pytest
 from app import __version__
 from app.config import Settings, load_settings
 from app.metrics import Stats
-from app.publishers import mqtt as mqtt_publisher
-from app.publishers.base import PublishContext
-from app.publishers.mqtt import (
+from app.outputs import mqtt as mqtt_publisher
+from app.outputs.base import PublishContext
+from app.outputs.mqtt import (
     BIRTH_DELAY_MAX_S,
     MAX_CLIENT_ID,
     MqttPublisher,
@@ -39,7 +39,7 @@ from app.publishers.mqtt import (
 )
 from conftest import Broker, Subscriber, pet_pipeline, subscribed, wait_for
 
-LOGGER = "app.publishers.mqtt"
+LOGGER = "app.outputs.mqtt"
 #: the device discovery topic of the instance under test (camera cam0, pipeline detect)
 DEVICE = "homeassistant/device/smartcam_cam0_detect/config"
 MIGRATE = {"migrate_discovery": True}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from app.accelerator import choose
-from app.models import manifest
+from app.model.accelerator import choose
+from app.model.manifest import manifest
 from app.names import cpu_name, edgetpu_name, safe_name
-from app.publishers.mqtt import Topics, discovery_components, entity_documents
-from app.publishers.snapshots import name_pattern, snapshot_name
+from app.outputs.mqtt import Topics, discovery_components, entity_documents
+from app.outputs.snapshots import name_pattern, snapshot_name
 from conftest import MODELS
 
 
@@ -52,7 +52,7 @@ def test_the_manifest_names_its_edgetpu_variants_by_the_rule():
 
 
 def test_auto_finds_either_side_of_a_model_file_by_the_rule(tmp_path, monkeypatch):
-    monkeypatch.setattr("app.accelerator.edgetpu_unavailable", lambda: None)  # as on a board with the runtime
+    monkeypatch.setattr("app.model.accelerator.edgetpu_unavailable", lambda: None)  # as on a board with the runtime
     cpu = tmp_path / "mobilenet_v1_0.5_160_quant.tflite"
     tpu = tmp_path / edgetpu_name(cpu.name)
     shutil.copyfile(MODELS / cpu.name, cpu)
@@ -63,7 +63,7 @@ def test_auto_finds_either_side_of_a_model_file_by_the_rule(tmp_path, monkeypatc
 
 
 def test_a_model_file_without_its_other_side_is_not_paired(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr("app.accelerator.edgetpu_unavailable", lambda: None)
+    monkeypatch.setattr("app.model.accelerator.edgetpu_unavailable", lambda: None)
     cpu = tmp_path / "mobilenet_v1_0.5_160_quant.tflite"
     shutil.copyfile(MODELS / cpu.name, cpu)
     choice = choose("auto", str(cpu), cpu, tmp_path)
@@ -72,7 +72,7 @@ def test_a_model_file_without_its_other_side_is_not_paired(tmp_path: Path, monke
 
 def test_auto_finds_either_side_of_a_named_model_by_the_rule(tmp_path, monkeypatch):
     """Named models pair through the manifest: `edgetpu_variant` one way, `cpu_name` the other."""
-    monkeypatch.setattr("app.accelerator.edgetpu_unavailable", lambda: None)
+    monkeypatch.setattr("app.model.accelerator.edgetpu_unavailable", lambda: None)
     name = "mobilenet_v2_1.0_224_quant"
     cpu, tpu = tmp_path / f"{name}.tflite", tmp_path / f"{edgetpu_name(name)}.tflite"
     shutil.copyfile(MODELS / "mobilenet_v1_0.5_160_quant.tflite", cpu)  # stand-ins: only the files' kind matters

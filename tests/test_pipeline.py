@@ -184,8 +184,8 @@ def test_lores_frames_skip_the_resize_when_stretching(resize):
     """A camera that delivers the whole frame at model size (picamera2 lores) is used as is when stretching,
     which is what its scaler did; letterbox keeps its own geometry from the main frame."""
     from app.config import PreprocessParams
-    from app.models import Labels
-    from app.runtime import load_model
+    from app.model.manifest import Labels
+    from app.model.runtime import load_model
     from app.stages.base import StageContext
     from app.stages.preprocess import Preprocess
 

@@ -9,8 +9,8 @@ import pytest
 
 from app.config import PreprocessParams
 from app.frame import BGR, RGB, Frame
-from app.models import Labels
-from app.runtime import LoadedModel, load_model
+from app.model.manifest import Labels
+from app.model.runtime import LoadedModel, load_model
 from app.stages.base import StageContext
 from app.stages.preprocess import Preprocess
 from conftest import IMAGES, MODELS, imread

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.publishers.mqtt import client_tls_context
-from app.publishers.reachability import why_unreachable
+from app.outputs.mqtt import client_tls_context
+from app.outputs.reachability import why_unreachable
 from conftest import Broker, free_port, make_certificates
 
 

@@ -1,6 +1,6 @@
 """The robot output: real pipeline runs (the pet SSD, MobileNet) sending over real UDP and ZeroMQ sockets on
-127.0.0.1 to receivers in this process, every message checked against app/robot/detections.schema.json; the ROS 2
-bridge's conversions with stand-ins for vision_msgs' classes (rclpy is not installable here)."""
+127.0.0.1 to receivers in this process, every message checked against app/outputs/robot/detections.schema.json; the
+ROS 2 bridge's conversions with stand-ins for vision_msgs' classes (rclpy is not installable here)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,15 @@ from app.errors import ConfigError
 from app.frame import Detection, Frame
 from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.robot import build_robot_outputs, client, ros_bridge
-from app.robot import zmq as robot_zmq
-from app.robot.base import RobotContext, score_threshold
-from app.robot.udp import UdpOutput
-from app.robot.zmq import ZmqOutput
+from app.outputs.robot import build_robot_outputs, client, ros_bridge
+from app.outputs.robot import zmq as robot_zmq
+from app.outputs.robot.base import RobotContext, score_threshold
+from app.outputs.robot.udp import UdpOutput
+from app.outputs.robot.zmq import ZmqOutput
 from conftest import (BLANK, CAT_BREEDS, IMAGES, MODELS, PET, PET_LABEL_FILE, PROJECT, Background, Collector,
                       FakeCamera, free_port, imread, pet_pipeline, wait_for)
 
-SCHEMA = json.loads((PROJECT / "app" / "robot" / "detections.schema.json").read_text())
+SCHEMA = json.loads((PROJECT / "app" / "outputs" / "robot" / "detections.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 PET_LABELS = dict(enumerate(PET_LABEL_FILE.read_text().split()))
 
@@ -444,8 +444,8 @@ def test_build_robot_outputs_turns_on_what_config_says(tmp_path):
 
 def test_the_client_prints_one_line_per_frame():
     port = free_port()
-    client = subprocess.Popen([sys.executable, "-m", "app.robot.client", "udp", f"127.0.0.1:{port}"], cwd=PROJECT,
-                              stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen([sys.executable, "-m", "app.outputs.robot.client", "udp", f"127.0.0.1:{port}"],
+                              cwd=PROJECT, stdout=subprocess.PIPE, text=True)
     output = UdpOutput(UdpConfig(enabled=True, target=f"127.0.0.1:{port}"))
     output.start(context())
     assert client.stdout is not None

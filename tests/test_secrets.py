@@ -20,7 +20,7 @@ from app.cameras import Cameras
 from app.config import CameraConfig, ReconnectConfig, WebhooksConfig, load_device, load_settings, secret_warnings
 from app.errors import ConfigError, SourceError
 from app.metrics import Stats
-from app.publishers.webhooks import Sender
+from app.outputs.webhooks import Sender
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.opencv import StreamSource
 from app.sources.reconnect import Reconnecting

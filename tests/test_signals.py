@@ -40,7 +40,7 @@ def stopped(signum: int, after: str, tmp_path: Path) -> subprocess.CompletedProc
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("after", ["", "app.runtime: model", "opened"],
+@pytest.mark.parametrize("after", ["", "app.model.runtime: model", "opened"],
                          ids=["at-start", "model-loaded", "running"])
 def test_a_stop_signal_at_any_moment_ends_cleanly(signum, after, tmp_path):
     run = stopped(signum, after, tmp_path)

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from app.config import OverlayParams
-from app.events import Event
+from app.scene.label_events import Event
 from app.frame import Detection, Frame
 from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers import PublishContext, build_publishers
-from app.publishers.base import Output
-from app.publishers.snapshots import SnapshotPublisher, snapshot_name
+from app.outputs import PublishContext, build_publishers
+from app.outputs.base import Output
+from app.outputs.snapshots import SnapshotPublisher, snapshot_name
 from conftest import (BLANK, CAT_BREEDS, IMAGES, Collector, FakeCamera, alternating_folder, cat_settings, decode_jpeg,
                       imread, wait_for)
 
@@ -137,7 +137,7 @@ def test_retention_by_size_deletes_the_oldest_until_the_folder_fits(tmp_path):
 
 def test_a_nearly_full_disk_pauses_snapshots_with_one_warning_and_counts(tmp_path, caplog):
     """Appearances at frames 1, 3, 5, 7, 9; space comes back at frame 5 (long cooldown: one snapshot after)."""
-    caplog.set_level(logging.INFO, logger="app.publishers.snapshots")
+    caplog.set_level(logging.INFO, logger="app.outputs.snapshots")
     settings = cat_settings(tmp_path, f"camera.source={alternating_folder(tmp_path, cats=5)}",
                             "snapshots.min_free_mb=1000000000", "snapshots.cooldown_s=3600")
     config = settings.device.snapshots
@@ -153,7 +153,7 @@ def test_a_nearly_full_disk_pauses_snapshots_with_one_warning_and_counts(tmp_pat
 
     assert stats.drops["snapshot_disk_full"] == 2
     assert len(snapshots_in(tmp_path / "snaps")) == 1
-    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.publishers.snapshots"]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.outputs.snapshots"]
     warnings = [message for level, message in messages if level == logging.WARNING]
     assert len(warnings) == 1 and "paused" in warnings[0]
     assert len([message for level, message in messages if "resumed" in message]) == 1

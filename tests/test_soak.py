@@ -14,8 +14,8 @@ from pathlib import Path
 
 from app.config import load_settings
 from app.pipeline import Pipeline
-from app.publishers import build_publishers
-from app.publishers.base import Output, Publisher
+from app.outputs import build_publishers
+from app.outputs.base import Output, Publisher
 from conftest import BLANK, IMAGES, MODELS, Broker, FakeCamera, free_port, imread, wait_for
 
 FRAMES = 5_000

@@ -17,7 +17,7 @@ import pytest
 from app.config import CameraConfig, load_settings
 from app.errors import ConfigError, SourceError
 from app.pipeline import Pipeline
-from app.sources import EndOfStream, Source, open_source, picamera2_cameras
+from app.sources import EndOfStream, Source, build_source, picamera2_cameras
 from app.sources.auto import AutoCamera
 from app.sources.images import ImageSource
 from app.sources.opencv import StreamSource, V4L2Source
@@ -74,7 +74,7 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 def test_video_file_reads_every_frame_as_opencv_decodes_it_then_ends(video: Path) -> None:
-    source = open_source(camera(video))
+    source = build_source(camera(video))
     assert isinstance(source, VideoFileSource) and not source.live
     frames = read_all(source)
     assert len(frames) == FRAMES
@@ -84,12 +84,12 @@ def test_video_file_reads_every_frame_as_opencv_decodes_it_then_ends(video: Path
 
 
 def test_video_file_loop_goes_past_the_end(video: Path) -> None:
-    frames = read_all(open_source(camera(video, loop=True)), limit=FRAMES * 2 + 5)
+    frames = read_all(build_source(camera(video, loop=True)), limit=FRAMES * 2 + 5)
     assert len(frames) == FRAMES * 2 + 5
 
 
 def test_video_file_realtime_is_live_and_paced(video: Path) -> None:
-    source = open_source(camera(video, realtime=True))
+    source = build_source(camera(video, realtime=True))
     assert source.live
     source.open()
     try:
@@ -103,7 +103,7 @@ def test_video_file_realtime_is_live_and_paced(video: Path) -> None:
 
 
 def test_single_image_is_one_frame_as_opencv_reads_it(tmp_path: Path) -> None:
-    source = open_source(camera(IMAGES / "cat.bmp"))
+    source = build_source(camera(IMAGES / "cat.bmp"))
     assert isinstance(source, ImageSource) and not source.live
     frames = read_all(source)
     assert len(frames) == 1
@@ -111,7 +111,7 @@ def test_single_image_is_one_frame_as_opencv_reads_it(tmp_path: Path) -> None:
 
 
 def test_directory_reads_images_sorted_and_skips_others(image_dir: Path) -> None:
-    frames = read_all(open_source(camera(image_dir)))
+    frames = read_all(build_source(camera(image_dir)))
     expected = [imread(image_dir / n) for n in ("a.bmp", "b.jpg", "c.png")]
     assert len(frames) == 3
     for got, want in zip(frames, expected, strict=True):
@@ -119,7 +119,7 @@ def test_directory_reads_images_sorted_and_skips_others(image_dir: Path) -> None
 
 
 def test_glob_reads_matching_images(image_dir: Path) -> None:
-    source = open_source(camera(image_dir / "*.jpg"))
+    source = build_source(camera(image_dir / "*.jpg"))
     assert isinstance(source, ImageSource)
     frames = read_all(source)
     assert len(frames) == 1
@@ -127,29 +127,29 @@ def test_glob_reads_matching_images(image_dir: Path) -> None:
 
 
 def test_image_loop_starts_again(image_dir: Path) -> None:
-    assert len(read_all(open_source(camera(image_dir, loop=True)), limit=7)) == 7
+    assert len(read_all(build_source(camera(image_dir, loop=True)), limit=7)) == 7
 
 
 def test_unreadable_image_is_skipped_with_a_warning(image_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     (image_dir / "broken.jpg").write_bytes(b"not a jpeg")
-    assert len(read_all(open_source(camera(image_dir)))) == 3
+    assert len(read_all(build_source(camera(image_dir)))) == 3
     assert "broken.jpg" in caplog.text
 
 
 def test_no_readable_image_is_a_source_error(tmp_path: Path) -> None:
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(SourceError, match="could be read"):
-        read_all(open_source(camera(tmp_path)))
+        read_all(build_source(camera(tmp_path)))
 
 
 def test_empty_directory_and_glob_are_source_errors(tmp_path: Path) -> None:
     for spec in (tmp_path, tmp_path / "*.jpg"):
         with pytest.raises(SourceError, match=str(tmp_path)):
-            open_source(camera(spec)).open()
+            build_source(camera(spec)).open()
 
 
 def test_pattern_has_the_configured_size_and_moves() -> None:
-    source = open_source(camera("pattern", width=160, height=120, fps=100))
+    source = build_source(camera("pattern", width=160, height=120, fps=100))
     assert isinstance(source, PatternSource) and source.live
     source.open()
     frames = [source.read().image for _ in range(3)]
@@ -175,35 +175,35 @@ def test_pattern_has_the_configured_size_and_moves() -> None:
     ],
 )
 def test_open_source_picks_the_kind(spec: str | Path, kind: type) -> None:
-    assert type(open_source(camera(spec))) is kind
+    assert type(build_source(camera(spec))) is kind
 
 
 def test_open_source_picks_video_file(video: Path) -> None:
-    source = open_source(camera(video))
+    source = build_source(camera(video))
     assert type(source) is VideoFileSource and not source.reconnects  # there: a file that fails is not retried
 
 
 @pytest.mark.parametrize(("name", "kind"), [("clip.mp4", VideoFileSource), ("clip.MKV", VideoFileSource),
                                             ("shot.jpg", ImageSource), ("shots", ImageSource)])
 def test_a_path_not_there_is_a_source_waited_for(tmp_path: Path, name: str, kind: type) -> None:
-    source = open_source(camera(tmp_path / "usb" / name))
+    source = build_source(camera(tmp_path / "usb" / name))
     assert type(source) is kind and source.reconnects  # the pipeline wraps it in Reconnecting, as a camera
     with pytest.raises(SourceError, match=re.escape(f"{tmp_path / 'usb' / name}: not there (a disk not mounted")):
         source.open()
 
 
 def test_index_means_dev_video() -> None:
-    assert open_source(camera("2")).description == "/dev/video2"
+    assert build_source(camera("2")).description == "/dev/video2"
 
 
 def test_stream_description_hides_the_password() -> None:
-    assert open_source(camera("rtsp://admin:secret@cam/stream")).description == "rtsp://***@cam/stream"
+    assert build_source(camera("rtsp://admin:secret@cam/stream")).description == "rtsp://***@cam/stream"
 
 
 @pytest.mark.parametrize("spec", ["", "ftp://x/y"])
 def test_bad_spec_is_a_config_error_naming_it(spec: str) -> None:
     with pytest.raises(ConfigError, match="camera.source") as error:
-        open_source(camera(spec))
+        build_source(camera(spec))
     assert repr(spec) in str(error.value) and "\n" not in str(error.value)
 
 
@@ -234,13 +234,13 @@ def test_a_file_not_there_is_waited_for_then_read_to_its_end(tmp_path: Path, vid
 
 def test_missing_device_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="/dev/video99.*v4l2-ctl"):
-        open_source(camera("/dev/video99")).open()
+        build_source(camera("/dev/video99")).open()
 
 
 def test_picamera2_without_the_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # as off a Pi, whatever this machine has
     with pytest.raises(SourceError, match="python3-picamera2"):
-        open_source(camera("picamera2"), lores_size=(300, 300)).open()
+        build_source(camera("picamera2"), lores_size=(300, 300)).open()
     assert picamera2_cameras() == []
 
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from app.accelerator import MAX_AUTO_THREADS, auto_threads
+from app.model.accelerator import MAX_AUTO_THREADS, auto_threads
 from app.pipeline import Pipeline
 from conftest import FakeCamera, cat_settings
 

@@ -11,10 +11,10 @@ import pytest
 
 from app.config import CameraConfig, OverlayParams, TrackParams, load_settings
 from app.frame import Detection, Frame
-from app.overlay import draw
+from app.outputs.overlay import draw
 from app.pipeline import Pipeline
-from app.tracking import END, NEW, UPDATE, Tracker, greedy_match, iou_matrix
-from app.zones import IN, OUT, Scene
+from app.scene.tracker import END, NEW, UPDATE, Tracker, greedy_match, iou_matrix
+from app.scene.zones import IN, OUT, SceneLayout
 from conftest import TWO_PETS_FRAMES, TWO_PETS_SIZE, Collector, pet_pipeline
 
 SIZE = (640, 360)
@@ -25,9 +25,9 @@ def detection(x: float, y: float = 100.0, label: str = "cat", score: float = 0.8
     return Detection(label, 0, score, (x - side / 2, y, x + side / 2, y + side))
 
 
-def scene(**camera) -> Scene:
+def scene(**camera) -> SceneLayout:
     config = CameraConfig.model_validate(camera)
-    return Scene.build(config.zones, config.lines, SIZE)
+    return SceneLayout.build(config.zones, config.lines, SIZE)
 
 
 def walk(tracker: Tracker, positions: list[list[Detection]], dt: float = 0.1):

@@ -19,10 +19,10 @@ from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
 from app.pipeline import Pipeline
-from app.publishers import build_publishers
-from app.publishers.base import PublishContext
-from app.publishers.http import HttpPublisher
-from app.publishers.snapshots import SnapshotPublisher
+from app.outputs import build_publishers
+from app.outputs.base import PublishContext
+from app.outputs.http import HttpPublisher
+from app.outputs.snapshots import SnapshotPublisher
 from conftest import (PET, PROJECT, Background, Collector, alternating_folder, cat_settings, free_port,
                       network_camera, wait_for)
 
@@ -100,7 +100,7 @@ def test_a_snapshot_folder_on_a_disk_not_mounted_yet_is_waited_for_not_made_on_t
     settings = cat_settings(tmp_path, f"camera.source={alternating_folder(tmp_path, cats=5)}",
                             f"snapshots.dir={stick / 'snapshots'}", "snapshots.cooldown_s=0")
     mounted = Collector(at={5: stick.mkdir})
-    with caplog.at_level(logging.INFO, logger="app.publishers.snapshots"):
+    with caplog.at_level(logging.INFO, logger="app.outputs.snapshots"):
         stats = Pipeline(settings, [mounted, SnapshotPublisher(settings.device.snapshots)]).run()
     assert stats.processed == 9
     assert stats.drops["snapshot_no_folder"] == 2  # the cats of frames 1 and 3
@@ -116,7 +116,7 @@ def test_a_json_lines_file_on_a_disk_not_mounted_yet_is_waited_for_by_a_live_run
     settings = load_settings("detect", None, [*PET, "camera.source=pattern", "camera.width=320",
                                               "camera.height=240", "jsonl.enabled=true",
                                               f"jsonl.path={stick / 'results.jsonl'}"])
-    with caplog.at_level(logging.INFO, logger="app.publishers.jsonl"), \
+    with caplog.at_level(logging.INFO, logger="app.outputs.jsonl"), \
             Background(Pipeline(settings, build_publishers(settings))) as run:
         wait_for(lambda: run.pipeline.stats.processed >= 5, "frames while the stick is away", 60)
         assert not stick.exists()  # not made on the card beneath

@@ -14,7 +14,7 @@ from app import __version__
 from app.config import load_settings
 from app.errors import ConfigError
 from app.pipeline import Pipeline
-from app.publishers import build_publishers
+from app.outputs import build_publishers
 from conftest import IMAGES, Collector, alternating_folder, cat_settings, free_port, wait_for
 
 #: the longest a slow receiver holds a request when nobody releases it (a safety net: tests release it)

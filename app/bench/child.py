@@ -24,8 +24,8 @@ from app.bench.camera import PacedCamera
 from app.config import Settings, load_settings
 from app.frame import Frame, InputGeometry
 from app.pipeline import Pipeline, load_pipeline_model
-from app.publishers import Output, Publisher, build_publishers
-from app.sources import open_source
+from app.outputs import Output, Publisher, build_publishers
+from app.sources import build_source
 from app.sources.base import Source
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
@@ -105,13 +105,13 @@ def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, 
 
 def camera(settings: Settings, spec: RunSpec) -> Source:
     """The configured source, made a camera at `--live-fps` when asked."""
-    source = open_source(settings.device.camera)
+    source = build_source(settings.device.camera)
     return PacedCamera(source, spec.live_fps) if spec.live_fps else source
 
 
 def first_input(settings: Settings, stages: list[Stage]) -> None:
     """Write the source's first frame into the model's input, through the pipeline's own preprocess."""
-    source = open_source(settings.device.camera)
+    source = build_source(settings.device.camera)
     source.open()
     try:
         image = source.read().image

@@ -20,7 +20,7 @@ from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source, picamera2_cameras
 from app.sources.video_file import VideoFileSource
 
-__all__ = ["Captured", "EndOfStream", "Source", "open_source", "picamera2_cameras", "source_warnings"]
+__all__ = ["Captured", "EndOfStream", "Source", "build_source", "picamera2_cameras", "source_warnings"]
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt"})
 SOURCE_CHOICES = (
@@ -29,7 +29,7 @@ SOURCE_CHOICES = (
 )
 
 
-def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None) -> Source:
+def build_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None) -> Source:
     """The Source for `camera.source`, not yet opened. `lores_size` (width, height) is used by picamera2 only.
     `camera.decode_scale` is used as given: `auto` is decided by the caller that knows the model and the outputs
     (app/sources/mjpeg.py `decode_scale`, as the pipeline does), and left `auto` means full size.
@@ -72,7 +72,7 @@ def open_source(camera: CameraConfig, lores_size: tuple[int, int] | None = None)
 def source_warnings(camera: CameraConfig) -> list[str]:
     """What `validate` says of `camera.source`: a ConfigError for a spec that names nothing (as a run would raise),
     and a warning for a path that is not there (a run waits for it)."""
-    source = open_source(camera)  # built, not opened
+    source = build_source(camera)  # built, not opened
     if source.reconnects and isinstance(source, (ImageSource, VideoFileSource)):
         return [f"camera.source: {camera.source.strip()} is not there: a run waits for it to appear (a disk not "
                 "mounted yet? a typo?)"]

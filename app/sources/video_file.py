@@ -43,7 +43,7 @@ MAX_ERRORS_IN_PLACE = 100
 class VideoFileSource(Source):
     """A video file, its first video stream. Not live unless `camera.realtime`.
 
-    `reconnects` is False: a file that fails is not retried. `open_source` sets it for a path that is not there yet
+    `reconnects` is False: a file that fails is not retried. `build_source` sets it for a path that is not there yet
     (a disk not mounted), so that the pipeline waits for it as for a camera; once there, it is read as any file.
     """
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from app.config import CameraConfig
 from app.frame import Frame
-from app.models import Labels
-from app.runtime import LoadedModel
-from app.tracking import ObjectEvent
+from app.model.manifest import Labels
+from app.model.runtime import LoadedModel
+from app.scene.tracker import ObjectEvent
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Track: the `track` stage, after postprocess and filter. Gives each detection its object's `track_id` and zones,
 and hands the objects' events (new, update, end) to the output lane through the StageContext.
 
-The tracker (app/tracking.py) lives as long as the run: restarting the stages after the Edge TPU falls back to the
+The tracker (app/scene/tracker.py) lives as long as the run: restarting the stages after the Edge TPU falls back to the
 CPU keeps every track. The camera's zones and lines are laid on the first frame's size, and again whenever the
 size changes (a camera reopened at another size). `finish` ends every track when the run ends.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from app.frame import Frame
 from app.stages.base import Stage, StageContext
-from app.tracking import Tracker
-from app.zones import Scene
+from app.scene.tracker import Tracker
+from app.scene.zones import SceneLayout
 
 
 class Track(Stage):
@@ -30,7 +30,7 @@ class Track(Stage):
         assert self._ctx is not None, "started"
         camera = self._ctx.camera
         if (camera.zones or camera.lines) and (self.tracker.scene is None or self.tracker.scene.size != frame.size):
-            self.tracker.rescene(Scene.build(camera.zones, camera.lines, frame.size))
+            self.tracker.rescene(SceneLayout.build(camera.zones, camera.lines, frame.size))
         frame.detections, events = self.tracker.update(frame.detections, frame.t_capture, frame.seq)
         frame.scene = self.tracker.scene
         frame.zone_counts, frame.line_counts = self.tracker.zone_counts(), self.tracker.line_totals()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from app.config import PostprocessParams
 from app.errors import ConfigError
 from app.frame import Frame
-from app.runtime import TensorSpec
+from app.model.runtime import TensorSpec
 from app.stages.base import Stage, StageContext
 from app.stages.postprocess.anchors import decode_anchors, is_ssd_anchors, ssd_anchors
 from app.stages.postprocess.classifier import classify, is_classifier

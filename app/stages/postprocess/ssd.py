@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.frame import Detection, InputGeometry, has_area
-from app.runtime import LoadedModel, TensorSpec
+from app.model.runtime import LoadedModel, TensorSpec
 
 _TF1_SUFFIX_ROLE = {"": "boxes", ":1": "classes", ":2": "scores", ":3": "count"}
 _SIGNATURE_ROLE = {"detection_boxes": "boxes", "detection_classes": "classes",

@@ -2,8 +2,8 @@
 
 Field names are vision_msgs 4.1.1's (ros-perception/vision_msgs, branch ros2, tag 4.1.1, commit e77fa2d; the
 `.msg` files in vision_msgs/msg/), with std_msgs/Header, builtin_interfaces/Time and geometry_msgs from ROS 2
-common_interfaces 4.2 (Humble). So a ROS node (`app.robot.ros_bridge`) copies fields one to one, and a robot without
-ROS reads the same names its ROS code would.
+common_interfaces 4.2 (Humble). So a ROS node (`app.outputs.robot.ros_bridge`) copies fields one to one, and a
+robot without ROS reads the same names its ROS code would.
 
 - `detections`: vision_msgs/Detection2DArray. Each Detection2D has one ObjectHypothesisWithPose; its
   `hypothesis.class_id` is the model's numeric class id as a string ("17"), the key LabelInfo's `class_map` uses
@@ -28,7 +28,7 @@ import logging
 import time
 
 from app.frame import Frame
-from app.robot.base import RobotContext
+from app.outputs.robot.base import RobotContext
 
 log = logging.getLogger(__name__)
 

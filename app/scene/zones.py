@@ -4,7 +4,7 @@ A zone is a named polygon, a line a named segment with a direction (`camera.zone
 config.yaml). A shape whose every coordinate is between 0 and 1 is in fractions of the frame; any other is in
 pixels of the frame the results are in (their `size`). Owns only geometry: which zones a point is in, and which
 way a point's step from one frame to the next crosses a line. What counts as entered (inertia), loitering and the
-counts belong to the tracker (app/tracking.py). An object's point is the bottom centre of its box, where it
+counts belong to the tracker (app/scene/tracker.py). An object's point is the bottom centre of its box, where it
 stands on the ground, as in Frigate.
 """
 
@@ -87,7 +87,7 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Scene:
+class SceneLayout:
     """A camera's zones and lines, in pixels of frames of one size."""
 
     size: tuple[int, int]
@@ -95,7 +95,7 @@ class Scene:
     lines: tuple[Line, ...]
 
     @classmethod
-    def build(cls, zones: dict[str, ZoneConfig], lines: dict[str, LineConfig], size: tuple[int, int]) -> Scene:
+    def build(cls, zones: dict[str, ZoneConfig], lines: dict[str, LineConfig], size: tuple[int, int]) -> SceneLayout:
         built_lines = []
         for name, line in lines.items():
             start, end = in_pixels([line.start, line.end], size)

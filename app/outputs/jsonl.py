@@ -24,10 +24,10 @@ from pathlib import Path
 
 from app.config import JsonlConfig
 from app.errors import ConfigError
-from app.outbox import Outbox
-from app.publishers.base import Output, PublishContext, Publisher
-from app.publishers.disk import MB, DiskGate
-from app.publishers.line_file import LineFile
+from app.outputs.outbox import Outbox
+from app.outputs.base import Output, PublishContext, Publisher
+from app.outputs.disk import MB, DiskGate
+from app.outputs.line_file import LineFile
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from types import ModuleType
 from app.config import ZmqConfig
 from app.errors import ConfigError
 from app.frame import Frame
-from app.robot.base import RobotContext, RobotOutput
-from app.robot.message import LABEL_INFO, Messages
+from app.outputs.robot.base import RobotContext, RobotOutput
+from app.outputs.robot.message import LABEL_INFO, Messages
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from app.config import HttpConfig
 from app.errors import ConfigError
 from app.metrics import is_ok, prometheus_family
-from app.publishers.base import Output, PublishContext, Publisher, object_document
+from app.outputs.base import Output, PublishContext, Publisher, object_document
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from app.config import SnapshotsConfig
 from app.frame import Frame
 from app.names import safe_name
-from app.outbox import Outbox
-from app.publishers.base import Output, PublishContext, Publisher
-from app.publishers.disk import MB, DiskGate
+from app.outputs.outbox import Outbox
+from app.outputs.base import Output, PublishContext, Publisher
+from app.outputs.disk import MB, DiskGate
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 
 from app.config import OverlayParams, PublishParams, Settings
-from app.events import Event
+from app.scene.label_events import Event
 from app.frame import BGR, Frame
 from app.metrics import Stats
-from app.overlay import draw
-from app.tracking import ObjectEvent
+from app.outputs.overlay import draw
+from app.scene.tracker import ObjectEvent
 
 
 @dataclass

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from app.config import PROJECT_DIR
 from app.errors import ConfigError, DeviceAbsent
-from app.models import is_path, manifest
+from app.model.manifest import is_path, manifest
 from app.names import cpu_name, edgetpu_name
-from app.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, edgetpu_library_loads, interpreter_api,
+from app.model.runtime import (CORAL_FIX, EDGETPU_LIBRARY, LoadedModel, edgetpu_library_loads, interpreter_api,
                          is_edgetpu_model, load_model)
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from app import __version__
 from app.config import WebhooksConfig
 from app.metrics import Stats
-from app.outbox import Outbox
-from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
+from app.outputs.outbox import Outbox
+from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
 from app.redact import mask_secrets
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """A ROS 2 node that republishes smartcam's robot output as real vision_msgs messages (Humble or later).
 
     source /opt/ros/humble/setup.bash          # and: apt install ros-humble-vision-msgs
-    python3 -m app.robot.ros_bridge --zmq tcp://CAMERA-HOST:5601
-    python3 -m app.robot.ros_bridge --udp :5600
+    python3 -m app.outputs.robot.ros_bridge --zmq tcp://CAMERA-HOST:5601
+    python3 -m app.outputs.robot.ros_bridge --udp :5600
 
 For each camera it publishes `/smartcam/CAMERA/detections` (vision_msgs/msg/Detection2DArray) or
 `/smartcam/CAMERA/classification` (vision_msgs/msg/Classification), and `/smartcam/CAMERA/label_info`
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from app.robot.client import receive_udp, receive_zmq
+from app.outputs.robot.client import receive_udp, receive_zmq
 
 
 def header(message: dict, msgs: Any) -> Any:
@@ -101,7 +101,7 @@ def ros_messages() -> SimpleNamespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m app.robot.ros_bridge", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m app.outputs.robot.ros_bridge", description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--zmq", metavar="ENDPOINT", help="smartcam's zmq.bind as seen from here: tcp://HOST:5601")
     source.add_argument("--udp", metavar="[HOST]:PORT", help="where smartcam's udp.target sends: :5600")

@@ -22,8 +22,8 @@ import threading
 
 from app.config import UdpConfig
 from app.frame import Frame
-from app.robot.base import RobotContext, RobotOutput
-from app.robot.message import Messages
+from app.outputs.robot.base import RobotContext, RobotOutput
+from app.outputs.robot.message import Messages
 
 #: the largest UDP payload IPv4 can carry (65535 - 20 bytes of IP header - 8 of UDP header)
 MAX_DATAGRAM = 65507

@@ -8,7 +8,7 @@ labels); `min_hits` matches in a row confirm it (`new`); a track not matched for
 Its label is the one with the highest summed score so far ("settled"). It is `stationary` once its box has kept
 an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
 
-Zones (app/zones.py) take `inertia` frames in a row inside, or outside, before an object counts as entered or
+Zones (app/scene/zones.py) take `inertia` frames in a row inside, or outside, before an object counts as entered or
 left; `loitering_s` in one makes it loitering. A line counts the step of the object's point from one frame to the
 next across it, `in` or `out`, once per crossing. Every change of a confirmed track (zones, label, stationary,
 loitering, a crossing) is one `update` event listing what changed. Owns no I/O: the `track` stage
@@ -24,7 +24,7 @@ import numpy as np
 
 from app.config import TrackParams
 from app.frame import Detection
-from app.zones import IN, OUT, Line, Point, Scene, reference_point
+from app.scene.zones import IN, OUT, Line, Point, SceneLayout, reference_point
 
 #: a box that keeps this IoU with where it stopped has not moved
 STILL_IOU = 0.8
@@ -91,7 +91,7 @@ class ObjectEvent:
 
 
 @dataclass
-class Track:
+class TrackedObject:
     id: int
     box: np.ndarray
     start: float
@@ -124,17 +124,17 @@ class Tracker:
     """Feed it each inferred frame's detections with `update`; it returns them with track ids and zones, and the
     events of the frame. `finish` ends every track (the source ended or the run stops)."""
 
-    def __init__(self, params: TrackParams, scene: Scene | None = None) -> None:
+    def __init__(self, params: TrackParams, scene: SceneLayout | None = None) -> None:
         self.params = params
-        self.scene: Scene | None = None
-        self.tracks: list[Track] = []
+        self.scene: SceneLayout | None = None
+        self.tracks: list[TrackedObject] = []
         #: crossings since the start, per line and direction
         self.line_counts: dict[str, dict[str, int]] = {}
         self._next_id = 1
         if scene is not None:
             self.rescene(scene)
 
-    def rescene(self, scene: Scene) -> None:
+    def rescene(self, scene: SceneLayout) -> None:
         """Use `scene` from now on (frames of another size); crossings counted so far are kept."""
         self.scene = scene
         self.line_counts = {line.name: self.line_counts.get(line.name, {IN: 0, OUT: 0}) for line in scene.lines}
@@ -179,7 +179,7 @@ class Tracker:
                 out.append(detection)
                 continue
             if known is None:
-                track = Track(self._next_id, boxes[column].copy(), now, now, still_box=boxes[column].copy(),
+                track = TrackedObject(self._next_id, boxes[column].copy(), now, now, still_box=boxes[column].copy(),
                               still_since=now)
                 self._next_id += 1
                 self.tracks.append(track)
@@ -226,7 +226,7 @@ class Tracker:
         self.tracks.clear()
         return events
 
-    def _move(self, track: Track, box: np.ndarray, now: float) -> None:
+    def _move(self, track: TrackedObject, box: np.ndarray, now: float) -> None:
         step = (box - track.box) / (track.lost + 1)
         track.velocity = (1 - VELOCITY_GAIN) * track.velocity + VELOCITY_GAIN * step
         track.box = box.copy()
@@ -234,11 +234,11 @@ class Tracker:
         track.lost = 0
         track.last_seen = now
 
-    def _observe(self, track: Track, detection: Detection) -> None:
+    def _observe(self, track: TrackedObject, detection: Detection) -> None:
         track.scores[detection.label] += detection.score
         track.best_score = max(track.best_score, detection.score)
 
-    def _follow(self, track: Track, now: float) -> list[str]:
+    def _follow(self, track: TrackedObject, now: float) -> list[str]:
         """Bring the track's label, stillness, zones and crossings up to this frame; what changed."""
         changes = []
         label = max(track.scores, key=lambda name: track.scores[name])
@@ -255,7 +255,7 @@ class Tracker:
         track.point = point
         return changes
 
-    def _stillness(self, track: Track, now: float) -> list[str]:
+    def _stillness(self, track: TrackedObject, now: float) -> list[str]:
         assert track.still_box is not None
         if iou_matrix(track.box[None], track.still_box[None])[0, 0] < STILL_IOU:
             track.still_box, track.still_since = track.box.copy(), now
@@ -267,7 +267,7 @@ class Tracker:
             return ["stationary"]
         return []
 
-    def _zones(self, track: Track, point: Point, now: float) -> list[str]:
+    def _zones(self, track: TrackedObject, point: Point, now: float) -> list[str]:
         assert self.scene is not None
         changes = []
         for zone in self.scene.zones:
@@ -294,7 +294,7 @@ class Tracker:
                 changes.append(f"loitering:{zone.name}")
         return changes
 
-    def _crossings(self, track: Track, before: Point, after: Point) -> list[str]:
+    def _crossings(self, track: TrackedObject, before: Point, after: Point) -> list[str]:
         assert self.scene is not None
         changes = []
         line: Line
@@ -307,7 +307,7 @@ class Tracker:
                 changes.append(f"crossed:{line.name}:{direction}")
         return changes
 
-    def _event(self, kind: str, track: Track, seq: int, changes: list[str] | tuple[str, ...] = (),
+    def _event(self, kind: str, track: TrackedObject, seq: int, changes: list[str] | tuple[str, ...] = (),
                end: float | None = None) -> ObjectEvent:
         return ObjectEvent(kind, track.id, track.label, track.best_score, track.as_box(), tuple(track.zones),
                            track.start, end, track.stationary, tuple(changes), seq)

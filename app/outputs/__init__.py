@@ -4,7 +4,7 @@ camera without MQTT never imports paho."""
 from __future__ import annotations
 
 from app.config import Settings
-from app.publishers.base import Output, PublishContext, Publisher
+from app.outputs.base import Output, PublishContext, Publisher
 
 __all__ = ["Output", "PublishContext", "Publisher", "build_publishers"]
 
@@ -13,18 +13,18 @@ def build_publishers(settings: Settings) -> list[Publisher]:
     device = settings.device
     publishers: list[Publisher] = []
     if device.jsonl.enabled:
-        from app.publishers.jsonl import JsonLines
+        from app.outputs.jsonl import JsonLines
         publishers.append(JsonLines(device.jsonl))
     if device.mqtt.enabled:
-        from app.publishers.mqtt import MqttPublisher
+        from app.outputs.mqtt import MqttPublisher
         publishers.append(MqttPublisher(device.mqtt))
     if device.http.enabled:
-        from app.publishers.http import HttpPublisher
+        from app.outputs.http import HttpPublisher
         publishers.append(HttpPublisher(device.http))
     if device.snapshots.enabled:
-        from app.publishers.snapshots import SnapshotPublisher
+        from app.outputs.snapshots import SnapshotPublisher
         publishers.append(SnapshotPublisher(device.snapshots))
     if device.webhooks.enabled:
-        from app.publishers.webhooks import WebhookPublisher
+        from app.outputs.webhooks import WebhookPublisher
         publishers.append(WebhookPublisher(device.webhooks))
     return publishers

@@ -165,7 +165,7 @@ def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
     """The named model `model_ref` is: by name, or for a path, the manifest entry with the file's checksum."""
     if not is_path(model_ref):
         return manifest().get(model_ref)
-    from app.model_fetch import digests  # model_fetch builds on this module
+    from app.model.fetch import digests  # model_fetch builds on this module
 
     found = digests(model_path)
     for entry in manifest().values():

@@ -27,7 +27,7 @@ class Event:
     previous: int
 
 
-class EventTracker:
+class LabelEvents:
     def __init__(self, labels: list[str] | None, min_score: float, appear_frames: int, clear_frames: int,
                  tracked_only: bool = False) -> None:
         self.labels = set(labels) if labels else None

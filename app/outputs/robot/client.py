@@ -1,8 +1,8 @@
 """A robot's end of the robot output, short enough to copy: receive smartcam's messages over UDP or ZeroMQ.
 
-    python -m app.robot.client udp 127.0.0.1:5600       # what udp.target names (a multicast group is joined,
-    python -m app.robot.client udp 239.0.0.1:5600 192.168.1.20     # on the interface with this address if given)
-    python -m app.robot.client zmq tcp://127.0.0.1:5601 [cam0/]
+    python -m app.outputs.robot.client udp 127.0.0.1:5600    # what udp.target names (a multicast group is joined,
+    python -m app.outputs.robot.client udp 239.0.0.1:5600 192.168.1.20  # on the interface with this address)
+    python -m app.outputs.robot.client zmq tcp://127.0.0.1:5601 [cam0/]
 
 One line per frame: camera, seq, stamp (wall clock), the detections (label#track_id) or classes, and how long after
 the stamp the message arrived (CLOCK_MONOTONIC, so only meaningful on the camera's own host). Needs only Python (and

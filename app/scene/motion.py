@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from app.config import MotionConfig
-from app.zones import in_pixels
+from app.scene.zones import in_pixels
 
 #: the height of the grey frame motion is detected on
 MOTION_HEIGHT = 100

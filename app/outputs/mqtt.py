@@ -86,9 +86,9 @@ from app.config import MqttConfig
 from app.errors import ConfigError
 from app.metrics import CONNECTED
 from app.names import safe_name
-from app.publishers.reachability import why_unreachable
-from app.publishers.base import Output, PublishContext, Publisher, event_document, object_document
-from app.tracking import NEW
+from app.outputs.reachability import why_unreachable
+from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
+from app.scene.tracker import NEW
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ConfigError, SmartcamError
-from app.models import MANIFEST, ModelEntry, label_files, manifest
+from app.model.manifest import MANIFEST, ModelEntry, label_files, manifest
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from app.config import PipelineConfig, Settings
 from app.errors import ConfigError, SmartcamError
-from app.models import Labels, resolve_labels, resolve_model
-from app.runtime import LoadedModel, load_model
+from app.model.manifest import Labels, resolve_labels, resolve_model
+from app.model.runtime import LoadedModel, load_model
 from app.stages.base import StageContext
 from app.stages.postprocess import DETECTOR_KINDS, decoder_kind
 
