@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from app.errors import ConfigError
-from app.model.fetch import FetchError, digests, entries_named, pull
+from app.model.digest import digests
+from app.model.fetch import FetchError, entries_named, pull
 from app.model.manifest import manifest, parse_labels, resolve_model
 from conftest import MODELS, PROJECT
 

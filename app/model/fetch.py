@@ -8,7 +8,6 @@ wrong download never replaces a good file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import ConfigError, SmartcamError
+from app.model.digest import CHUNK, digests
 from app.model.manifest import MANIFEST, ModelEntry, label_files, manifest
 
-CHUNK = 1 << 16
 TIMEOUT_S = 30
 
 
@@ -51,16 +50,6 @@ def files_of(entry: ModelEntry) -> list[FileSpec]:
         label = label_files()[entry.labels]
         specs.append(FileSpec(entry.labels, label.get("url"), label.get("git_sha1"), label.get("sha256")))
     return specs
-
-
-def digests(path: Path) -> dict[str, str]:
-    """The checksums the manifest uses: git blob SHA-1 (sha1 of `blob <size>\\0` + data) and sha256."""
-    git, sha256 = hashlib.sha1(f"blob {path.stat().st_size}\0".encode()), hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            git.update(chunk)
-            sha256.update(chunk)
-    return {"git_sha1": git.hexdigest(), "sha256": sha256.hexdigest()}
 
 
 def mismatch(spec: FileSpec, path: Path) -> str | None:

@@ -20,6 +20,7 @@ import yaml
 
 from app.config import DEFAULT_CONFIG, PROJECT_DIR
 from app.errors import ConfigError
+from app.model.digest import digests
 from app.text_file import read_text
 
 MANIFEST = PROJECT_DIR / "models" / "manifest.yaml"
@@ -165,8 +166,6 @@ def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
     """The named model `model_ref` is: by name, or for a path, the manifest entry with the file's checksum."""
     if not is_path(model_ref):
         return manifest().get(model_ref)
-    from app.model.fetch import digests  # model_fetch builds on this module
-
     found = digests(model_path)
     for entry in manifest().values():
         if found["sha256"] == entry.sha256 or found["git_sha1"] == entry.git_sha1:
