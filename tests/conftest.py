@@ -1,6 +1,7 @@
 """Shared test helpers: where the real models and images are, how to run the stages on one image, and the toolkit
-the test modules share (polling, a pipeline in the background, a collecting publisher, a fake camera, pipeline-file
-builders, a real MQTT broker and subscriber). Test modules import from here and never from each other."""
+the test modules share (polling, `python -m app` and its one error line, a pipeline in the background, a collecting
+publisher, a fake camera, pipeline-file builders, a real MQTT broker and subscriber). Test modules import from here
+and never from each other."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -153,6 +155,24 @@ def wait_for(condition: Callable[[], T | None], what: str | Callable[[], str], t
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
     return value
+
+
+def app(*args, library_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m app ARGS`; `library_dir` goes first on its library path (an Edge TPU runtime stand-in)."""
+    env = {k: v for k, v in os.environ.items() if k != "SMARTCAM_SOURCE"}
+    if library_dir:
+        env["LD_LIBRARY_PATH"] = str(library_dir)
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def error_line(proc: subprocess.CompletedProcess, exit_code: int) -> str:
+    """The one `error: ` line of a run that failed with `exit_code`, without a traceback."""
+    assert proc.returncode == exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
 
 
 class Background:

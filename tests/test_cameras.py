@@ -26,9 +26,8 @@ from app.frame import Frame
 from app.pipeline import Pipeline, choose_model
 from app.outputs.base import Publisher
 from app.outputs.robot.base import RobotOutput
-from conftest import (IMAGES, MODELS, PET_MODEL, PROJECT, TWO_PETS_FRAMES, Collector, pet_pipeline, subscribed,
-                      wait_for)
-from test_cli import app, error_line
+from conftest import (IMAGES, MODELS, PET_MODEL, PROJECT, TWO_PETS_FRAMES, Collector, app, error_line, pet_pipeline,
+                      subscribed, wait_for)
 
 
 def write_config(tmp_path: Path, cameras: list[dict], **device) -> Path:

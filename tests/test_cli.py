@@ -9,7 +9,6 @@ Edge TPU runtime, missing model/source files, named models not downloaded, bad c
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,31 +17,13 @@ from pathlib import Path
 import pytest
 
 from app.model.manifest import manifest
-from conftest import CAT_BREEDS, IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT, imread
+from conftest import CAT_BREEDS, IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT, app, error_line, imread
 
 CAT = IMAGES / "cat.bmp"
 CLASSIFY_CAT = ["--pipeline", "classify", "--source", CAT, "--model", MODELS / "mobilenet_v2_1.0_224_quant.tflite",
                 "--labels", MODELS / "imagenet_labels.txt", "--max-frames", "1"]
 RESULT_KEYS = {"pipeline", "source", "seq", "ts", "stamp", "size", "detections", "classes", "timing_ms"}
 TIMING_KEYS = {"preprocess", "inference", "postprocess", "exposure_to_result"}
-
-
-def app(*args, library_dir: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m app ARGS`; `library_dir` goes first on its library path (an Edge TPU runtime stand-in)."""
-    env = {k: v for k, v in os.environ.items() if k != "SMARTCAM_SOURCE"}
-    if library_dir:
-        env["LD_LIBRARY_PATH"] = str(library_dir)
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def error_line(proc: subprocess.CompletedProcess, exit_code: int) -> str:
-    """The one `error: ` line of a run that failed with `exit_code`, without a traceback."""
-    assert proc.returncode == exit_code, proc.stderr
-    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 def bad_config(tmp_path: Path) -> Path:
