@@ -672,12 +672,14 @@ own_state() {  # everything under /var/lib/smartcam belongs to the service user 
   fi
 }
 
-step_units() {
-  local unit
+step_units() {  # the one unit file, smartcam@.service, and smartcam.service made from it (pipeline detect)
+  local made
   step "systemd units in $UNIT_DIR"
-  for unit in smartcam.service smartcam@.service; do
-    install_file "$HERE/systemd/$unit" "$UNIT_DIR/$unit" 0644 && UNITS_CHANGED=1
-  done
+  install_file "$HERE/systemd/smartcam@.service" "$UNIT_DIR/smartcam@.service" 0644 && UNITS_CHANGED=1
+  made=$(mktemp -d)
+  "$HERE/systemd/default-unit.sh" > "$made/smartcam.service"
+  install_file "$made/smartcam.service" "$UNIT_DIR/smartcam.service" 0644 && UNITS_CHANGED=1
+  rm -rf "$made"
   if ! systemd_running; then
     step "service $UNIT: not enabled or started, systemd is not running here"
     note "systemd is not PID 1 here (PID 1: $(cat "$ROOT/proc/1/comm" 2>/dev/null || echo unknown)): a container or a chroot?"

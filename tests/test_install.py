@@ -236,8 +236,8 @@ def test_dry_run_coral_and_service_on_a_fresh_board(tmp_path):
     assert "install -d -m 0750 -o smartcam -g smartcam /var/lib/smartcam" in out
     assert "models pull --config /etc/smartcam/config.yaml" in out
     assert "_edgetpu --config /etc/smartcam/config.yaml" in out  # the Edge TPU variants of the pipelines' models
-    for unit in ("smartcam.service", "smartcam@.service"):
-        assert f"install -D -m 0644 {copy}/systemd/{unit} /etc/systemd/system/{unit}" in out
+    assert f"install -D -m 0644 {copy}/systemd/smartcam@.service /etc/systemd/system/smartcam@.service" in out
+    assert re.search(r"install -D -m 0644 \S+/smartcam\.service /etc/systemd/system/smartcam\.service$", out, re.M)
     assert existing_system_paths() == system_before and not (copy / ".venv").exists()
 
 
@@ -555,6 +555,14 @@ def test_a_failing_step_stops_the_install_and_says_what_to_do(installed, tmp_pat
 
 # --- systemd ------------------------------------------------------------------------------------------------------
 
+def unit_text(name: str) -> str:
+    """A unit as install.sh installs it: smartcam@.service, the one unit file, as it is; smartcam.service made from it
+    by systemd/default-unit.sh."""
+    if name == "smartcam.service":
+        return subprocess.run([str(SYSTEMD / "default-unit.sh")], capture_output=True, text=True, check=True).stdout
+    return (SYSTEMD / name).read_text()
+
+
 def systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
@@ -576,7 +584,7 @@ def unit_root(tmp_path) -> Path:
     python.chmod(0o755)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in ("smartcam.service", "smartcam@.service"):
-        shutil.copy(SYSTEMD / unit, root / "etc/systemd/system" / unit)
+        (root / "etc/systemd/system" / unit).write_text(unit_text(unit))
     return root
 
 
@@ -615,7 +623,7 @@ def test_the_units_are_hardened(unit_root):
 
 def unit_settings(name: str) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in (SYSTEMD / name).read_text().splitlines():
+    for line in unit_text(name).splitlines():
         if "=" in line and not line.startswith(("#", "[")):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
@@ -641,6 +649,19 @@ def test_the_units_run_the_app_as_the_service_user_with_the_watchdog(name, pipel
         <= set(unit["DeviceAllow"])
     assert set(unit["SupplementaryGroups"][0].split()) == {"video", "plugdev"}
     assert f'PREFIX={PREFIX} ' in (PROJECT / "install.sh").read_text()  # where install.sh puts the app
+
+
+def test_the_default_unit_is_the_template_for_detect_with_its_own_journal_name_and_env_file():
+    """One unit file: smartcam.service is smartcam@.service with the pipeline detect, logging as smartcam and reading
+    /etc/smartcam/smartcam.env; a setting added to the template is in both."""
+    default, template = unit_settings("smartcam.service"), unit_settings("smartcam@.service")
+    assert default["SyslogIdentifier"] == ["smartcam"] and default["EnvironmentFile"] == ["-/etc/smartcam/smartcam.env"]
+    assert default["Description"] == ["smartcam smart camera (pipeline detect)"]
+    assert "%i" not in unit_text("smartcam.service")
+    instance = {key: [value.replace("smartcam-%i", "smartcam").replace("%i.env", "smartcam.env")
+                      .replace("%i", "detect") for value in values] for key, values in template.items()}
+    assert default == instance
+    assert [path.name for path in SYSTEMD.glob("*.service")] == ["smartcam@.service"]
 
 
 def test_the_udev_rule_gives_plugdev_the_coral_usb_ids_and_the_pcie_card():
