@@ -1,14 +1,16 @@
 """Frame and the result types every stage and publisher share.
 
 A Frame is one captured image plus what stages add to it. Results are plain dataclasses so decoders read like
-pycoral's adapters and publishers turn them into the one JSON shape of a processed frame (`Frame.result`).
+pycoral's adapters and publishers turn them into the one JSON shape of a processed frame (`Frame.result`). What
+kinds beyond boxes and classes produce goes in one slot keyed by result (`Frame.kind_results`), and what later
+stages learn about a detection in its `attributes`, so a new kind adds no field here.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -37,6 +39,9 @@ class Detection:
     box: tuple[float, float, float, float]
     track_id: int | None = None
     zones: tuple[str, ...] = ()
+    #: what later stages add to this object (keypoints from a second model, a taught name), JSON-ready, each under
+    #: its own key in `as_dict`
+    attributes: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict:
         out: dict = {
@@ -48,6 +53,7 @@ class Detection:
         if self.track_id is not None:
             out["track_id"] = self.track_id
             out["zones"] = list(self.zones)
+        out.update(self.attributes)
         return out
 
 
@@ -61,6 +67,13 @@ class Classification:
 
     def as_dict(self) -> dict:
         return {"label": self.label, "class_id": self.class_id, "score": round(self.score, 4)}
+
+
+class KindResult(Protocol):
+    """What a kind beyond boxes and classes puts on a frame (segments and their mask, poses, an embedding)."""
+
+    def as_json(self) -> Any:
+        """Its compact JSON, under its key in `Frame.result`; arrays (a mask) stay on the object."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,8 @@ class Frame:
     geometry: InputGeometry | None = None
     detections: list[Detection] = field(default_factory=list)
     classes: list[Classification] = field(default_factory=list)
+    #: what the other kinds produce, by the key their JSON goes under in `result` (`segments`, `poses`, ...)
+    kind_results: dict[str, KindResult] = field(default_factory=dict)
     #: with the `track` stage: the zones and lines in this frame's pixels, confirmed objects per zone now, and
     #: crossings per line and direction so far
     scene: SceneLayout | None = None
@@ -167,5 +182,6 @@ class Frame:
         }
         if self.classes:
             out["classes"] = [c.as_dict() for c in self.classes]
+        out.update({key: value.as_json() for key, value in self.kind_results.items()})
         out["timing_ms"] = {k: round(v, 2) for k, v in self.timing.items()}
         return out

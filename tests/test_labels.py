@@ -23,7 +23,7 @@ from app.frame import InputGeometry
 from app.model.manifest import read_labels, resolve_labels
 from app.pipeline import Pipeline
 from app.model.runtime import load_model
-from app.stages.postprocess.ssd import decode_ssd
+from app.model.kinds.ssd import decode_ssd
 from app.stages.preprocess import fit
 from conftest import MODELS, PROJECT, FakeCamera, run_model
 

@@ -1,4 +1,4 @@
-"""Does a model fit its pipeline: the decoder its outputs need, and the labels the pipeline watches.
+"""Does a model fit its pipeline: the kind that decodes it (`app.model.kinds`), and the labels the pipeline watches.
 
 A model that cannot give what the pipeline consumes (a classifier under a pipeline that filters or counts
 detections) is a configuration error with the model's output shapes. Watched labels the model cannot produce
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from app.config import PipelineConfig, Settings
 from app.errors import ConfigError, SmartcamError
+from app.model.kinds.base import DETECTIONS
+from app.model.kinds.choose import choose_kind
 from app.model.manifest import Labels, resolve_labels, resolve_model
 from app.model.runtime import LoadedModel, load_model
-from app.stages.base import StageContext
-from app.stages.postprocess import DETECTOR_KINDS, decoder_kind
 
 log = logging.getLogger(__name__)
 #: how many of a model's labels a warning lists
@@ -26,14 +26,14 @@ SHOWN_LABELS = 12
 
 def check_fit(pipeline: PipelineConfig, model: LoadedModel, labels: Labels) -> list[str]:
     """Warnings about watched labels; ConfigError when the model's outputs cannot be what the pipeline needs."""
-    kind = decoder_kind(pipeline.postprocess, StageContext(model, labels))
+    kind = choose_kind(pipeline.postprocess.kind, model, labels)
     watched = pipeline.watched_labels()
-    if kind not in DETECTOR_KINDS:
+    if kind.produces != DETECTIONS:
         needs = ["stages.filter"] if pipeline.filter else []
         needs += [key for key in watched if not key.startswith("stages.filter")]
         if needs:
             shapes = ", ".join(str(list(o.shape)) for o in model.outputs)
-            raise ConfigError(f"{', '.join(needs)}: work on detections, but {model.path.name} is a {kind} (its "
+            raise ConfigError(f"{', '.join(needs)}: work on detections, but {model.path.name} is a {kind.name} (its "
                               f"outputs: {shapes}): give a detector, or remove {' and '.join(needs)}")
     known = set(labels.names.values())
     warnings = []

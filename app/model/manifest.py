@@ -173,6 +173,12 @@ def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:
     return None
 
 
+def declared_kind(model_path: Path) -> str | None:
+    """The kind the manifest declares for a model file, matched by its file name; None for a file it does not name."""
+    kinds = {entry.file: entry.kind for entry in manifest().values()}
+    return kinds.get(model_path.name)
+
+
 def resolve_labels(labels: str | list[str] | None, model_ref: str, models_dir: Path, model_path: Path,
                    config_path: Path | None = None) -> Labels:
     """Labels for a model: the file or names given; else the named model's (a path is matched to its named model

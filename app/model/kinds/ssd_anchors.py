@@ -1,4 +1,4 @@
-"""Decoder for raw SSD outputs that need anchors (BlazeFace and other MediaPipe detectors).
+"""The `ssd_anchors` kind: raw SSD outputs that need anchors (BlazeFace and other MediaPipe detectors).
 
 Anchors are generated like MediaPipe's SsdAnchorsCalculator with a fixed anchor size: feature layers of equal
 stride share one grid, each layer adds `anchors_per_layer` anchors per cell, centres at `(cell + offset) / grid`.
@@ -8,15 +8,29 @@ its score `sigmoid(logit)`, and overlapping boxes are suppressed (NMS), all vect
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from app.frame import Detection, InputGeometry, has_area
+from app.errors import ConfigError
+from app.frame import Detection, Frame, InputGeometry, has_area
+from app.model.kinds.base import DETECTIONS, Decoder, Kind
+from app.model.kinds.nms import nms
+from app.model.runtime import LoadedModel, TensorSpec
+
+if TYPE_CHECKING:
+    from app.config import PostprocessParams
+    from app.model.manifest import Labels
 
 
-def is_ssd_anchors(shapes: list[tuple[int, ...]]) -> bool:
-    """Two outputs: regressors [1, N, >=4] and logits [1, N, 1]."""
-    return (len(shapes) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1]
-            and sorted(s[2] for s in shapes)[0] == 1 and max(s[2] for s in shapes) >= 4)
+def mismatch(outputs: Sequence[TensorSpec]) -> str | None:
+    """None for two outputs: regressors [1, N, >=4] and logits [1, N, 1]."""
+    shapes = [o.shape for o in outputs]
+    if (len(shapes) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1]
+            and sorted(s[2] for s in shapes)[0] == 1 and max(s[2] for s in shapes) >= 4):
+        return None
+    return "an ssd_anchors model has two outputs: box regressors [1, N, 4 or more] and score logits [1, N, 1]"
 
 
 def ssd_anchors(strides: list[int], anchors_per_layer: int, offset: float, input_size: int) -> np.ndarray:
@@ -34,24 +48,6 @@ def ssd_anchors(strides: list[int], anchors_per_layer: int, offset: float, input
         centres.append(np.repeat(cells, anchors_per_layer * same, axis=0))
         layer += same
     return np.concatenate(centres).astype(np.float32)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_results: int) -> list[int]:
-    """Indices of boxes (x0, y0, x1, y1) kept by greedy non-maximum suppression, best first."""
-    order = np.argsort(-scores, kind="stable")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    kept: list[int] = []
-    while order.size and len(kept) < max_results:
-        best, rest = order[0], order[1:]
-        kept.append(int(best))
-        x0 = np.maximum(boxes[best, 0], boxes[rest, 0])
-        y0 = np.maximum(boxes[best, 1], boxes[rest, 1])
-        x1 = np.minimum(boxes[best, 2], boxes[rest, 2])
-        y1 = np.minimum(boxes[best, 3], boxes[rest, 3])
-        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        iou = inter / (areas[best] + areas[rest] - inter + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return kept
 
 
 def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, box_scale: float,
@@ -72,3 +68,24 @@ def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarr
     label = labels.get(0, "0")
     return [Detection(label, 0, float(scores[keep][i]), (box[0], box[1], box[2], box[3]))
             for i, box in zip(np.asarray(kept)[visible], xyxy[visible].tolist(), strict=True)]
+
+
+def build(params: PostprocessParams, model: LoadedModel, labels: Labels) -> Decoder:
+    a, names = params.anchors, labels.names
+    regressors, logits = sorted(model.outputs, key=lambda o: -o.shape[2])
+    input_w, _ = model.input_size
+    anchors = ssd_anchors(a.strides, a.anchors_per_layer, a.offset, input_w)
+    if len(anchors) != regressors.shape[1]:
+        raise ConfigError(f"stages.postprocess.anchors: make {len(anchors)} anchors but {model.path.name} has "
+                          f"{regressors.shape[1]} (check strides and anchors_per_layer)")
+    box_scale = a.box_scale or input_w
+
+    def decode(frame: Frame) -> None:
+        assert frame.geometry is not None
+        frame.detections = decode_anchors(
+            model.output(regressors)[0], model.output(logits)[0, :, 0], anchors, box_scale,
+            frame.geometry, names, params.min_score, params.max_results, params.nms_iou)
+    return decode
+
+
+KIND = Kind("ssd_anchors", DETECTIONS, mismatch, build)

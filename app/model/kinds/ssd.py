@@ -1,4 +1,4 @@
-"""Decoder for SSD models with the `TFLite_Detection_PostProcess` op: boxes, classes, scores and a count.
+"""The `ssd` kind: SSD models with the `TFLite_Detection_PostProcess` op (boxes, classes, scores and a count).
 
 The op's outputs come in TF1 order (boxes, classes, scores, count) or TF2 order (scores, boxes, count, classes).
 Roles are decided from the tensors, never from position alone: boxes are the [1, N, 4] tensor and count the [1]
@@ -7,21 +7,31 @@ one; classes and scores are told apart by signature name, then by the op's outpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.frame import Detection, InputGeometry, has_area
+from app.frame import Detection, Frame, InputGeometry, has_area
+from app.model.kinds.base import DETECTIONS, Decoder, Kind
 from app.model.runtime import LoadedModel, TensorSpec
+
+if TYPE_CHECKING:
+    from app.config import PostprocessParams
+    from app.model.manifest import Labels
 
 _TF1_SUFFIX_ROLE = {"": "boxes", ":1": "classes", ":2": "scores", ":3": "count"}
 _SIGNATURE_ROLE = {"detection_boxes": "boxes", "detection_classes": "classes",
                    "detection_scores": "scores", "num_detections": "count"}
 
 
-def is_ssd(outputs: list[TensorSpec]) -> bool:
-    shapes = sorted(len(o.shape) for o in outputs)
-    return len(outputs) == 4 and shapes == [1, 2, 2, 3] and any(o.shape[-1] == 4 and len(o.shape) == 3 for o in outputs)
+def mismatch(outputs: Sequence[TensorSpec]) -> str | None:
+    """None for the op's four outputs: boxes [1, N, 4], classes and scores [1, N], a count [1]."""
+    ranks = sorted(len(o.shape) for o in outputs)
+    if len(outputs) == 4 and ranks == [1, 2, 2, 3] and any(o.shape[-1] == 4 and len(o.shape) == 3 for o in outputs):
+        return None
+    return "an ssd model has four outputs: boxes [1, N, 4], classes and scores [1, N], a count [1]"
 
 
 @dataclass(frozen=True)
@@ -71,3 +81,16 @@ def decode_ssd(boxes: np.ndarray, class_ids: np.ndarray, scores: np.ndarray, geo
     return [Detection(labels.get(int(class_ids[i]), str(int(class_ids[i]))), int(class_ids[i]), float(scores[i]),
                       (box[0], box[1], box[2], box[3]))
             for i, box in zip(keep[visible], xyxy[visible].tolist(), strict=True)]
+
+
+def build(params: PostprocessParams, model: LoadedModel, labels: Labels) -> Decoder:
+    tensors, names = SsdTensors.of(model), labels.names
+
+    def decode(frame: Frame) -> None:
+        assert frame.geometry is not None
+        frame.detections = decode_ssd(*tensors.read(model), frame.geometry, names, params.min_score,
+                                      params.max_results)
+    return decode
+
+
+KIND = Kind("ssd", DETECTIONS, mismatch, build)
