@@ -1,0 +1,146 @@
+"""A pipeline file (`pipelines/NAME.yaml`), typed: one parameter model per inference-lane stage, the output lane's
+blocks (overlay, publish), and the PipelineConfig they make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from app.config.base import ACCELERATOR_PATTERN, Strict
+
+class PreprocessParams(Strict):
+    resize: Literal["stretch", "letterbox", "crop"] = Field(
+        "stretch", description="stretch: whole frame, aspect lost; letterbox: whole frame, padded; crop: centre"
+    )
+    float_range: tuple[float, float] = Field(
+        (-1.0, 1.0), description="pixel range a float32 model expects: [-1, 1] or [0, 1]"
+    )
+
+
+class InferenceParams(Strict):
+    model: str = Field(description="a named model (models/manifest.yaml) or a path to a .tflite file")
+    labels: str | list[str] | None = Field(
+        None, description="a label file, or the class names in order ([face]); default: the named model's (a "
+        "model given by path is matched by checksum), else the model's metadata")
+    accelerator: str | None = Field(
+        None, pattern=ACCELERATOR_PATTERN, description="overrides config.yaml's accelerator for this pipeline"
+    )
+    threads: int | Literal["auto"] = Field(
+        "auto", description="CPU threads for XNNPACK, 1 to 16; auto: from the cores and whether any output is on")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: object) -> int | str:
+        """One clear problem for a wrong count, rather than one per member of the union."""
+        if value == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
+            return value
+        raise ValueError("expected a number of threads from 1 to 16, or auto")
+
+
+class AnchorParams(Strict):
+    """SSD anchor generation (MediaPipe's SsdAnchorsCalculator with fixed anchor size), e.g. BlazeFace."""
+
+    strides: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        [8, 16, 16, 16], min_length=1, max_length=16, description="one per feature layer; equal strides share a grid")
+    anchors_per_layer: int = Field(2, ge=1, le=64, description="anchors each layer adds per grid cell")
+    offset: float = Field(0.5, description="anchor centre within its cell")
+    box_scale: float | None = Field(None, gt=0, description="regressor units per input; default the input size")
+
+
+class PostprocessParams(Strict):
+    kind: Literal["auto", "ssd", "ssd_anchors", "classifier"] = Field(
+        "auto", description="how to decode the outputs; auto decides from the output tensors"
+    )
+    min_score: float = Field(0.5, ge=0, le=1, description="drop results scoring below this")
+    max_results: int = Field(20, ge=1, le=1000, description="keep at most this many (top-k for classifiers)")
+    nms_iou: float = Field(0.3, gt=0, le=1, description="ssd_anchors: overlap above which boxes are merged")
+    anchors: AnchorParams = AnchorParams()
+
+
+class FilterParams(Strict):
+    labels: list[str] | None = Field(None, description="keep only these labels (default: all)")
+    min_score: float | None = Field(None, ge=0, le=1, description="a stricter score threshold than postprocess's")
+    min_area: float = Field(0.0, ge=0, le=1, description="drop boxes smaller than this fraction of the frame")
+
+
+class TrackParams(Strict):
+    """The `track` stage: ids that stay with an object while it is in view (app/scene/tracker.py)."""
+
+    iou: float = Field(0.3, gt=0, le=1, description="the least overlap of a detection with a track's predicted box "
+                       "to continue it")
+    min_hits: int = Field(3, ge=1, le=1000, description="frames in a row an object is seen before it is tracked "
+                          "(its new event)")
+    max_lost: int = Field(30, ge=1, le=100_000, description="inferred frames without it before a track ends")
+    stationary_s: float = Field(10.0, gt=0, le=86400, description="seconds without moving before an object is "
+                                "stationary")
+
+
+class OverlayParams(Strict):
+    """Drawn on a copy, and only when an output needs pixels (stream, snapshot)."""
+
+    boxes: bool = Field(True, description="draw boxes with `label score`, a stable colour per label")
+    banner: bool = Field(True, description="a banner with fps, inference ms and the time of the frame's stamp")
+    zones: bool = Field(True, description="the camera's zones and lines, with their counts (with the track stage)")
+    motion: bool = Field(False, description="the regions that moved (with motion gating)")
+
+
+class SnapshotParams(Strict):
+    labels: list[str] | None = Field(None, description="labels that take a snapshot (default: publish.labels)")
+    min_score: float = Field(0.6, ge=0, le=1, description="the detection's score needed for a snapshot")
+
+
+class PublishParams(Strict):
+    """What matters to this pipeline's outputs: events, counts, snapshots, Home Assistant entities."""
+
+    labels: list[str] | None = Field(None, description="the labels watched for events and counts (default: all)")
+    min_score: float = Field(0.5, ge=0, le=1, description="detections counted for events")
+    appear_frames: int = Field(2, ge=1, le=10_000, description="frames a new count must hold before an event fires")
+    clear_frames: int = Field(5, ge=1, le=10_000, description="frames without a label before it is cleared")
+    snapshots: SnapshotParams = SnapshotParams()
+
+
+#: the inference lane's stages, in the order they run; each at most once; the first three are required
+LANE_STAGES: dict[str, type[Strict]] = {
+    "preprocess": PreprocessParams,
+    "inference": InferenceParams,
+    "postprocess": PostprocessParams,
+    "filter": FilterParams,
+    "track": TrackParams,
+}
+REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
+#: the output lane's blocks: top-level keys of a pipeline file, beside `stages`
+OUTPUT_BLOCKS: dict[str, type[Strict]] = {"overlay": OverlayParams, "publish": PublishParams}
+#: `--set` keys that belong to the pipeline file rather than config.yaml
+PIPELINE_KEYS = ("stages", *OUTPUT_BLOCKS)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """`pipelines/NAME.yaml`, typed: the inference lane's stages in their order, then the output lane's blocks."""
+
+    name: str
+    description: str
+    preprocess: PreprocessParams
+    inference: InferenceParams
+    postprocess: PostprocessParams
+    filter: FilterParams | None = None
+    track: TrackParams | None = None
+    overlay: OverlayParams = field(default_factory=OverlayParams)
+    publish: PublishParams = field(default_factory=PublishParams)
+
+    @property
+    def stages(self) -> list[tuple[str, Strict]]:
+        """The inference lane's stages that this pipeline runs, in lane order, with their parameters."""
+        present = {"preprocess": self.preprocess, "inference": self.inference, "postprocess": self.postprocess,
+                   "filter": self.filter, "track": self.track}
+        return [(name, params) for name, params in present.items() if params is not None]
+
+    def watched_labels(self) -> dict[str, list[str]]:
+        """The labels this pipeline names, by the key that names them (for checking them against the model)."""
+        keys = {"stages.filter.labels": self.filter.labels if self.filter else None,
+                "publish.labels": self.publish.labels, "publish.snapshots.labels": self.publish.snapshots.labels}
+        return {key: labels for key, labels in keys.items() if labels}
