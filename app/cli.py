@@ -21,6 +21,7 @@ from app.config import (DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_camer
 from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.metrics import Stats
 
 log = logging.getLogger("app")
@@ -200,18 +201,30 @@ def command_validate(args: argparse.Namespace) -> int:
             warnings += [w for w in (*settings.warnings, *validate_fit(settings)) if w not in warnings]
         except ConfigError as exc:
             problems += [p for p in exc.problems if p not in problems]
+    ports: list[str] = []
     try:  # the cameras: of config.yaml, each with its pipeline and its source
-        for settings in load_cameras(args.pipeline or "detect", args.config, args.overrides):
+        runs = load_cameras(args.pipeline or "detect", args.config, args.overrides)
+        for settings in runs:
             found = [*validate_fit(settings), *source_warnings(settings.device.camera)]
             warnings += [w for w in found if w not in warnings]
+        ports = _camera_ports(runs)
     except ConfigError as exc:
         problems += [p for p in exc.problems if p not in problems]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if problems:
         raise ConfigError(problems)
+    for line in ports:
+        print(line)
     print("ok")
     return EXIT_OK
+
+
+def _camera_ports(runs: list[Settings]) -> list[str]:
+    """Several cameras with HTTP on: the port each one's page listens on (its own, or derived from its name)."""
+    if len(runs) < 2 or not runs[0].device.http.enabled:
+        return []
+    return [f"camera {settings.device.camera.name}: http port {settings.device.http.port}" for settings in runs]
 
 
 def command_list(args: argparse.Namespace) -> int:

@@ -3,17 +3,22 @@
 Covers the shipped config.yaml and pipelines, unknown keys with a suggested fix, wrong types, pipeline stage
 checks (unknown param or stage, missing or misordered stages), several problems reported at once, `${VAR}` and
 `${VAR:-default}` substitution, `--set` overrides with type coercion and their errors, `Settings.resolve_path`,
-unknown pipeline names, invalid YAML and the accelerator pattern.
+unknown pipeline names, invalid YAML, the accelerator pattern, and each camera's HTTP port in `cameras:`, which its
+name decides (never its place in the list).
 """
 
 from __future__ import annotations
 
+import io
 import os
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+import yaml
 
-from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_settings, pipeline_names
+from app.cli import main
+from app.config import DEFAULT_CONFIG, REQUIRED_STAGES, load_cameras, load_settings, pipeline_names
 from app.errors import ConfigError
 from app.model.manifest import read_labels
 from conftest import SHARED
@@ -386,3 +391,71 @@ def test_a_systemd_credential_is_read_from_its_directory(tmp_path, monkeypatch):
         "classify", config)  # the unit does not load it
     write(tmp_path, "creds/mqtt_password", "s3cret\n")
     assert load_settings("classify", config).device.mqtt.password == "s3cret"
+
+
+# --- several cameras: each one's HTTP port ------------------------------------------------------------------------
+
+
+def camera_ports(folder: Path, cameras: list[dict], http: dict | None = None) -> dict[str, int]:
+    """Each camera's HTTP port by name, as loading config.yaml with `cameras:` (HTTP on at port 8080) gives it."""
+    config = write(folder, "cameras.yaml", yaml.safe_dump({"cameras": cameras, "http": {"enabled": True,
+                                                                                       "port": 8080, **(http or {})}}))
+    return {run.device.camera.name: run.device.http.port for run in load_cameras("classify", config)}
+
+
+def test_a_camera_keeps_its_port_whatever_the_order_of_the_list(tmp_path):
+    names = ["front", "back", "dock", "yard"]
+    ports = camera_ports(tmp_path, [{"name": name} for name in names])
+    assert ports == {"front": 8814, "back": 8503, "dock": 9009, "yard": 8344}  # 8080 + CRC-32 of the name % 1000
+    assert camera_ports(tmp_path, [{"name": name} for name in reversed(names)]) == ports
+    assert camera_ports(tmp_path, [{"name": name} for name in ["yard", "front", "dock"]]) == {
+        name: ports[name] for name in ["yard", "front", "dock"]}  # one taken away: the others stay
+
+
+def test_a_camera_may_give_its_own_port_and_a_lone_one_keeps_http_port(tmp_path):
+    assert camera_ports(tmp_path, [{"name": "front", "http": {"port": 8080}}, {"name": "back"}]) == {
+        "front": 8080, "back": 8503}
+    assert camera_ports(tmp_path, [{"name": "back"}]) == {"back": 8080}
+    assert camera_ports(tmp_path, [{"name": "back"}, {"name": "front"}], {"port": 0}) == {"back": 0, "front": 0}
+
+
+@pytest.mark.parametrize("cameras, expected", [
+    ([{"name": "north"}, {"name": "bay"}], "cameras: north and bay would both listen on HTTP port 8594 (north's "
+     "from its name, bay's from its name): give one of them a port of its own, e.g. http: {port: 8595} in bay's "
+     "entry"),
+    ([{"name": "front"}, {"name": "back", "http": {"port": 8814}}], "cameras: front and back would both listen on "
+     "HTTP port 8814 (front's from its name, back's given): give one of them a port of its own, e.g. http: "
+     "{port: 8815} in front's entry"),
+])
+def test_two_cameras_on_one_port_are_refused_with_one_line(tmp_path, cameras, expected):
+    with pytest.raises(ConfigError) as caught:
+        camera_ports(tmp_path, cameras)
+    assert caught.value.problems == [f"{tmp_path / 'cameras.yaml'}: {expected}"]
+
+
+def test_a_clash_is_no_problem_while_http_is_off_and_a_port_past_65535_is(tmp_path):
+    assert camera_ports(tmp_path, [{"name": "north"}, {"name": "bay"}], {"enabled": False}) == {
+        "north": 8594, "bay": 8594}
+    with pytest.raises(ConfigError) as caught:
+        camera_ports(tmp_path, [{"name": "front"}, {"name": "back"}], {"port": 65000})
+    assert caught.value.problems == [f"{tmp_path / 'cameras.yaml'}: cameras: front's HTTP port from its name, 65734, "
+                                     "is beyond 65535: lower http.port (to at most 64536) or give front its own, "
+                                     "http: {port: N} in its entry"]
+
+
+def test_a_misspelt_key_of_a_cameras_own_http_gets_the_closest_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"cameras\.0\.http\.prot: unknown key \(did you mean "
+                                          r"cameras\.0\.http\.port\?\)"):
+        camera_ports(tmp_path, [{"name": "front", "http": {"prot": 8081}}, {"name": "back"}])
+
+
+def test_validate_shows_each_cameras_port(tmp_path):
+    config = write(tmp_path, "cameras.yaml", yaml.safe_dump({
+        "cameras": [{"name": "front", "source": "pattern"}, {"name": "back", "source": "pattern",
+                                                             "http": {"port": 9000}}],
+        "http": {"enabled": True, "port": 8080}}))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["validate", "--config", str(config), "--pipeline", "classify"])
+    assert (code, out.getvalue()) == (0, "camera front: http port 8814\ncamera back: http port 9000\nok\n")
+

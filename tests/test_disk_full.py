@@ -90,11 +90,12 @@ def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path:
     disk.mkdir()
     results = disk / "results.jsonl"
     port = two_free_ports()
+    ports = {name: port + i for i, name in enumerate(CAMERAS)}
     pets = pet_pipeline(tmp_path)
     config = tmp_path / "cameras.yaml"
     config.write_text(yaml.safe_dump({
-        "cameras": [{"name": name, "source": "pattern", "width": 320, "height": 240, "fps": 30, "pipeline": str(pets)}
-                    for name in CAMERAS],
+        "cameras": [{"name": name, "source": "pattern", "width": 320, "height": 240, "fps": 30, "pipeline": str(pets),
+                     "http": {"port": ports[name]}} for name in CAMERAS],
         "jsonl": {"enabled": True, "path": str(results), "min_free_mb": 0},
         "http": {"enabled": True, "port": port},
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "publish_results": True}}))
@@ -104,7 +105,6 @@ def test_a_disk_that_fills_pauses_json_lines_alone_until_space_returns(tmp_path:
                                     "--config", str(config)],
                                    cwd=PROJECT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
     inside = Path(f"/proc/{wrapper.pid}/root{disk}")  # the small disk, as the app sees it
-    ports = {name: port + i for i, name in enumerate(CAMERAS)}
 
     def drops(name: str) -> int:
         return api(ports[name], "/api/stats")["drops"].get("jsonl_disk_full", 0)

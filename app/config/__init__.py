@@ -3,8 +3,8 @@
 One module per topic: the schema of each section (base, camera, outputs, robot, device, pipeline), where the files
 are (files), `${VAR}` and `${cred:NAME}` references and secrets (references), `--set` overrides (overrides), the
 problems a load reports, each `FILE: key.path: what is wrong (the fix)` (problems), loading both files (loading,
-pipeline_file, settings) and the `cameras:` list (cameras). This module names what the rest of the app
-imports."""
+pipeline_file, settings) and the `cameras:` list, each camera known by its name (cameras). This module names what
+the rest of the app imports."""
 
 from app.config.camera import CameraConfig, LineConfig, MotionConfig, ReconnectConfig, ZoneConfig
 from app.config.cameras import load_cameras

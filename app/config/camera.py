@@ -126,14 +126,24 @@ class CameraConfig(Strict):
         return value
 
 
+class CameraHttpConfig(Strict):
+    """What one camera of `cameras:` sets of `http:` for itself."""
+
+    port: int = Field(ge=0, le=65535, description="this camera's page and API (0: any free port); default: derived "
+                      "from its name (app/config/cameras.py)")
+
+
 class CameraEntry(CameraConfig):
     """One of `cameras:`: a camera as `camera:` describes one, plus the pipeline it runs and, optionally, its
-    accelerator."""
+    accelerator and its own HTTP port."""
 
     pipeline: str | None = Field(None, description="the pipeline this camera runs (default: --pipeline, detect)")
     accelerator: str | None = Field(None, pattern=ACCELERATOR_PATTERN,
                                     description="this camera's accelerator (default: the top-level accelerator)")
+    http: CameraHttpConfig | None = Field(None, description="{port: N}: this camera's HTTP port (default: derived "
+                                          "from its name)")
 
     def camera(self) -> CameraConfig:
         """The entry as the `camera:` of its own run."""
-        return CameraConfig.model_validate(self.model_dump(exclude={"pipeline", "accelerator"}, by_alias=True))
+        return CameraConfig.model_validate(self.model_dump(exclude={"pipeline", "accelerator", "http"},
+                                                           by_alias=True))

@@ -5,9 +5,10 @@ one (a misspelt key silently ignored is a camera that does the wrong thing for m
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,15 +28,23 @@ class Problems:
         self.lines.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 
 
+def _section_type(annotation: Any) -> Any:
+    """The model a field holds: a list's item, an optional's value, or the annotation itself."""
+    if typing.get_origin(annotation) is list:
+        (annotation,) = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [arg for arg in typing.get_args(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        annotation = models[0] if len(models) == 1 else None
+    return annotation
+
+
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """The config model that holds the key at `loc` (for suggesting the closest valid key)."""
     for part in loc:
         if str(part).isdigit():  # an item of the list the previous key holds (cameras.0)
             continue
         info = model.model_fields.get(str(part))
-        annotation = getattr(info, "annotation", None)
-        if typing.get_origin(annotation) is list:
-            (annotation,) = typing.get_args(annotation)
+        annotation = _section_type(getattr(info, "annotation", None))
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation
