@@ -16,6 +16,7 @@ from typing import cast
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from app.config import PostprocessParams
 from app.errors import ConfigError
@@ -150,6 +151,18 @@ def _brightness_decoder(params: PostprocessParams, model: LoadedModel, labels: L
 
 BRIGHTNESS = Kind("brightness", "brightness", lambda outputs: None if len(outputs) == 1 else "one output",
                   _brightness_decoder)
+
+
+def test_a_kind_added_to_the_registry_is_declared_checked_and_decoded(monkeypatch):
+    """One registry entry: the pipeline may declare it, it decides over the classifier the shapes also fit, its
+    mismatch is named, and its result reaches the frame's JSON under its key."""
+    with pytest.raises(ValidationError, match=r"expected one of auto, ssd, ssd_anchors, classifier \["):
+        PostprocessParams(kind="brightness")
+    monkeypatch.setitem(KINDS, "brightness", BRIGHTNESS)
+    frame = run_model("mobilenet_v1_0.25_128_quant.tflite", "cat.bmp", postprocess={"kind": "brightness"})
+    assert frame.classes == [] and 0 < frame.result("test")["brightness"] < 1
+    with pytest.raises(ConfigError, match=r"is not brightness \(its outputs: .*; one output; it looks like ssd\)"):
+        run_model("ssd_mobilenet_v1_fine_tuned_pet.tflite", "cat.bmp", postprocess={"kind": "brightness"})
 
 
 def test_auto_refuses_outputs_two_kinds_plainly_fit(monkeypatch):

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from app.config.base import ACCELERATOR_PATTERN, Strict
+from app.model.kinds import kind_choices
 
 class PreprocessParams(Strict):
     resize: Literal["stretch", "letterbox", "crop"] = Field(
@@ -52,13 +53,22 @@ class AnchorParams(Strict):
 
 
 class PostprocessParams(Strict):
-    kind: Literal["auto", "ssd", "ssd_anchors", "classifier"] = Field(
-        "auto", description="how to decode the outputs; auto decides from the output tensors"
+    kind: str = Field(
+        "auto", description="how to decode the outputs, a kind of app/model/kinds; auto: the model manifest's kind, "
+        "else the one the output tensors plainly are"
     )
     min_score: float = Field(0.5, ge=0, le=1, description="drop results scoring below this")
     max_results: int = Field(20, ge=1, le=1000, description="keep at most this many (top-k for classifiers)")
     nms_iou: float = Field(0.3, gt=0, le=1, description="ssd_anchors: overlap above which boxes are merged")
     anchors: AnchorParams = AnchorParams()
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_registered(cls, value: str) -> str:
+        """A name of the kinds registry, read when the file is (a kind added there is accepted here)."""
+        if value not in kind_choices():
+            raise ValueError(f"expected one of {', '.join(kind_choices())}")
+        return value
 
 
 class FilterParams(Strict):
