@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="manifest names, or all (default: the models the shipped pipelines use)")
     pull.add_argument("--from", dest="origin", metavar="DIR|URL",
                       help="an offline folder or a mirror URL holding the files under their names")
+    pull.add_argument("--tests", action="store_true",
+                      help="instead, the models and images the tests use (tests/assets.yaml; --from then holds models/ "
+                           "and images/) into $SMARTCAM_TEST_ASSETS, default ~/.cache/smartcam/test-assets; "
+                           "YOLOv8n among them is AGPL-3.0, for tests only")
     _common(pull)
     pull.set_defaults(handler=command_models_pull)
     models_list = actions.add_parser("list", help="the named models and whether each is present")
@@ -260,9 +264,23 @@ def _pipeline_models() -> list[str]:
 def command_models_pull(args: argparse.Namespace) -> int:
     from app.model.fetch import entries_named, pull
 
+    if args.tests:
+        return _pull_test_assets(args)
     models_dir = load_device(args.config, args.overrides).models_dir
     for line in pull(entries_named(args.names, _pipeline_models()), models_dir, args.origin):
         print(line)
+    return EXIT_OK
+
+
+def _pull_test_assets(args: argparse.Namespace) -> int:
+    """`models pull --tests`: the tests' own models and images (app/model/test_assets.py), never the product's."""
+    from app.model.test_assets import pull_assets, pull_dir
+
+    if args.names:
+        raise ConfigError("models pull --tests takes no model names: it fetches every file tests/assets.yaml lists")
+    for line in pull_assets(args.origin):
+        print(line)
+    print(f"the test models and images are in {pull_dir()}")
     return EXIT_OK
 
 

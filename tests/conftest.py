@@ -29,6 +29,7 @@ from app.config import CameraConfig, PostprocessParams, PreprocessParams, Settin
 from app.scene.label_events import Event
 from app.frame import Frame
 from app.model.manifest import Labels, read_labels
+from app.model.test_assets import ENV_VAR, assets_dir, missing
 from app.pipeline import Pipeline
 from app.outputs.base import Output, Publisher
 from app.outputs.http import HttpPublisher
@@ -42,10 +43,23 @@ from app.stages.preprocess import Preprocess
 from app.scene.tracker import ObjectEvent
 
 PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
+#: the real models (models/) and images (images/): $SMARTCAM_TEST_ASSETS, else ../shared, else the cache that
+#: `python -m app models pull --tests` fills (app/model/test_assets.py)
+SHARED = assets_dir()
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
 T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the real models and images no test runs: one line says how to get them (not a collection error per
+    module that reads one)."""
+    absent = missing(SHARED)
+    if absent:
+        more = f" and {len(absent) - 1} more" if len(absent) > 1 else ""
+        pytest.exit(f"the test models and images are not in {SHARED} ({absent[0]}{more} missing): fetch them with "
+                    f"`python -m app models pull --tests`, or set {ENV_VAR} to a folder holding them (README, Tests)",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,12 +141,17 @@ def entries_named(names: list[str], default: list[str]) -> list[ModelEntry]:
 
 
 def pull(entries: list[ModelEntry], models_dir: Path, origin: str | None) -> Iterator[str]:
-    """Fetch every file of `entries`; yield a line per file; raise FetchError listing every failure at the end."""
-    failures: list[str] = []
+    """Fetch every file of `entries`, each file once (see `pull_files`)."""
     specs = {spec.name: spec for entry in entries for spec in files_of(entry)}
-    for spec in specs.values():
+    yield from pull_files(specs.values(), models_dir, origin)
+
+
+def pull_files(specs: Iterable[FileSpec], folder: Path, origin: str | None) -> Iterator[str]:
+    """Fetch each file into `folder`; yield a line per file; raise FetchError listing every failure at the end."""
+    failures: list[str] = []
+    for spec in specs:
         try:
-            yield _fetch_one(spec, models_dir, origin)
+            yield _fetch_one(spec, folder, origin)
         except FetchError as exc:
             failures.append(str(exc))
     if failures:
