@@ -1,12 +1,11 @@
 """Several cameras in one process (`cameras:` in config.yaml), and the one-camera run as its simplest case.
 
-Each camera is a `Pipeline` of its own: its capture lane, stages, output lane, stats, topics and entities. What
-they share is decided here, by the inference lanes they need:
-- a camera on the CPU has its own interpreter and inference lane, and `threads: auto` splits the cores between
+Each camera is a `Pipeline` of its own: its capture lane, stages, output lane, stats, topics and entities. The
+model runners and inference lanes (app.inference_lane) they need are built here, the one place:
+- a camera on the CPU has its own runner (interpreter) and lane, and `threads: auto` splits the cores between
   the CPU lanes;
-- cameras that use one model on one Edge TPU share one interpreter and one inference lane (`SharedInference`),
-  which takes the newest frame of each camera in turn, so a camera with a fast source cannot starve the others
-  (what Frigate's shared detector queue and Watsor's balanced queue do);
+- cameras that use one model (and labels) on one Edge TPU share one runner and one lane, which takes the newest
+  frame of each camera in turn;
 - other models, or a mix of the Edge TPU and the CPU, get lanes of their own.
 
 A camera's failure is its own. A camera that is only away is waited for inside its pipeline and never fails. A
@@ -16,9 +15,9 @@ carry `state`, `failures` and `last_failure`), while the other cameras run on. W
 device left alone for months, where a camera that stays dead until someone looks is the worst outcome and one
 camera's fault must never silence the others:
 - a live camera (a device, a stream) is rebuilt from its settings after a backoff (RESTART_FIRST_S, doubling
-  for failures in a row, at most RESTART_MAX_S), with the same Stats, so its counts go on. On a shared Edge TPU
-  lane it rejoins the lane its neighbours still use; when every camera of that lane failed (the model or the
-  TPU at fault), the lane is built anew with the model loaded again;
+  for failures in a row, at most RESTART_MAX_S), with the same Stats, so its counts go on. It rejoins the lane
+  its neighbours on one Edge TPU still use; when every camera of its lane is gone (the model or the TPU may be at
+  fault), the lane is built anew with the model loaded again;
 - a camera reading a file or images stays failed (rebuilding it would process its file again from the start);
 - when the camera that failed was the last one running (every other one ended or failed too), nothing is
   rebuilt: the run ends, exit 1, and systemd restarts the whole process, the most thorough reset there is.
@@ -34,19 +33,18 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.model.accelerator import ModelChoice, load_choice
 from app.config import Settings
 from app.errors import ConfigError, SmartcamError
+from app.inference_lane import InferenceLane
 from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
-from app.pipeline import Pipeline, choose_model, inference_threads
-from app.redact import mask_credentials
+from app.model.accelerator import ModelChoice
+from app.model.runner import ModelRunner, choose_model
 from app.outputs.base import Publisher
-from app.model.runtime import LoadedModel
+from app.pipeline import Pipeline
+from app.redact import mask_credentials
 
 log = logging.getLogger(__name__)
 
-#: how long a shared inference lane with nothing to do waits before looking again (a frame wakes it at once)
-IDLE_WAIT_S = 0.05
 #: a failed live camera is rebuilt after RESTART_FIRST_S, doubled for each failure in a row up to RESTART_MAX_S; a
 #: run that lasted RESTART_MAX_S before failing starts the count again
 RESTART_FIRST_S = 1.0
@@ -57,69 +55,15 @@ class CamerasFailed(SmartcamError):
     """Cameras that failed for good in a run of several: one line each (exit 1, which systemd restarts)."""
 
 
-def lane_groups(choices: list[ModelChoice]) -> list[list[int]]:
-    """Which cameras share an inference lane: those whose model file and Edge TPU are the same. A camera on the
-    CPU is alone in its group."""
+def lane_groups(choices: list[ModelChoice], labels: list[object] | None = None) -> list[list[int]]:
+    """Which cameras share an inference lane: those whose model file, labels (`labels`, each camera's setting)
+    and Edge TPU are the same. A camera on the CPU is alone in its group."""
     groups: dict[tuple, list[int]] = {}
     for i, choice in enumerate(choices):
-        key = (choice.accelerator, str(choice.path)) if choice.accelerator.startswith("edgetpu") else ("cpu", i)
+        key = ((choice.accelerator, str(choice.path), repr(labels[i] if labels else None))
+               if choice.accelerator.startswith("edgetpu") else ("cpu", i))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
-
-
-class SharedInference:
-    """One inference lane for several cameras' pipelines that share one loaded model: in each round it takes the
-    frame waiting at each camera (the newest, on a live camera) and infers it, then waits for the next frame of
-    any of them. A camera whose frame raises is failed alone and the lane serves the others on; a camera rebuilt
-    after a failure `join`s again. The lane ends when no camera is left on it."""
-
-    def __init__(self, pipelines: list[Pipeline], arrived: threading.Event,
-                 loaded: tuple[LoadedModel, ModelChoice] | None = None) -> None:
-        self.loaded = loaded
-        self.arrived = arrived
-        self._active = list(pipelines)
-        self._lock = threading.Lock()
-        self.ended = False
-
-    def join(self, pipeline: Pipeline) -> bool:
-        """Serve one more camera from the next round; False when the lane has ended (no camera was left on it)."""
-        with self._lock:
-            if self.ended:
-                return False
-            self._active.append(pipeline)
-        self.arrived.set()
-        return True
-
-    def run(self) -> None:
-        while True:
-            with self._lock:
-                active = list(self._active)
-                self.ended = not active
-            if self.ended:
-                return
-            self.arrived.clear()
-            served = False
-            for pipeline in active:
-                try:
-                    frame, ended = pipeline.next_frame()
-                    if frame is not None:
-                        pipeline.infer(frame)
-                        served = True
-                except BaseException as exc:  # that camera's failure: it stops and raises it, the others go on
-                    pipeline.fail(exc)
-                    ended = True
-                if ended:
-                    self._leave(pipeline)
-            if not served:
-                self.arrived.wait(IDLE_WAIT_S)
-
-    def _leave(self, pipeline: Pipeline) -> None:
-        with self._lock:
-            self._active.remove(pipeline)
-        try:
-            pipeline.finish_inference()
-        except BaseException as exc:
-            pipeline.fail(exc)
 
 
 class Cameras:
@@ -129,51 +73,42 @@ class Cameras:
         self.runs = runs
         self._publishers = publishers
         self._choices = [choose_model(settings) for settings in runs]
-        groups = lane_groups(self._choices)
+        groups = lane_groups(self._choices, [settings.pipeline.inference.labels for settings in runs])
         cpu_lanes = sum(1 for group in groups if self._choices[group[0]].accelerator == "cpu")
         self.pipelines: list[Pipeline | None] = [None] * len(runs)
-        self.lanes: list[SharedInference] = []
-        #: the shared lane each camera is on (None: a lane of its own), and the CPU lanes its cores are split for
-        self._lane_of: list[SharedInference | None] = [None] * len(runs)
+        self.lanes: list[InferenceLane] = []
+        #: the lane each camera is on, and the CPU lanes its cores are split for
+        self._lane_of: list[InferenceLane | None] = [None] * len(runs)
         self._cpu_lanes = [max(1, cpu_lanes)] * len(runs)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._lane_threads: list[threading.Thread] = []
         self._fatal: BaseException | None = None
         self._errors: dict[int, BaseException] = {}
         for group in groups:
-            if len(group) == 1:
-                (i,) = group
-                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), lanes=self._cpu_lanes[i])
-                continue
-            self._share(group, cpu_lanes)
+            self._build_lane(group, cpu_lanes if len(group) == 1 else cpu_lanes + len(group))
 
-    def _share(self, group: list[int], cpu_lanes: int, stats: list[Stats] | None = None) -> SharedInference | None:
-        """One model on one Edge TPU for the cameras in `group`, and one lane for them (returned); when the TPU does
-        not answer and `auto` falls back to the CPU, each camera gets a CPU model and lane of its own instead.
-        `stats`: the cameras' own, when they are rebuilt after a failure."""
-        runs, publishers = self.runs, self._publishers
+    def _build_lane(self, group: list[int], lanes: int, stats: list[Stats] | None = None) -> None:
+        """The runner and lane of the cameras in `group`, and their pipelines; `lanes`: the CPU lanes there are if
+        they run on the CPU. When the Edge TPU of a group does not answer and `auto` falls back to the CPU, each
+        camera gets a CPU runner and lane of its own instead. `stats`: the cameras' own, when they are rebuilt."""
         kept: list[Stats | None] = list(stats) if stats else [None] * len(group)
-        first = runs[group[0]]
-        lanes = cpu_lanes + len(group)  # the CPU lanes there are if these cameras fall back to the CPU
-        model, chosen = load_choice(self._choices[group[0]], inference_threads(first, lanes))
-        if chosen.accelerator == "cpu":
-            for n, i in enumerate(group):
-                self._cpu_lanes[i], self._lane_of[i] = lanes, None
-                self.pipelines[i] = Pipeline(runs[i], publishers(runs[i]), loaded=(model, chosen) if n == 0 else None,
-                                             lanes=lanes, stats=kept[n])
-            return None
-        arrived = threading.Event()
-        shared = [Pipeline(runs[i], publishers(runs[i]), loaded=(model, chosen), shared_lane=arrived, stats=kept[n])
-                  for n, i in enumerate(group)]
-        lane = SharedInference(shared, arrived, (model, chosen))
-        for i, pipeline in zip(group, shared, strict=True):
-            self.pipelines[i], self._lane_of[i] = pipeline, lane
-        log.info("cameras %s share %s on %s, one inference lane", ", ".join(p.settings.device.camera.name
-                                                                            for p in shared),
-                 chosen.path.name, chosen.accelerator)
-        self.lanes.append(lane)
-        return lane
+        runner = ModelRunner.load(self.runs[group[0]], max(1, lanes), self._choices[group[0]])
+        shared = runner.choice.accelerator != "cpu"
+        lane = None
+        for n, i in enumerate(group):
+            if lane is None or not shared:
+                lane = InferenceLane(runner if n == 0 else ModelRunner.load(self.runs[i], lanes, runner.choice),
+                                     f"inference-{self.runs[i].device.camera.name}" if not shared
+                                     else f"inference-shared-{len(self.lanes)}")
+                self.lanes.append(lane)
+            if not shared:
+                self._cpu_lanes[i] = max(1, lanes)
+            self._lane_of[i] = lane
+            self.pipelines[i] = Pipeline(self.runs[i], self._publishers(self.runs[i]), lane=lane, stats=kept[n])
+        if shared and len(group) > 1:
+            log.info("cameras %s share %s on %s, one inference lane",
+                     ", ".join(self.runs[i].device.camera.name for i in group), runner.choice.path.name,
+                     runner.choice.accelerator)
 
     @property
     def running(self) -> list[Pipeline]:
@@ -197,11 +132,9 @@ class Cameras:
         threads = [threading.Thread(target=self._keep_running, args=(i, max_frames), daemon=True,
                                     name=f"camera-{settings.device.camera.name}")
                    for i, settings in enumerate(self.runs)]
-        for lane in self.lanes:
-            self._start_lane(lane)
         for thread in threads:
             thread.start()
-        for thread in [*threads, *self._lane_threads]:
+        for thread in threads:
             while thread.is_alive():
                 thread.join(0.1)
         if self._fatal is not None:
@@ -213,11 +146,6 @@ class Cameras:
             raise CamerasFailed("\n".join(f"camera {self.runs[i].device.camera.name} failed: "
                                            f"{self.stats[i].last_failure}" for i in failed))
         return self.stats
-
-    def _start_lane(self, lane: SharedInference) -> None:
-        thread = threading.Thread(target=lane.run, name=f"inference-shared-{len(self._lane_threads)}", daemon=True)
-        self._lane_threads.append(thread)
-        thread.start()
 
     def _keep_running(self, i: int, max_frames: int | None) -> None:
         """Run camera `i` until it ends; after a failure, rebuild it after a backoff or leave it failed."""
@@ -275,30 +203,25 @@ class Cameras:
         return delay
 
     def _rebuild(self, i: int, stats: Stats) -> Pipeline | None:
-        """Camera `i` built again from its settings with its own Stats: on its own lane, back on the shared lane its
-        neighbours still use, or on a shared lane built anew (its model loaded again) when none is left on it. None
-        when the run is stopping."""
+        """Camera `i` built again from its settings with its own Stats: back on the lane its neighbours still use,
+        or on a lane built anew (its model loaded again) when none is left on it. None when the run is stopping."""
         settings = self.runs[i]
         with self._lock:
             if self._stopping.is_set():
                 return None
             lane = self._lane_of[i]
-            if lane is not None and lane.ended:
-                mates = [j for j, other in enumerate(self._lane_of) if other is lane]
-                lane = self._share([i], self._cpu_lanes[i], [stats])
-                for j in mates:
-                    self._lane_of[j] = lane
-                if lane is not None:
-                    self._start_lane(lane)
+            assert lane is not None, "every camera was given a lane"
+            if lane.ended:
+                mates = [j for j, other in enumerate(self._lane_of) if other is lane and j != i]
+                self._build_lane([i], self._cpu_lanes[i], [stats])
+                rebuilt = self._lane_of[i]
+                if rebuilt is not None and rebuilt.runner.choice.accelerator != "cpu":
+                    for j in mates:  # on the Edge TPU again: the others rejoin it when they are rebuilt
+                        self._lane_of[j] = rebuilt
                 pipeline = self.pipelines[i]
-                assert pipeline is not None, "_share builds it"
-            elif lane is None:
-                pipeline = Pipeline(settings, self._publishers(settings), lanes=self._cpu_lanes[i], stats=stats)
+                assert pipeline is not None, "_build_lane builds it"
             else:
-                pipeline = Pipeline(settings, self._publishers(settings), loaded=lane.loaded,
-                                    shared_lane=lane.arrived, stats=stats)
-                if not lane.join(pipeline):
-                    raise RuntimeError("its shared inference lane ended while it was rebuilt")
+                pipeline = Pipeline(settings, self._publishers(settings), lane=lane, stats=stats)
             self.pipelines[i] = pipeline
             stats.state, stats.restarted = RUNNING, time.monotonic()
         log.info("camera %s rebuilt after %d failures", settings.device.camera.name, stats.failures)

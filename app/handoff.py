@@ -16,7 +16,8 @@ T = TypeVar("T")
 class Handoff(Generic[T]):
     def __init__(self, capacity: int, lossless: bool, on_drop: Callable[[], None],
                  on_put: Callable[[], None] | None = None) -> None:
-        """`on_put`: called after every hand-over (a consumer serving several hand-offs waits on it)."""
+        """`on_put`: called after every hand-over and at the close (a consumer serving several hand-offs waits on
+        it)."""
         self._items: deque[T] = deque()
         self._capacity = capacity
         self._lossless = lossless
@@ -70,3 +71,5 @@ class Handoff(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._on_put is not None:
+            self._on_put()

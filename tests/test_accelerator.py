@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from app.model.accelerator import (TPU_WAIT_S, MatchedPair, ModelChoice, choose,
                              slow_tpu_warning)
 from app.config import load_settings
 from app.devices import edgetpus, v4l2_cameras, v4l2_capture_cameras
+from app.inference_lane import InferenceLane
+from app.model.runner import ModelRunner
 from app.pipeline import Pipeline
 from conftest import MODELS, PET, PROJECT, FakeCamera
 
@@ -96,13 +99,36 @@ def test_a_tpu_that_fails_mid_run_hands_over_to_the_cpu_model():
     auto switches to the CPU model in reserve; the run carries on."""
     pipeline = Pipeline(load_settings("detect", None, PET), [], source=FakeCamera(pause=0.01))
     tpu_model = pipeline.model
-    pipeline.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path, expected_ms=7.0)
+    pipeline.runner.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path,
+                                         expected_ms=7.0)
     held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
     stats = pipeline.run(max_frames=8)
     assert held is not None  # still alive: it was for the whole run
     assert stats.processed == 8 and stats.drops["accelerator_lost"] == 1
-    assert pipeline.model is not tpu_model and pipeline.choice.accelerator == "cpu"
+    assert pipeline.model is not tpu_model and pipeline.runner.choice.accelerator == "cpu"
     assert stats.info["accelerator"] == "cpu"
+
+
+def test_cameras_sharing_a_lane_fall_back_together_onto_one_cpu_model():
+    """Two cameras on one lane (one runner, a stand-in Edge TPU with a CPU model in reserve): when the TPU fails
+    for one, the runner loads the CPU model once and both cameras' stages move onto it."""
+    settings = load_settings("detect", None, PET)
+    runner = ModelRunner.load(settings, 1)
+    tpu_model = runner.model
+    runner.choice = ModelChoice(tpu_model.path, "edgetpu", "test", fallback=tpu_model.path)
+    lane = InferenceLane(runner)
+    pipelines = [Pipeline(settings, [], source=FakeCamera(pause=0.01), lane=lane) for _ in range(2)]
+    held = tpu_model.input_buffer()  # a live view of its tensor keeps the interpreter from invoking
+    runs = [threading.Thread(target=pipeline.run, kwargs={"max_frames": 8}) for pipeline in pipelines]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(30)
+    assert held is not None
+    assert [pipeline.stats.processed for pipeline in pipelines] == [8, 8]
+    assert pipelines[0].model is pipelines[1].model is runner.model is not tpu_model
+    assert runner.choice.accelerator == "cpu"
+    assert [pipeline.stats.info["accelerator"] for pipeline in pipelines] == ["cpu", "cpu"]
 
 
 def test_slow_tpu_is_called_out():

@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.inference_lane import InferenceLane
 from app.model.accelerator import ModelChoice, load_choice
-from app.cameras import Cameras, SharedInference, lane_groups
+from app.model.runner import ModelRunner
+from app.cameras import Cameras, lane_groups
 from app.config import Settings, load_cameras
 from app.errors import ConfigError
 from app.frame import Frame
-from app.pipeline import Pipeline, choose_model
+from app.pipeline import Pipeline
 from app.outputs.base import Publisher
 from app.outputs.robot.base import RobotOutput
 from conftest import (IMAGES, MODELS, PET_MODEL, PROJECT, TWO_PETS_FRAMES, Collector, app, error_line, pet_pipeline,
@@ -103,26 +105,25 @@ def test_a_shared_lane_serves_each_camera_its_newest_frame_in_turn(tmp_path: Pat
     config = write_config(tmp_path, [{"name": name, "source": "pattern", "fps": 1000, "pipeline": str(pets)}
                                      for name in ("left", "right")])
     runs = load_cameras("detect", config, ["stages.inference.threads=1"])
-    loaded = load_choice(choose_model(runs[0]), 1)
-    arrived = threading.Event()
+    lane = InferenceLane(ModelRunner.load(runs[0], 1))
     collectors = [Collector(), Collector()]
-    pipelines = [Pipeline(settings, [collector], loaded=loaded, shared_lane=arrived)
+    pipelines = [Pipeline(settings, [collector], lane=lane)
                  for settings, collector in zip(runs, collectors, strict=True)]
     assert pipelines[0].model is pipelines[1].model
-    lane = threading.Thread(target=SharedInference(pipelines, arrived).run)
     threads = [threading.Thread(target=pipeline.run) for pipeline in pipelines]
-    for thread in [*threads, lane]:
+    for thread in threads:
         thread.start()
     wait_for(lambda: sum(len(c.results) for c in collectors) >= 100, "100 results from the shared lane", 60)
     for pipeline in pipelines:
         pipeline.stop()
-    for thread in [*threads, lane]:
+    for thread in threads:
         thread.join(10)
+    wait_for(lambda: lane.ended, "the lane's end once no camera is left on it", 10)
     processed = [pipeline.stats.processed for pipeline in pipelines]
     assert all(n >= 0.4 * sum(processed) for n in processed), processed
     assert all(pipeline.stats.drop_counts().get("stale", 0) > 0 for pipeline in pipelines)  # newest frame wins
     assert [{r["source"] for r in c.results} for c in collectors] == [{"left"}, {"right"}]
-    assert not lane.is_alive()
+    assert lane.ended
 
 
 def test_the_service_is_alive_only_while_every_camera_is() -> None:
@@ -271,7 +272,7 @@ def test_a_camera_on_a_shared_lane_that_fails_rejoins_it(tmp_path: Path, monkeyp
     lane and interpreter, while its neighbour is served throughout."""
     tpu = ModelChoice(PET_MODEL, "edgetpu", "stand-in: the pet SSD on the CPU")
     monkeypatch.setattr("app.cameras.choose_model", lambda settings: tpu)
-    monkeypatch.setattr("app.cameras.load_choice", lambda choice, threads: (load_choice(
+    monkeypatch.setattr("app.model.runner.load_choice", lambda choice, threads: (load_choice(
         ModelChoice(PET_MODEL, "cpu", "stand-in"), threads)[0], tpu))
     monkeypatch.setattr("app.cameras.RESTART_FIRST_S", 0.5)
     outputs = Outputs("left", at=5)
@@ -282,7 +283,7 @@ def test_a_camera_on_a_shared_lane_that_fails_rejoins_it(tmp_path: Path, monkeyp
     _run_until(cameras, lambda: len(outputs.built["left"]) == 2 and outputs.built["left"][1].count >= 5,
                "left rebuilt and delivering again")
     assert len(cameras.lanes) == 1 and cameras.running[0].model is model  # the same lane and interpreter
-    assert cameras.running[0].shared_lane is cameras.running[1].shared_lane
+    assert cameras.running[0].lane is cameras.running[1].lane
     assert left.restarted is not None and outputs.failed_at is not None
     assert [t for t in outputs.built["right"][0].times if outputs.failed_at < t < left.restarted]
     assert (left.failures, right.failures) == (1, 0)
@@ -297,14 +298,10 @@ class BrokenRobotOutput(RobotOutput):
 
 def test_a_shared_lane_fails_only_the_camera_whose_frame_raised(tmp_path: Path) -> None:
     runs = _two_live_cameras(tmp_path)
-    loaded = load_choice(choose_model(runs[0]), 1)
-    arrived = threading.Event()
+    lane = InferenceLane(ModelRunner.load(runs[0], 1))
     collectors = [Collector(), Collector()]
-    pipelines = [Pipeline(runs[0], [collectors[0]], loaded=loaded, shared_lane=arrived,
-                          robot_outputs=[BrokenRobotOutput()]),
-                 Pipeline(runs[1], [collectors[1]], loaded=loaded, shared_lane=arrived)]
-    lane = SharedInference(pipelines, arrived, loaded)
-    lane_thread = threading.Thread(target=lane.run, daemon=True)
+    pipelines = [Pipeline(runs[0], [collectors[0]], lane=lane, robot_outputs=[BrokenRobotOutput()]),
+                 Pipeline(runs[1], [collectors[1]], lane=lane)]
     runs_done: list[BaseException | None] = [None, None]
 
     def run(n: int) -> None:
@@ -314,16 +311,16 @@ def test_a_shared_lane_fails_only_the_camera_whose_frame_raised(tmp_path: Path) 
             runs_done[n] = exc
 
     threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in (0, 1)]
-    for thread in [*threads, lane_thread]:
+    for thread in threads:
         thread.start()
     threads[0].join(30)
     assert isinstance(runs_done[0], RuntimeError) and "robot output broke" in str(runs_done[0])
     served = collectors[1].count
     wait_for(lambda: collectors[1].count >= served + 10, "the other camera served on", 30)
-    assert lane_thread.is_alive() and not lane.ended
+    assert not lane.ended
     pipelines[1].stop()
     threads[1].join(10)
-    lane_thread.join(10)
+    wait_for(lambda: lane.ended, "the lane's end once no camera is left on it", 10)
     assert runs_done[1] is None and lane.ended and not lane.join(pipelines[1])
 
 

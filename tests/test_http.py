@@ -24,7 +24,8 @@ import pytest
 from app.config import load_settings
 from app.errors import ConfigError
 from app.metrics import Stats
-from app.pipeline import OUTPUT_QUEUE_SIZE, Pipeline
+from app.output_lane import OUTPUT_QUEUE_SIZE
+from app.pipeline import Pipeline
 from app.outputs.base import PublishContext
 from app.outputs.http import HttpPublisher
 from app.sources.base import Source

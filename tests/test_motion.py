@@ -78,7 +78,7 @@ def test_detect_fps_caps_the_inferred_frames_with_or_without_motion_gating():
 def test_auto_gates_live_sources_only(enabled, live, expected):
     settings = load_settings("detect", None, [*PET, f"camera.motion.enabled={str(enabled).lower()}"])
     pipeline = Pipeline(settings, [], FakeCamera(live=live))
-    assert (pipeline.gate is not None and pipeline.gate.detector is not None) == expected
+    assert (pipeline.capture.gate is not None and pipeline.capture.gate.detector is not None) == expected
 
 
 def test_a_still_live_scene_is_inferred_on_few_frames_and_the_rest_counted(tmp_path):
@@ -88,8 +88,8 @@ def test_a_still_live_scene_is_inferred_on_few_frames_and_the_rest_counted(tmp_p
     camera = FakeCamera([CAT], pause=0.01)
     collector = Collector()
     pipeline = Pipeline(settings, [collector], camera)
-    assert pipeline.gate is not None
-    gating = pipeline.gate
+    assert pipeline.capture.gate is not None
+    gating = pipeline.capture.gate
     with Background(pipeline):
         wait_for(lambda: collector.objects and collector.objects[-1].stationary, "the cat to be stationary", 20)
         warm = gating.captured, gating.inferred

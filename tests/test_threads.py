@@ -23,7 +23,7 @@ def test_auto_threads_follow_the_cores_and_the_outputs(cores, outputs_on, thread
 def test_a_pipeline_with_auto_threads_logs_the_choice_and_uses_it(tmp_path, caplog):
     settings = cat_settings(tmp_path, "stages.inference.threads=auto")
     expected, _ = auto_threads(len(os.sched_getaffinity(0)), outputs_on=True)  # cat_settings takes snapshots
-    with caplog.at_level(logging.INFO, logger="app.pipeline"):
+    with caplog.at_level(logging.INFO, logger="app.model.runner"):
         pipeline = Pipeline(settings, [], FakeCamera(live=False))
     assert pipeline.model.threads == expected
     assert f"threads auto: {expected} (" in caplog.text

@@ -23,7 +23,8 @@ import numpy as np
 from app.bench.camera import PacedCamera
 from app.config import Settings, load_settings
 from app.frame import Frame, InputGeometry
-from app.pipeline import Pipeline, load_pipeline_model
+from app.model.runner import ModelRunner
+from app.pipeline import Pipeline
 from app.outputs import Output, Publisher, build_publishers
 from app.sources import build_source
 from app.sources.base import Source
@@ -129,8 +130,9 @@ def started_stages(settings: Settings, ctx: StageContext) -> list[Stage]:
 
 def run_limit(settings: Settings, spec: RunSpec) -> dict:
     """`invoke()` alone, over and over, on the first frame's input: what the model costs by itself."""
-    model, labels, _, _ = load_pipeline_model(settings)
-    first_input(settings, started_stages(settings, StageContext(model, labels)))
+    runner = ModelRunner.load(settings)
+    model = runner.model
+    first_input(settings, started_stages(settings, StageContext(model, runner.labels)))
     record = Recorder()
     cpu = time.process_time()
     for _ in range(spec.frames):
@@ -145,8 +147,9 @@ def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
     """The loop of the picamera2, TFLite and pycoral examples, on one thread: read, convert the whole frame to RGB,
     resize, `set_tensor` a new array, `invoke`, decode (with smartcam's own decoder, the same work either way),
     and with the outputs on, draw on the frame, encode it as JPEG and write a JSON line, every frame."""
-    model, labels, _, _ = load_pipeline_model(settings)
-    decoders = started_stages(settings, StageContext(model, labels))[2:]  # postprocess (and filter)
+    runner = ModelRunner.load(settings)
+    model = runner.model
+    decoders = started_stages(settings, StageContext(model, runner.labels))[2:]  # postprocess (and filter)
     interpreter, index = model.interpreter, model.input.index
     width, height = model.input_size
     source = camera(settings, spec)

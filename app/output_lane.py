@@ -1,0 +1,98 @@
+"""The output lane of one camera: from the bounded queue of processed frames to the publishers.
+
+It owns the queue the inference lane fills (`results`), the tracked objects' events handed over beside it (never
+dropped with a frame), the label events computed once per frame for every publisher (`LabelEvents`), and the
+publishers' start and close, which take the one stop budget. The lane itself does no I/O: each publisher has its
+outbox. Publishers never block it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+
+from app.config import Settings
+from app.frame import Frame
+from app.handoff import Handoff
+from app.metrics import Stats
+from app.outputs.base import Output, PublishContext, Publisher
+from app.scene.label_events import LabelEvents
+from app.scene.tracker import ObjectEvent
+
+log = logging.getLogger(__name__)
+
+OUTPUT_QUEUE_SIZE = 8
+#: how long publishers may take to flush after a run that ended by itself (source ended, --max-frames)
+FLUSH_S = 5.0
+
+
+class OutputLane:
+    def __init__(self, settings: Settings, publishers: list[Publisher], stats: Stats, lossless: bool) -> None:
+        """`lossless`: the inference lane waits for room rather than dropping the oldest frame (files, images)."""
+        self.settings = settings
+        self.publishers = publishers
+        self.stats = stats
+        self.results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: stats.drop("output_full"))
+        #: tracked objects' events, from the inference lane (the track stage) to this lane
+        self.object_events: deque[ObjectEvent] = deque()
+        self._lossless = lossless
+
+    def start(self) -> None:
+        """Start every publisher; when one fails, close those started and raise."""
+        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, self._lossless)
+        started: list[Publisher] = []
+        try:
+            for publisher in self.publishers:
+                publisher.start(ctx)
+                started.append(publisher)
+        except BaseException:
+            close_publishers(started, time.monotonic() + FLUSH_S)
+            raise
+
+    def run(self) -> None:
+        """Publish each processed frame until the queue is closed and drained."""
+        pipeline = self.settings.pipeline
+        publish, overlay = pipeline.publish, pipeline.overlay
+        labels = LabelEvents(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
+                             tracked_only=pipeline.track is not None)
+        last: Output | None = None
+        while (frame := self.results.get()) is not None:
+            events = labels.update(frame)
+            last = Output(frame, frame.result(pipeline.name), events, dict(labels.counts), overlay,
+                          self.stats.recent_fps(), self._objects_until(frame.seq))
+            self._publish(last)
+        if last is not None and self.object_events:  # the tracks the run's end closed
+            self._publish(replace(last, events=[], objects=self._objects_until(None), replay=True))
+
+    def close(self, deadline: float) -> None:
+        """Close every publisher, flushing until `deadline`."""
+        close_publishers(self.publishers, deadline)
+
+    def _objects_until(self, seq: int | None) -> list[ObjectEvent]:
+        """The object events of frames up to `seq` (every one left, for None), taken from the hand-over."""
+        taken = []
+        while self.object_events and (seq is None or self.object_events[0].seq <= seq):
+            taken.append(self.object_events.popleft())
+        return taken
+
+    def _publish(self, out: Output) -> None:
+        for publisher in self.publishers:
+            publisher.publish(out)
+        if not out.replay:
+            self.stats.published(out.frame.t_capture)
+
+
+
+def close_publishers(publishers: list[Publisher], deadline: float) -> None:
+    """Close every publisher at once, each flushing in its own thread, and wait for them until `deadline`."""
+    closing = [(p, threading.Thread(target=p.close, args=(deadline,), name=f"close-{type(p).__name__}",
+                                    daemon=True)) for p in publishers]
+    for _, thread in closing:
+        thread.start()
+    for publisher, thread in closing:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.warning("%s did not finish flushing in time; what it still held is lost", type(publisher).__name__)
