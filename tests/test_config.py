@@ -426,6 +426,9 @@ def test_a_camera_may_give_its_own_port_and_a_lone_one_keeps_http_port(tmp_path)
     ([{"name": "front"}, {"name": "back", "http": {"port": 8814}}], "cameras: front and back would both listen on "
      "HTTP port 8814 (front's from its name, back's given): give one of them a port of its own, e.g. http: "
      "{port: 8815} in front's entry"),
+    ([{"name": "cam20"}, {"name": "cam362"}, {"name": "cam743"}], "cameras: cam20, cam362 and cam743 would all listen "
+     "on HTTP port 8664 (cam20's from its name, cam362's from its name, cam743's from its name): give one of them a "
+     "port of its own, e.g. http: {port: 8665} in cam743's entry"),
 ])
 def test_two_cameras_on_one_port_are_refused_with_one_line(tmp_path, cameras, expected):
     with pytest.raises(ConfigError) as caught:

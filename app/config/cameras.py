@@ -55,9 +55,10 @@ def check_ports(device: DeviceConfig, ports: dict[str, int], where: str, problem
         elif port and len(names) > 1:
             derived = [name for name in names if name not in given] or names
             how = ", ".join(f"{name}'s {'given' if name in given else 'from its name'}" for name in names)
-            problems.add(where, "cameras", f"{' and '.join(names)} would both listen on HTTP port {port} ({how}): "
-                         f"give one of them a port of its own, e.g. http: {{port: {_free_port(port, taken)}}} in "
-                         f"{derived[-1]}'s entry")
+            every = "both" if len(names) == 2 else "all"
+            problems.add(where, "cameras", f"{', '.join(names[:-1])} and {names[-1]} would {every} listen on HTTP port "
+                         f"{port} ({how}): give one of them a port of its own, e.g. http: "
+                         f"{{port: {_free_port(port, taken)}}} in {derived[-1]}'s entry")
 
 
 def _free_port(port: int, taken: set[int]) -> int:
