@@ -49,7 +49,7 @@ def test_each_camera_runs_its_pipeline_with_an_identity_of_its_own(tmp_path: Pat
     assert (front.device.camera.name, front.pipeline.name, front.device.accelerator) == ("front", "pets", "auto")
     assert (back.device.camera.name, back.pipeline.name, back.device.accelerator) == ("back", "classify", "cpu")
     assert list(front.device.camera.zones) == ["door"] and not front.device.cameras
-    assert (front.device.http.port, back.device.http.port) == (8090, 8091)
+    assert (front.device.http.port, back.device.http.port) == (8824, 8513)  # from their names (app/config/cameras.py)
     assert (front.device.mqtt.client_id, back.device.mqtt.client_id) == ("yard-front", "yard-back")
 
 
