@@ -13,8 +13,8 @@ from pathlib import Path
 from app import __version__
 from app.config import load_settings
 from app.pipeline import Pipeline
-from app.outputs import mqtt as mqtt_publisher
 from app.outputs.mqtt import MqttPublisher
+from app.outputs.mqtt import discovery as mqtt_discovery
 from conftest import (CAT_BREEDS, Background, Broker, Collector, free_port, make_certificates, pet_pipeline, subscribed,
                       wait_for)
 
@@ -43,7 +43,7 @@ def mqtt_pipeline(tmp_path: Path, *overrides: str, labels: list[str] | None = No
 
 def processed_per_second(pipeline: Pipeline, seconds: float = 2.0) -> float:
     """Frames per second through the whole output lane (past the MQTT publisher), none lost on the way to it."""
-    delivered = pipeline.publishers[-1]
+    delivered = pipeline.outputs.publishers[-1]
     assert isinstance(delivered, Collector)
     before, started = delivered.count, time.monotonic()
     time.sleep(seconds)
@@ -139,7 +139,7 @@ mqtt: {{enabled: true, host: 127.0.0.1, port: {broker.port}}}
 
 
 def test_discovery_is_sent_again_when_home_assistant_comes_online(tmp_path, broker, monkeypatch):
-    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", 0.0)  # answered at once
+    monkeypatch.setattr(mqtt_discovery, "BIRTH_DELAY_MAX_S", 0.0)  # answered at once
     pipeline, _ = mqtt_pipeline(tmp_path, f"mqtt.port={broker.port}", *PATTERN, labels=["Bengal", "beagle"])
     with subscribed(broker.port, "homeassistant/#") as home_assistant, Background(pipeline):
         wait_for(lambda: home_assistant.discovery() == [DEVICE], "the device document")

@@ -23,11 +23,11 @@ import pytest
 from app import __version__
 from app.config import Settings, load_settings
 from app.metrics import Stats
-from app.outputs import mqtt as mqtt_publisher
 from app.outputs.base import PublishContext
 from app.outputs.mqtt import (
     BIRTH_DELAY_MAX_S,
     MAX_CLIENT_ID,
+    TAKEOVER_SESSIONS,
     MqttPublisher,
     Topics,
     birth_delay,
@@ -37,6 +37,8 @@ from app.outputs.mqtt import (
     discovery_components,
     entity_documents,
 )
+from app.outputs.mqtt import discovery as mqtt_discovery
+from app.outputs.mqtt import publisher as mqtt_publisher
 from conftest import Broker, Subscriber, pet_pipeline, subscribed, wait_for
 
 LOGGER = "app.outputs.mqtt"
@@ -49,7 +51,7 @@ ENTITY = "mqtt.discovery.mode=entity"
 @pytest.fixture(autouse=True)
 def no_birth_delay(monkeypatch):
     """Home Assistant's birth is answered at once (the random delay has its own tests)."""
-    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", 0.0)
+    monkeypatch.setattr(mqtt_discovery, "BIRTH_DELAY_MAX_S", 0.0)
 
 
 def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
@@ -185,7 +187,7 @@ def test_a_lost_connection_marks_only_its_own_instance_offline(tmp_path, broker,
     wait_for(lambda: detect.connected() and face.connected(), "both instances connected")
     watcher = Subscriber(broker.port, "smartcam/+/+/availability")
     try:
-        face.publisher._client.socket().shutdown(socket.SHUT_RDWR)  # gone without a DISCONNECT: the will fires
+        face.publisher._link.client.socket().shutdown(socket.SHUT_RDWR)  # gone without a DISCONNECT: the will fires
         wait_for(lambda: b"offline" in watcher.payloads("smartcam/cam0/face/availability"), "face's last will")
         wait_for(lambda: face.connected() and face.health()["connections"] == 2, "face reconnecting")
         wait_for(lambda: watcher.payloads("smartcam/cam0/face/availability")[-1:] == [b"online"], "face back online")
@@ -198,12 +200,12 @@ def test_a_lost_connection_marks_only_its_own_instance_offline(tmp_path, broker,
 
 
 def a_run(start, tmp_path: Path, broker: Broker, labels: list[str] | None, expected: int,
-          *overrides: str) -> dict[str, bytes]:
-    """Start the instance `detect` watching `labels`, wait for `expected` retained discovery documents, stop it;
-    what the broker retains then."""
+          *overrides: str, until: Callable[[dict[str, bytes]], bool] = lambda held: True) -> dict[str, bytes]:
+    """Start the instance `detect` watching `labels`, wait for `expected` retained discovery documents (and `until`
+    finds what the broker retains as it should be), stop it; what the broker retains then."""
     instance = start(settings(tmp_path, broker, "detect", labels, *overrides))
     wait_for(instance.connected, "the instance connected")
-    held = retained_once(broker.port, lambda held: len(discovery(held)) == expected,
+    held = retained_once(broker.port, lambda held: len(discovery(held)) == expected and until(held),
                          f"{expected} discovery documents")
     instance.stop()
     return held
@@ -233,11 +235,19 @@ def test_a_component_no_longer_published_is_removed_from_the_device_the_way_home
     then the document without it. Its count goes too. With discovery off the device document is emptied."""
     first = a_run(start, tmp_path, broker, ["Bengal", "beagle"], 1)
     assert "smartcam/cam0/detect/count/beagle" in first
-    with subscribed(broker.port, DEVICE) as watcher:
-        second = a_run(start, tmp_path, broker, ["Bengal"], 1)  # beagle is no longer watched
+
+    def updated(held: dict[str, bytes]) -> bool:  # the retained device document is this run's, not the last one's
+        return "beagle_count" not in components(discovery(held)[DEVICE])
+
+    with subscribed(broker.port, DEVICE) as watcher, subscribed(broker.port, "#") as everything:
+        second = a_run(start, tmp_path, broker, ["Bengal"], 1, until=updated)  # beagle is no longer watched
         wait_for(lambda: live(watcher)[-1:] and "beagle_count" not in components(live(watcher)[-1][1]),
                  "the device document without beagle")
     sent = [document for _, document in live(watcher)]
+    # the count is emptied after the removal (Home Assistant would read an empty count of an entity it still has)
+    order = [(m.topic, bytes(m.payload)) for m in list(everything.messages) if not m.retain]
+    removal_at = next(i for i, (topic, _) in enumerate(order) if topic == DEVICE)
+    assert order.index(("smartcam/cam0/detect/count/beagle", b"")) > removal_at
     removal = {"beagle_count": {"platform": "sensor"}, "beagle_occupancy": {"platform": "binary_sensor"}}
     assert [d for d in sent if removal.items() <= components(d).items()] == [sent[0]]  # first, and once
     assert components(sent[0])["Bengal_count"]["platform"] == "sensor"  # the others stay as they are
@@ -389,7 +399,7 @@ def test_the_answer_to_a_birth_waits_its_random_delay_and_nothing_waits_with_it(
 
 
 def test_the_birth_delay_is_random_and_within_its_bound(monkeypatch):
-    monkeypatch.setattr(mqtt_publisher, "BIRTH_DELAY_MAX_S", BIRTH_DELAY_MAX_S)  # as shipped, not the tests' 0
+    monkeypatch.setattr(mqtt_discovery, "BIRTH_DELAY_MAX_S", BIRTH_DELAY_MAX_S)  # as shipped, not the tests' 0
     delays = [birth_delay() for _ in range(200)]
     assert all(0.0 <= delay <= BIRTH_DELAY_MAX_S for delay in delays)
     assert len(set(delays)) > 100 and max(delays) - min(delays) > BIRTH_DELAY_MAX_S / 2
@@ -474,7 +484,7 @@ def test_the_same_instance_started_twice_is_said_once_each_not_at_every_takeover
     assert len(said) == 2, said  # once by each
     assert all(f"another client connects with the client id {first.publisher.client_id}" in line for line in said)
     warnings = [r for r in records if r.levelno == logging.WARNING]
-    assert len(warnings) <= 2 * (mqtt_publisher.TAKEOVER_SESSIONS - 1), [r.getMessage() for r in warnings]
+    assert len(warnings) <= 2 * (TAKEOVER_SESSIONS - 1), [r.getMessage() for r in warnings]
 
 
 def test_a_broker_hung_for_less_than_the_keepalive_is_said(tmp_path, broker, start, caplog):
