@@ -35,13 +35,14 @@ from collections.abc import Callable
 
 from app.config import Settings
 from app.errors import ConfigError, SmartcamError
-from app.inference_lane import InferenceLane
+from app.inference_lane import InferenceLane, LaneEnded
 from app.metrics import ENDED, FAILED, RESTARTING, RUNNING, Stats
 from app.model.accelerator import ModelChoice
 from app.model.runner import ModelRunner, choose_model
 from app.outputs.base import Publisher
 from app.pipeline import Pipeline
 from app.redact import mask_credentials
+from app.reload import MODEL_CHANGED, restart_reason
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Cameras:
         self._stopping = threading.Event()
         self._fatal: BaseException | None = None
         self._errors: dict[int, BaseException] = {}
+        #: cameras stopped to be restarted by a reload, and why
+        self._restarts: dict[int, str] = {}
         for group in groups:
             self._build_lane(group, cpu_lanes if len(group) == 1 else cpu_lanes + len(group))
 
@@ -125,6 +128,36 @@ class Cameras:
         for pipeline in self.running:
             pipeline.stop()
 
+    def reload(self, runs: list[Settings]) -> str:
+        """Apply the files read again (`runs`) to the running cameras, matched by name: live where a camera can
+        take the change, else by restarting that camera alone (app.reload). Cameras added or removed are refused
+        (ConfigError), as a restart applies them. Returns what was done, for the log."""
+        names, given = {s.device.camera.name for s in self.runs}, {s.device.camera.name for s in runs}
+        if names != given:
+            raise ConfigError(f"the cameras changed ({', '.join(sorted(names ^ given))} added or removed): "
+                              "restart smartcam to apply that (systemctl restart smartcam)")
+        by_name = {settings.device.camera.name: settings for settings in runs}
+        for old in self.runs:  # a model that is not there is refused now, not found missing by the restart
+            new = by_name[old.device.camera.name]
+            if restart_reason(old, new) == MODEL_CHANGED:
+                choose_model(new)
+        done = []
+        with self._lock:
+            for i, old in enumerate(self.runs):
+                name = old.device.camera.name
+                self.runs[i] = new = by_name[name]  # a camera restarting or rebuilt later is built from these
+                pipeline = self.pipelines[i]
+                if pipeline is None or pipeline.stats.state != RUNNING:
+                    continue
+                if reason := restart_reason(old, new):
+                    self._restarts[i] = reason
+                    pipeline.stop()
+                    done.append(f"camera {name} restarts ({reason})")
+                else:
+                    pipeline.reconfigure(new, self._publishers(new))
+                    done.append(f"camera {name} changed live")
+        return "; ".join(done) or "no camera is running"
+
     def run(self, max_frames: int | None = None) -> list[Stats]:
         """Run every camera until all have ended (sources ended, `max_frames` each, or `stop()`), rebuilding failed
         ones as the module says; raise a ConfigError any of them raised, the one camera's failure, or
@@ -157,8 +190,6 @@ class Cameras:
             began = time.monotonic()
             try:
                 pipeline.run(max_frames)
-                pipeline.stats.state = ENDED
-                return
             except ConfigError as exc:  # the files are wrong: running on cannot fix that
                 self._fatal = self._fatal or exc
                 pipeline.stats.state, pipeline.stats.last_failure = FAILED, str(exc)
@@ -167,6 +198,21 @@ class Cameras:
             except BaseException as exc:
                 in_a_row = 1 if time.monotonic() - began >= RESTART_MAX_S else in_a_row + 1
                 pipeline = self._after_failure(i, pipeline, exc, in_a_row)
+                continue
+            reason = self._restarts.pop(i, None)
+            if reason is None or self._stopping.is_set():
+                pipeline.stats.state = ENDED
+                return
+            pipeline = self._restart(i, pipeline, reason)
+
+    def _restart(self, i: int, stopped: Pipeline, reason: str) -> Pipeline | None:
+        """Camera `i`, stopped by a reload for `reason`, built again from its new settings (a failure to build it
+        is a camera failure like any other)."""
+        log.info("camera %s restarts: %s", self.runs[i].device.camera.name, reason)
+        try:
+            return self._rebuild(i, stopped.stats, new_lane=reason == MODEL_CHANGED)
+        except BaseException as exc:
+            return self._after_failure(i, stopped, exc, 1)
 
     def _after_failure(self, i: int, failed: Pipeline, exc: BaseException, in_a_row: int) -> Pipeline | None:
         """Camera `i` failed with `exc`: the camera rebuilt after its backoff, or None when it stays failed."""
@@ -175,7 +221,11 @@ class Cameras:
                 failed.stats.state = ENDED
                 return None
             try:
-                return self._rebuild(i, failed.stats)
+                rebuilt = self._rebuild(i, failed.stats)
+                if rebuilt is not None:
+                    log.info("camera %s rebuilt after %d failures", self.runs[i].device.camera.name,
+                             failed.stats.failures)
+                return rebuilt
             except BaseException as again:  # rebuilding failed too (the TPU still gone): later, again
                 exc, in_a_row = again, in_a_row + 1
         failed.stats.state = FAILED
@@ -202,27 +252,40 @@ class Cameras:
             self.stop()
         return delay
 
-    def _rebuild(self, i: int, stats: Stats) -> Pipeline | None:
-        """Camera `i` built again from its settings with its own Stats: back on the lane its neighbours still use,
-        or on a lane built anew (its model loaded again) when none is left on it. None when the run is stopping."""
+    def _rebuild(self, i: int, stats: Stats, new_lane: bool = False) -> Pipeline | None:
+        """Camera `i` built again from its settings with its own Stats: back on the Edge TPU lane its neighbours
+        still use, or on a lane built anew (its model loaded again) when none is left on it, when it was alone on
+        the CPU, or when `new_lane` (its model changed). None when the run is stopping."""
         settings = self.runs[i]
         with self._lock:
             if self._stopping.is_set():
                 return None
             lane = self._lane_of[i]
             assert lane is not None, "every camera was given a lane"
-            if lane.ended:
-                mates = [j for j, other in enumerate(self._lane_of) if other is lane and j != i]
-                self._build_lane([i], self._cpu_lanes[i], [stats])
-                rebuilt = self._lane_of[i]
-                if rebuilt is not None and rebuilt.runner.choice.accelerator != "cpu":
-                    for j in mates:  # on the Edge TPU again: the others rejoin it when they are rebuilt
-                        self._lane_of[j] = rebuilt
-                pipeline = self.pipelines[i]
-                assert pipeline is not None, "_build_lane builds it"
-            else:
-                pipeline = Pipeline(settings, self._publishers(settings), lane=lane, stats=stats)
+            shared = lane.runner.choice.accelerator != "cpu"  # a camera on the CPU has a lane of its own
+            pipeline = self._rejoin(settings, lane, stats) if shared and not new_lane else None
+            if pipeline is None:
+                pipeline = self._on_a_new_lane(i, lane, stats)
             self.pipelines[i] = pipeline
             stats.state, stats.restarted = RUNNING, time.monotonic()
-        log.info("camera %s rebuilt after %d failures", settings.device.camera.name, stats.failures)
+        return pipeline
+
+    def _rejoin(self, settings: Settings, lane: InferenceLane, stats: Stats) -> Pipeline | None:
+        """The camera of `settings` back on `lane`, or None when the lane ended meanwhile."""
+        try:
+            return Pipeline(settings, self._publishers(settings), lane=lane, stats=stats)
+        except LaneEnded:
+            return None
+
+    def _on_a_new_lane(self, i: int, old: InferenceLane, stats: Stats) -> Pipeline:
+        """Camera `i` on a lane built anew; the cameras of its old lane that ended rejoin it when they are rebuilt,
+        if it is on the Edge TPU."""
+        mates = [j for j, other in enumerate(self._lane_of) if other is old and j != i] if old.ended else []
+        self._build_lane([i], self._cpu_lanes[i], [stats])
+        lane = self._lane_of[i]
+        if lane is not None and lane.runner.choice.accelerator != "cpu":
+            for j in mates:
+                self._lane_of[j] = lane
+        pipeline = self.pipelines[i]
+        assert pipeline is not None, "_build_lane builds it"
         return pipeline

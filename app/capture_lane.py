@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.config import Settings
+from app.config import CameraConfig, Settings
 from app.frame import ARRIVAL, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
@@ -50,11 +50,14 @@ class CaptureLane:
             stats.health["source"] = self.source.health.document
         self.slot: Handoff[Frame] = Handoff(1, not self.source.live, lambda: stats.drop("stale"), on_frame)
         self.gate = self._motion_gate()
+        #: a reload's camera settings whose motion gate differs, applied before the next frame is read
+        self._reload: CameraConfig | None = None
 
     def _motion_gate(self) -> MotionGate | None:
         """The gate for `camera.motion` (`auto`: on for a live source) and `camera.detect_fps`, if either is on."""
         camera = self.camera
         enabled = self.source.live if camera.motion.enabled == "auto" else camera.motion.enabled
+        self.stats.reports.pop("motion", None)
         if not enabled and not camera.detect_fps:
             return None
         tracker = next((stage.tracker for stage in self.stages if isinstance(stage, Track)), None)
@@ -63,6 +66,11 @@ class CaptureLane:
         log.info("%s: motion gating %s%s", camera.name, "on" if enabled else "off",
                  f", at most {camera.detect_fps:g} inferred frames a second" if camera.detect_fps else "")
         return gate
+
+    def reconfigure(self, camera: CameraConfig) -> None:
+        """A reload: the camera's new motion gate settings (if they changed) apply from the next frame on."""
+        if (camera.motion, camera.detect_fps) != (self.camera.motion, self.camera.detect_fps):
+            self._reload = camera
 
     def open(self) -> None:
         """Open the source (a live one waits for its camera inside), and say so."""
@@ -76,6 +84,9 @@ class CaptureLane:
         seq = 0
         try:
             while not self._stop.is_set():
+                if self._reload is not None:
+                    self.camera, self._reload = self._reload, None
+                    self.gate = self._motion_gate()
                 captured = self.source.read()
                 seq += 1
                 self.stats.captured_frame()

@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list · models · devices · bench (started by app/__main__.py).
+"""The command line: run (default) · validate · list · models · devices · bench · reload (from app/__main__.py).
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import __version__
@@ -21,11 +22,13 @@ from app.config import (DEFAULT_CONFIG, PIPELINE_KEYS, PIPELINES_DIR, load_camer
 from app.errors import EXIT_OK, EXIT_RUNTIME, ConfigError, SmartcamError
 
 if TYPE_CHECKING:
+    from app.cameras import Cameras
     from app.config import Settings
     from app.metrics import Stats
+    from app.reload import Reloader
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices", "bench")
+COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload")
 #: the length of the clip `bench --clip-from` makes (20 s at 30 fps), looped for longer runs
 CLIP_FRAMES = 600
 
@@ -41,11 +44,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices · bench. "
+        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload. "
                "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload):
+        add(commands)
+    return parser
 
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a pipeline (the default command)",
                               description="Capture frames, run the pipeline, publish results until stopped.")
     run.add_argument("--pipeline", default="detect", metavar="NAME",
@@ -60,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.set_defaults(handler=command_run)
 
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
     validate = commands.add_parser("validate", help="check config.yaml and a pipeline file",
                                    description="Exit 0 and print ok, or exit 2 with one line per problem.")
     validate.add_argument("--pipeline", default=None, metavar="NAME", help="one pipeline (default: all of them)")
@@ -71,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               "whether each is downloaded.")
     _common(listing)
     listing.set_defaults(handler=command_list)
+    devices = commands.add_parser("devices", help="the cameras and Edge TPUs this board has",
+                                  description="V4L2 cameras, Pi cameras (when picamera2 is installed) and Coral "
+                                              "Edge TPUs (USB and PCIe), with what to write in config.yaml.")
+    devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
+    devices.set_defaults(handler=command_devices)
 
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser("models", help="fetch, list and verify the named models",
                                  description="Named models are listed in models/manifest.yaml and stored in "
                                              "models.dir (config.yaml).")
@@ -96,12 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(models_verify)
     models_verify.set_defaults(handler=command_models_verify)
 
-    devices = commands.add_parser("devices", help="the cameras and Edge TPUs this board has",
-                                  description="V4L2 cameras, Pi cameras (when picamera2 is installed) and Coral "
-                                              "Edge TPUs (USB and PCIe), with what to write in config.yaml.")
-    devices.add_argument("--debug", action="store_true", help="debug logging and tracebacks for errors")
-    devices.set_defaults(handler=command_devices)
 
+def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench", help="compare invoke alone, the examples' loop and the pipeline, outputs off and on",
         description="Measures, on one model, source and thread count, alternated and repeated, each run in its own "
@@ -131,7 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "(needs matplotlib)")
     _common(bench)
     bench.set_defaults(handler=command_bench, output=[])
-    return parser
+
+
+def _add_reload(commands: argparse._SubParsersAction) -> None:
+    reload = commands.add_parser(
+        "reload", help="apply changed files to the running cameras, without a restart",
+        description="Check the files as validate does (exit 2 with one line per problem, and nothing is sent), then "
+                    "ask every smartcam run on this machine to read them again (SIGHUP; under systemd, systemctl "
+                    "reload smartcam does the same). Zones, lines, thresholds and outputs change live; a camera "
+                    "whose source or model changed restarts alone.")
+    reload.add_argument("--pipeline", default="detect", metavar="NAME", help="the pipeline the run uses (checked)")
+    _common(reload)
+    reload.set_defaults(handler=command_reload)
 
 
 def _run_overrides(args: argparse.Namespace) -> list[str]:
@@ -169,15 +193,53 @@ def command_run(args: argparse.Namespace) -> int:
     cameras = Cameras(runs, build_publishers)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: cameras.stop())
+    reloader = _reloader(args, cameras)
     monitor = ServiceMonitor(*cameras.stats)  # READY, WATCHDOG and STATUS under systemd; silent elsewhere
     monitor.start()
     try:
         cameras.run(args.max_frames)
     finally:
+        reloader.stop()
         monitor.stop()
         for settings, stats in zip(runs, cameras.stats, strict=True):  # at every log level, even after a failure
             print(f"smartcam: {_camera_summary(settings.device.camera.name, stats) if len(runs) > 1 else ''}"
                   f"{stats.summary()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _reloader(args: argparse.Namespace, cameras: Cameras) -> Reloader:
+    """Reload on SIGHUP: the files read again as at the start, applied to the cameras (and the log level)."""
+    from app.reload import Reloader
+
+    def apply(runs: list[Settings]) -> str:
+        done = cameras.reload(runs)
+        _configure_logging(runs[0].device.logging.level, args.debug)
+        return done
+
+    reloader = Reloader(lambda: load_cameras(args.pipeline, args.config, _run_overrides(args)), apply)
+    for stats in cameras.stats:
+        stats.reports["reload"] = reloader.document
+    signal.signal(signal.SIGHUP, lambda *_: reloader.request())
+    reloader.start()
+    return reloader
+
+
+def command_reload(args: argparse.Namespace) -> int:
+    from app.reload import running_runs, signal_reload
+
+    load_cameras(args.pipeline, args.config, args.overrides)  # what the run will refuse, refused here first
+    config = Path(args.config) if args.config else DEFAULT_CONFIG
+    runs = running_runs(COMMANDS, config, DEFAULT_CONFIG)
+    if not runs:
+        raise SmartcamError(f"no smartcam run on {config} to reload on this machine (start one with python -m app "
+                            "run, or name its configuration with --config)")
+    for pid, command in runs:
+        try:
+            signal_reload(pid)
+        except PermissionError:
+            raise SmartcamError(f"not allowed to signal {pid} ({command}): run reload as its user or root, or use "
+                                "systemctl reload smartcam") from None
+        print(f"reload: asked {pid} ({command})")
     return EXIT_OK
 
 

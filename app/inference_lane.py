@@ -20,6 +20,10 @@ from app.model.runner import ModelRunner
 IDLE_WAIT_S = 0.05
 
 
+class LaneEnded(RuntimeError):
+    """A camera was built for a lane that had ended (no camera was left on it): it needs a lane built anew."""
+
+
 class Served(Protocol):
     """What the lane asks of a camera's pipeline."""
 

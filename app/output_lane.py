@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 OUTPUT_QUEUE_SIZE = 8
 #: how long publishers may take to flush after a run that ended by itself (source ended, --max-frames)
 FLUSH_S = 5.0
+#: how long a publisher a reload replaces may take to flush
+RELOAD_CLOSE_S = 2.0
 
 
 class OutputLane:
@@ -39,6 +41,8 @@ class OutputLane:
         #: tracked objects' events, from the inference lane (the track stage) to this lane
         self.object_events: deque[ObjectEvent] = deque()
         self._lossless = lossless
+        #: a reload's settings and the publishers built from them, applied before the next frame is published
+        self._reload: tuple[Settings, list[Publisher]] | None = None
 
     def start(self) -> None:
         """Start every publisher; when one fails, close those started and raise."""
@@ -54,18 +58,45 @@ class OutputLane:
 
     def run(self) -> None:
         """Publish each processed frame until the queue is closed and drained."""
-        pipeline = self.settings.pipeline
-        publish, overlay = pipeline.publish, pipeline.overlay
-        labels = LabelEvents(publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
-                             tracked_only=pipeline.track is not None)
+        labels = LabelEvents(*_label_settings(self.settings))
         last: Output | None = None
         while (frame := self.results.get()) is not None:
+            if self._reload is not None:
+                labels = labels.reconfigured(*_label_settings(self._reload[0]))
+                self._apply_reload(*self._reload)
+            pipeline = self.settings.pipeline
             events = labels.update(frame)
-            last = Output(frame, frame.result(pipeline.name), events, dict(labels.counts), overlay,
+            last = Output(frame, frame.result(pipeline.name), events, dict(labels.counts), pipeline.overlay,
                           self.stats.recent_fps(), self._objects_until(frame.seq))
             self._publish(last)
         if last is not None and self.object_events:  # the tracks the run's end closed
             self._publish(replace(last, events=[], objects=self._objects_until(None), replay=True))
+
+    def reconfigure(self, settings: Settings, publishers: list[Publisher]) -> None:
+        """A reload: `settings` and the publishers built from them (not started) apply before the next frame."""
+        self._reload = (settings, publishers)
+
+    def _apply_reload(self, settings: Settings, fresh: list[Publisher]) -> None:
+        """Each publisher built from the files takes the new settings, or is replaced by its fresh counterpart
+        (closed, or only closed when its output was turned off); fresh ones for outputs turned on start."""
+        self._reload = None
+        self.settings = settings
+        ctx = PublishContext(settings, self.stats, settings.pipeline.publish, self._lossless)
+        by_section = {publisher.section: publisher for publisher in fresh if publisher.section}
+        kept: list[Publisher] = []
+        for publisher in self.publishers:
+            new = by_section.pop(publisher.section, None) if publisher.section else None
+            if publisher.section is None or (new is not None and publisher.reconfigure(ctx)):
+                kept.append(publisher)
+                continue
+            close_publishers([publisher], time.monotonic() + RELOAD_CLOSE_S)
+            if new is not None:
+                new.start(ctx)
+                kept.append(new)
+        for new in by_section.values():
+            new.start(ctx)
+            kept.append(new)
+        self.publishers = kept
 
     def close(self, deadline: float) -> None:
         """Close every publisher, flushing until `deadline`."""
@@ -84,6 +115,13 @@ class OutputLane:
         if not out.replay:
             self.stats.published(out.frame.t_capture)
 
+
+
+def _label_settings(settings: Settings) -> tuple[list[str] | None, float, int, int, bool]:
+    """What `LabelEvents` is built from: the pipeline's publish settings, and whether only tracked objects count."""
+    publish = settings.pipeline.publish
+    return (publish.labels, publish.min_score, publish.appear_frames, publish.clear_frames,
+            settings.pipeline.track is not None)
 
 
 def close_publishers(publishers: list[Publisher], deadline: float) -> None:

@@ -20,7 +20,7 @@ from app.capture_lane import CaptureLane
 from app.config import Settings
 from app.errors import ModelError
 from app.frame import Frame
-from app.inference_lane import InferenceLane
+from app.inference_lane import InferenceLane, LaneEnded
 from app.metrics import Stats
 from app.model.kinds.base import CLASSES
 from app.model.runner import ModelRunner
@@ -71,10 +71,12 @@ class Pipeline:
         self._interrupted = False
         self._error: BaseException | None = None
         self._max_frames: int | None = None
+        #: a reload's settings for the stages, applied by the inference lane before its next frame
+        self._reload: Settings | None = None
         #: set when the inference lane is done with this camera (it left the lane)
         self._left_lane = threading.Event()
         if not self.lane.join(self):
-            raise RuntimeError("its inference lane ended while it was built")
+            raise LaneEnded("its inference lane ended while it was built")
 
     def _start_stages(self) -> None:
         #: the model the stages were started with (the runner's, until it falls back to the CPU)
@@ -82,6 +84,23 @@ class Pipeline:
         ctx = StageContext(self.model, self.runner.labels, self.settings.device.camera, self.outputs.object_events)
         for stage in self.stages:
             stage.start(ctx)
+
+    def reconfigure(self, settings: Settings, publishers: list[Publisher]) -> None:
+        """A reload that this camera takes live (app.reload says what that is): each lane applies its part between
+        two frames; `publishers`: those built from `settings`, for the outputs whose section changed."""
+        self.capture.reconfigure(settings.device.camera)
+        self._reload = settings
+        self.outputs.reconfigure(settings, publishers)
+
+    def _apply_reload(self, settings: Settings) -> None:
+        """The stages whose parameters changed take the new ones, every stage the camera's new zones and lines
+        (the tracker keeps its tracks)."""
+        camera_changed = settings.device.camera != self.settings.device.camera
+        self._reload, self.settings = None, settings
+        ctx = StageContext(self.model, self.runner.labels, settings.device.camera, self.outputs.object_events)
+        for stage, (_, params) in zip(self.stages, settings.pipeline.stages, strict=True):
+            if params != stage.params or camera_changed:
+                stage.reconfigure(params, ctx)
 
     def _follow_fallback(self) -> None:
         """The runner switched to the CPU model (the Edge TPU failed mid-run): start the stages again on it."""
@@ -189,6 +208,8 @@ class Pipeline:
         """Run the stages on one frame, then send its results to the robot outputs and hand it to the output lane."""
         if self.model is not self.runner.model:  # another camera of the lane found the Edge TPU gone
             self._follow_fallback()
+        if self._reload is not None:
+            self._apply_reload(self._reload)
         try:
             processed = self._process(frame)
         except ModelError as failure:

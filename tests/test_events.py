@@ -105,3 +105,15 @@ def test_an_rgb_frame_is_drawn_in_rgb_and_encoded_with_the_same_colours():
 def test_label_colours_are_stable_and_differ():
     assert label_colour("person") == label_colour("person")
     assert len({label_colour(label) for label in ("person", "car", "dog", "cat", "bicycle")}) >= 4
+
+
+def test_a_reload_keeps_the_counts_of_the_labels_still_watched():
+    """No event fires only because the watched labels or thresholds were reloaded; a newly watched label starts
+    at 0."""
+    tracker = LabelEvents(["cat", "dog"], 0.5, appear_frames=1, clear_frames=1)
+    assert _feed(tracker, _frame("cat", "dog")) == [Event("appeared", "cat", 1, 0), Event("appeared", "dog", 1, 0)]
+    reloaded = tracker.reconfigured(["cat", "bird"], 0.5, appear_frames=1, clear_frames=1)
+    assert reloaded.counts == {"cat": 1, "bird": 0}
+    assert _feed(reloaded, _frame("cat", "dog")) == []
+    every = tracker.reconfigured(None, 0.5, appear_frames=1, clear_frames=1)
+    assert every.counts == {"cat": 1, "dog": 1} and _feed(every, _frame("cat", "dog")) == []

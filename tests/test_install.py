@@ -572,16 +572,17 @@ def systemd_analyze() -> str:
 
 @pytest.fixture
 def unit_root(tmp_path) -> Path:
-    """A root for `systemd-analyze --root`: systemd's own units, ours, and a stand-in for the venv's python."""
+    """A root for `systemd-analyze --root`: systemd's own units, ours, and stand-ins for the venv's python and for
+    kill (ExecReload=)."""
     units = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()), None)
     if units is None:
         pytest.fail("no /usr/lib/systemd/system: ./install.sh --dev installs Debian's systemd package")
     root = tmp_path / "root"
     shutil.copytree(units, root / "usr/lib/systemd/system", symlinks=True)
-    python = root / PREFIX.lstrip("/") / ".venv/bin/python"
-    python.parent.mkdir(parents=True)
-    python.write_text("#!/bin/sh\n")
-    python.chmod(0o755)
+    for program in (root / PREFIX.lstrip("/") / ".venv/bin/python", root / "bin/kill"):
+        program.parent.mkdir(parents=True)
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in ("smartcam.service", "smartcam@.service"):
         (root / "etc/systemd/system" / unit).write_text(unit_text(unit))
@@ -672,3 +673,10 @@ def test_the_udev_rule_gives_plugdev_the_coral_usb_ids_and_the_pcie_card():
     assert ids == {("1a6e", "089a"), ("18d1", "9302")}
     assert all('GROUP="plugdev"' in line and 'MODE="0660"' in line for line in rules)
     assert any('SUBSYSTEM=="apex"' in line for line in rules)
+
+
+def test_systemctl_reload_sends_the_run_a_sighup():
+    """`systemctl reload smartcam` is what `python -m app reload` does for a run: a SIGHUP (tests/test_reload.py)."""
+    for unit in ("smartcam.service", "smartcam@.service"):
+        assert [line for line in unit_text(unit).splitlines() if line.startswith("ExecReload=")] == [
+            "ExecReload=/bin/kill -HUP $MAINPID"]

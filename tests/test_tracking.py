@@ -96,6 +96,18 @@ def test_a_zone_is_entered_and_left_after_inertia_frames():
     assert tracker.zone_counts() == {"middle": 0}
 
 
+def test_zones_reloaded_while_an_object_is_in_one_keep_its_id_and_forget_the_zone_gone():
+    everywhere = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"old": {"polygon": everywhere, "inertia": 1}}))
+    frames, _ = walk(tracker, [[detection(300)]] * 3)
+    assert frames[-1][0].zones == ("old",) and tracker.zone_counts() == {"old": 1}
+    tracker.rescene(scene(zones={"new": {"polygon": everywhere, "inertia": 1}}))
+    assert tracker.zone_counts() == {"new": 0}
+    tracked, _ = tracker.update([detection(300)], 1.0, 4)
+    assert tracked[0].track_id == frames[-1][0].track_id and tracked[0].zones == ("new",)
+    assert tracker.zone_counts() == {"new": 1}
+
+
 def test_a_flicker_across_the_edge_shorter_than_inertia_changes_nothing():
     tracker = Tracker(TrackParams(min_hits=1), scene(zones={"left": {"polygon": [[0, 0], [0.5, 0], [0.5, 1],
                                                                               [0, 1]], "inertia": 3}}))

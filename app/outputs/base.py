@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -90,12 +91,22 @@ def object_document(event: ObjectEvent, out: Output, ctx: PublishContext) -> dic
 
 
 class Publisher(ABC):
+    #: the config.yaml section it is built from (by `build_publishers`); None: one its caller made (the Python API's,
+    #: the bench's, a test's), which a reload leaves alone
+    section: ClassVar[str | None] = None
+
     def start(self, ctx: PublishContext) -> None:
         """Connect, listen, create folders; called once before the first frame."""
 
     @abstractmethod
     def publish(self, out: Output) -> None:
         """Take one processed frame. Must return quickly: a slow peer is fed from an outbox that drops, counting."""
+
+    def reconfigure(self, ctx: PublishContext) -> bool:
+        """A reload, while running: take `ctx` (the files read again) and return True, or return False to be closed
+        and replaced by a publisher built from them. The default: replaced, which costs a short-lived output
+        (files, webhooks) nothing; one that holds a connection keeps it when its own section did not change."""
+        return False
 
     def close(self, deadline: float) -> None:
         """Flush and release by `deadline` (monotonic; the run's one stop budget), then give up on what is left;

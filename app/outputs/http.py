@@ -110,6 +110,7 @@ class FrameSlot:
 
 
 class HttpPublisher(Publisher):
+    section = "http"
     #: class default; a test may lower it on an instance before `start`
     send_timeout_s = SEND_TIMEOUT_S
     ctx: PublishContext  # set by start(), like snapshots_dir
@@ -148,6 +149,16 @@ class HttpPublisher(Publisher):
             log.warning("http: %s; waiting for it (trying again every %g s)", exc, LISTEN_RETRY_S)
             self._waiter = threading.Thread(target=self._listen_when_free, name="http-wait", daemon=True)
             self._waiter.start()
+
+    def reconfigure(self, ctx: PublishContext) -> bool:
+        """A reload: with its own section unchanged, the server and its stream clients stay and serve the run's new
+        settings; else it is replaced."""
+        if ctx.settings.device.http != self.config:
+            return False
+        self.ctx = ctx
+        self.snapshots_dir = ctx.settings.resolve_path(ctx.settings.device.snapshots.dir)
+        ctx.stats.health["http"] = self.health_document
+        return True
 
     def _listen_when_free(self) -> None:
         while not self._closing.wait(LISTEN_RETRY_S):

@@ -41,6 +41,7 @@ WRONG_PATH = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, 
 
 
 class JsonLines(Publisher):
+    section = "jsonl"
     def __init__(self, config: JsonlConfig) -> None:
         self.config = config
         self._file = None if config.path == "-" else LineFile(Path(config.path), round(config.max_mb * MB),

@@ -81,6 +81,7 @@ def has_detection(frame: Frame, label: str, min_score: float) -> bool:
 
 
 class SnapshotPublisher(Publisher):
+    section = "snapshots"
     def __init__(self, config: SnapshotsConfig) -> None:
         self.config = config
         #: the newest snapshot this run wrote, for other outputs (None before the first)

@@ -95,6 +95,7 @@ class Sender:
 
 
 class WebhookPublisher(Publisher):
+    section = "webhooks"
     def __init__(self, config: WebhooksConfig) -> None:
         self.config = config
         self._ctx: PublishContext  # set by start()

@@ -61,6 +61,16 @@ class LabelEvents:
                 events.append(Event(kind, label, seen, current))
         return events
 
+    def reconfigured(self, labels: list[str] | None, min_score: float, appear_frames: int, clear_frames: int,
+                     tracked_only: bool = False) -> LabelEvents:
+        """The same, with a reload's settings: the counts of the labels it still counts go on (no event fires for
+        a label only because of the reload); a newly watched label starts at 0."""
+        new = LabelEvents(labels, min_score, appear_frames, clear_frames, tracked_only)
+        for label, count in self.counts.items():
+            if new.labels is None or label in new.labels:
+                new.counts[label] = count
+        return new
+
     def _in_order(self, raw: Counter[str]) -> list[str]:
         """The labels to look at this frame: watched ones as configured (`counts` holds them all, in that order),
         else every label counted or seen, sorted."""

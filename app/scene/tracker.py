@@ -135,11 +135,15 @@ class Tracker:
             self.rescene(scene)
 
     def rescene(self, scene: SceneLayout) -> None:
-        """Use `scene` from now on (frames of another size); crossings counted so far are kept."""
+        """Use `scene` from now on (frames of another size, or zones and lines reloaded); crossings counted so far
+        are kept for the lines that remain, and tracks forget zones that are gone."""
         self.scene = scene
         self.line_counts = {line.name: self.line_counts.get(line.name, {IN: 0, OUT: 0}) for line in scene.lines}
+        zones = {zone.name for zone in scene.zones}
         for track in self.tracks:  # its point was in the old frame's pixels
             track.point = None
+            track.zones = [name for name in track.zones if name in zones]
+            track.streaks = {name: n for name, n in track.streaks.items() if name in zones}
 
     def line_totals(self) -> dict[str, dict[str, int]]:
         """A copy of `line_counts`."""

@@ -54,3 +54,10 @@ class Stage(ABC):
 
     def stop(self) -> None:
         """Release what `start` took."""
+
+    def reconfigure(self, params: Any, ctx: StageContext) -> None:
+        """A reload changed its parameters (in the inference lane, between two frames): by default it starts
+        again with them; a stage with state across frames keeps it."""
+        self.stop()
+        self.params = params
+        self.start(ctx)

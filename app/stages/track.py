@@ -38,6 +38,14 @@ class Track(Stage):
         self._ctx.object_events.extend(events)
         return frame
 
+    def reconfigure(self, params, ctx: StageContext) -> None:
+        """A reload: the tracks and their ids stay; the new parameters apply from the next frame, and the camera's
+        zones and lines from now (laid out on the frame size the tracker knows, else on the next frame)."""
+        self.params = self.tracker.params = params
+        self._ctx = ctx
+        if self.tracker.scene is not None:
+            self.tracker.rescene(SceneLayout.build(ctx.camera.zones, ctx.camera.lines, self.tracker.scene.size))
+
     def finish(self) -> None:
         assert self._ctx is not None, "started"
         self._ctx.object_events.extend(self.tracker.finish(self._seq))

@@ -2,12 +2,12 @@
 
 `MqttPublisher` is the Publisher; it owns what the broker must hold for Home Assistant (availability, the current
 count per watched label, zone and line counts, the latest snapshot and the discovery) and the stream of the rest.
-The topics are `topics.py`'s, the discovery documents and their clean-up `discovery.py`'s, the connection
-`link.py`'s. The retained topics are *state* (`RetainedState`), kept as the latest value per topic and sent again on
-every (re)connect and whenever Home Assistant announces itself, so a broker that restarts without persistence has
-the whole picture back without restarting smartcam. Everything else (events, per-frame results, stats) is a
-*stream*: it waits in a bounded outbox that drops its oldest message, counted as `mqtt_outbox`, while the broker is
-slow or gone.
+The topics are `topics.py`'s, the discovery documents and their clean-up `discovery.py`'s, the entities and
+the retained state `state.py`'s, the connection `link.py`'s. The retained topics are *state* (`RetainedState`),
+kept as the latest value per topic and sent again on every (re)connect and whenever Home Assistant announces
+itself, so a broker that restarts without persistence has the whole picture back without restarting smartcam.
+Everything else (events, per-frame results, stats) is a *stream*: it waits in a bounded outbox that drops its
+oldest message, counted as `mqtt_outbox`, while the broker is slow or gone.
 
 `publish()` only records state and appends to the outbox; one sender thread hands messages to the link while it has
 room in its in-flight window. At each connect the instance subscribes to its own discovery topics and holds its
@@ -27,16 +27,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
 
 from app.config import MqttConfig
 from app.names import safe_name
 from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
-from app.outputs.mqtt.discovery import (Published, TrackEntities, as_json, birth_delay, clean_up,
-                                        discovery_components, discovery_messages)
+from app.outputs.mqtt.discovery import as_json, birth_delay
 from app.outputs.mqtt.link import Link
+from app.outputs.mqtt.state import Entities, RetainedState
 from app.outputs.mqtt.topics import OFFLINE, ONLINE, Message, Topics, default_client_id
 from app.scene.tracker import NEW
 
@@ -49,62 +48,15 @@ SNAPSHOT_EVENTS = ("appeared", "changed")
 log = logging.getLogger(__package__)  # app.outputs.mqtt: one logger for the package
 
 
-class RetainedState:
-    """The latest payload of each retained topic, which of them are still to send (in order), and one-off messages
-    (a removal, a hand-over) that go before them. Discovery waits until the retained discovery is checked."""
-
-    def __init__(self, topics: Topics) -> None:
-        self._topics = topics
-        self._latest: dict[str, str | bytes] = {}
-        self._unsent: dict[str, None] = {}
-        self._once: deque[Message] = deque()
-
-    def __getitem__(self, topic: str) -> str | bytes:
-        return self._latest[topic]
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._unsent or self._once)
-
-    def held(self) -> frozenset[str]:
-        """The topics holding a value now."""
-        return frozenset(topic for topic, payload in self._latest.items() if payload)
-
-    def set(self, topic: str, payload: str | bytes) -> None:
-        if self._latest.get(topic) != payload:
-            self._latest[topic] = payload
-            self._unsent[topic] = None
-
-    def send_once(self, messages: Iterable[Message]) -> None:
-        self._once.extend(messages)
-
-    def send_discovery_last(self) -> None:
-        """Send the discovery again, after everything waiting now."""
-        for topic in [t for t in self._latest if self._topics.is_discovery(t)]:
-            self._unsent.pop(topic, None)
-            self._unsent[topic] = None
-
-    def send_all(self) -> None:
-        """After a (re)connect or Home Assistant's restart: every retained topic again, from the current state."""
-        self._unsent = dict.fromkeys(self._latest)
-
-    def next(self, checked: bool) -> Message | None:
-        """The next message to send: the one-off messages, then the state (discovery only once `checked`)."""
-        if checked and self._once:
-            return self._once.popleft()
-        for topic in self._unsent:
-            if checked or not self._topics.is_discovery(topic):
-                del self._unsent[topic]
-                return Message(topic, self._latest[topic], retain=True)
-        return None
-
-
 class MqttPublisher(Publisher):
     """MQTT as a Publisher: state and stream in, one sender thread out through the link (see the module)."""
+
+    section = "mqtt"
 
     _ctx: PublishContext
     _topics: Topics
     _retained: RetainedState
+    _entities: Entities
     _link: Link
     _sender: threading.Thread
 
@@ -113,10 +65,6 @@ class MqttPublisher(Publisher):
         self.client_id = config.client_id
         self._wake = threading.Condition()  # guards everything below; never held while calling paho or logging
         self._outbox: deque[Message] = deque(maxlen=config.outbox_size)
-        self._labels: set[str] = set()
-        self._track = TrackEntities()
-        #: components of labels seen by an earlier all-labels run, found retained: published as they were
-        self._kept: dict[str, dict] = {}
         #: the retained discovery of this connection has been checked (or DISCOVERY_HOLD_S passed): discovery may
         #: go out; until then it is held, so that what the check finds is sent before it
         self._checked, self._hold_until = False, 0.0
@@ -141,25 +89,29 @@ class MqttPublisher(Publisher):
         self._link = Link(self.config, self.client_id, self._wake, will=Message(topics.availability, OFFLINE, True),
                           subscriptions=subscriptions, tls_paths=self._resolve, on_session=self._new_session,
                           on_message=self._received)
-        camera = ctx.settings.device.camera
-        tracking = ctx.settings.pipeline.track is not None
-        self._track = TrackEntities(tracking, tuple(camera.zones) if tracking else (),
-                                    tuple(camera.lines) if tracking else ())
         with self._wake:
             self._retained.set(topics.availability, ONLINE)
-            for label in ctx.publish.labels or ():
-                self._watch(label, discovery=False)
-            for zone in self._track.zones:
-                self._retained.set(topics.zone_count(zone), "0")
-            for line in self._track.lines:
-                for direction in ("in", "out"):
-                    self._retained.set(topics.line_count(line, direction), "0")
-            self._update_discovery()
+            self._entities = Entities(topics, self._retained, self.config.discovery, ctx)
         ctx.stats.health["mqtt"] = self.health
         self._next_stats = time.monotonic() + self.config.stats_interval_s
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._sender.start()
         self._link.connect()
+
+    def reconfigure(self, ctx: PublishContext) -> bool:
+        """A reload: with its own section (and the camera) unchanged, the session stays. The new zones, lines and
+        watched labels change the entities as a new connection finding the old ones retained would: what this
+        run announced is checked against what it publishes now (`discovery.clean_up`), so entities gone are
+        removed (their counts emptied) and new ones announced."""
+        if ctx.settings.device.mqtt != self.config or ctx.camera != self._ctx.camera:
+            return False
+        with self._wake:
+            self._ctx = ctx
+            lines = self._entities.reconfigure(ctx)
+            self._wake.notify_all()
+        for line in lines:
+            log.info("MQTT: %s", line)
+        return True
 
     def publish(self, out: Output) -> None:
         ctx, topics = self._ctx, self._topics
@@ -171,7 +123,7 @@ class MqttPublisher(Publisher):
         snapshot = out.jpeg() if taken else None
         with self._wake:
             for label, count in out.counts.items():
-                self._watch(label)
+                self._entities.watch(label)
                 self._retained.set(topics.count(label), str(count))
             for zone, count in out.frame.zone_counts.items():
                 self._retained.set(topics.zone_count(zone), str(count))
@@ -210,37 +162,6 @@ class MqttPublisher(Publisher):
 
     def _resolve(self, path: str) -> str | None:
         return str(self._ctx.settings.resolve_path(path)) if path else None
-
-    def _watch(self, label: str, discovery: bool = True) -> None:
-        """A label's count starts at 0 and, with discovery on, it gets its Home Assistant entities."""
-        if label not in self._labels:
-            self._labels.add(label)
-            self._retained.set(self._topics.count(label), "0")
-            if discovery:
-                self._update_discovery()
-
-    def _components(self) -> dict[str, dict]:
-        return {**self._kept, **discovery_components(self._topics, self._labels, self._track)}
-
-    def _update_discovery(self) -> None:
-        if self.config.discovery.enabled:
-            for message in discovery_messages(self._topics, self._ctx.camera, self._components(),
-                                              self.config.discovery.mode == "device"):
-                self._retained.set(message.topic, message.payload)
-
-    def _clean_up(self, topic: str, document: dict) -> list[str]:
-        """Act on a retained discovery document found at connect (`discovery.clean_up`); what to log."""
-        discovery = self.config.discovery
-        published = Published(self._topics, discovery.enabled, discovery.mode == "device",
-                              not self._ctx.publish.labels, self._components(), self._retained.held())
-        found = clean_up(published, topic, document)
-        if found.kept:
-            self._kept.update(found.kept)
-            self._update_discovery()
-        self._retained.send_once(found.messages)
-        if found.discovery_after:
-            self._retained.send_discovery_last()
-        return list(found.lines)
 
     def _enqueue(self, message: Message) -> None:
         if len(self._outbox) == self._outbox.maxlen:
@@ -337,7 +258,7 @@ class MqttPublisher(Publisher):
         except ValueError:
             document = None
         with self._wake:
-            lines = self._clean_up(message.topic, document if isinstance(document, dict) else {})
+            lines = self._entities.clean_up(message.topic, document if isinstance(document, dict) else {})
             self._wake.notify_all()
         for line in lines:
             log.info("MQTT: %s", line)

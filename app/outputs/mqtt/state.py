@@ -1,0 +1,151 @@
+"""What the broker holds for Home Assistant, as state: the latest payload of each retained topic
+(`RetainedState`), and the entities it is made of (`Entities`): the watched labels, the track stage's zones and
+lines, the components an earlier all-labels run left that are kept, their counts, and the discovery made from
+them. `Entities` also acts on retained discovery found on the broker (`discovery.clean_up`), at connect or after a
+reload changed the entities. Both are used with the publisher's lock held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable
+
+from app.config.outputs import DiscoveryConfig
+from app.outputs.base import PublishContext
+from app.outputs.mqtt.discovery import (Published, TrackEntities, clean_up, discovery_components,
+                                        discovery_messages)
+from app.outputs.mqtt.topics import Message, Topics
+
+
+class RetainedState:
+    """The latest payload of each retained topic, which of them are still to send (in order), and one-off messages
+    (a removal, a hand-over) that go before them. Discovery waits until the retained discovery is checked."""
+
+    def __init__(self, topics: Topics) -> None:
+        self._topics = topics
+        self._latest: dict[str, str | bytes] = {}
+        self._unsent: dict[str, None] = {}
+        self._once: deque[Message] = deque()
+
+    def __getitem__(self, topic: str) -> str | bytes:
+        return self._latest[topic]
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._unsent or self._once)
+
+    def held(self) -> frozenset[str]:
+        """The topics holding a value now."""
+        return frozenset(topic for topic, payload in self._latest.items() if payload)
+
+    def set(self, topic: str, payload: str | bytes) -> None:
+        if self._latest.get(topic) != payload:
+            self._latest[topic] = payload
+            self._unsent[topic] = None
+
+    def forget(self, topic: str) -> None:
+        """No longer hold `topic` (an entity or count a reload removed): it is neither sent again nor published."""
+        self._latest.pop(topic, None)
+        self._unsent.pop(topic, None)
+
+    def send_once(self, messages: Iterable[Message]) -> None:
+        self._once.extend(messages)
+
+    def send_discovery_last(self) -> None:
+        """Send the discovery again, after everything waiting now."""
+        for topic in [t for t in self._latest if self._topics.is_discovery(t)]:
+            self._unsent.pop(topic, None)
+            self._unsent[topic] = None
+
+    def send_all(self) -> None:
+        """After a (re)connect or Home Assistant's restart: every retained topic again, from the current state."""
+        self._unsent = dict.fromkeys(self._latest)
+
+    def next(self, checked: bool) -> Message | None:
+        """The next message to send: the one-off messages, then the state (discovery only once `checked`)."""
+        if checked and self._once:
+            return self._once.popleft()
+        for topic in self._unsent:
+            if checked or not self._topics.is_discovery(topic):
+                del self._unsent[topic]
+                return Message(topic, self._latest[topic], retain=True)
+        return None
+
+
+def track_entities(ctx: PublishContext) -> TrackEntities:
+    """What the run's track stage adds to Home Assistant: its zones and lines, if it tracks."""
+    camera, tracking = ctx.settings.device.camera, ctx.settings.pipeline.track is not None
+    return TrackEntities(tracking, tuple(camera.zones) if tracking else (), tuple(camera.lines) if tracking else ())
+
+
+class Entities:
+    """The run's Home Assistant entities and their counts, kept in `retained`."""
+
+    def __init__(self, topics: Topics, retained: RetainedState, discovery: DiscoveryConfig,
+                 ctx: PublishContext) -> None:
+        self.topics, self.retained, self.discovery, self.ctx = topics, retained, discovery, ctx
+        self.labels: set[str] = set()
+        self.track = track_entities(ctx)
+        #: components of labels seen by an earlier all-labels run, found retained: published as they were
+        self.kept: dict[str, dict] = {}
+        self._start_counts(frozenset())
+        self.update_discovery()
+
+    def watch(self, label: str, discovery: bool = True) -> None:
+        """A label's count starts at 0 and, with discovery on, it gets its Home Assistant entities."""
+        if label not in self.labels:
+            self.labels.add(label)
+            self.retained.set(self.topics.count(label), "0")
+            if discovery:
+                self.update_discovery()
+
+    def reconfigure(self, ctx: PublishContext) -> list[str]:
+        """A reload's zones, lines and watched labels: the entities change as a new connection finding the old
+        ones retained would change them (those gone are removed, their counts emptied; new ones are announced),
+        while the counts that remain go on. What to log."""
+        held = self.retained.held()
+        announced = {topic: self.retained[topic] for topic in held if self.topics.is_discovery(topic)}
+        old_counts = self._count_topics()
+        self.ctx, self.track = ctx, track_entities(ctx)
+        if ctx.publish.labels:  # an all-labels run keeps every label it saw
+            self.labels = set()
+        for topic in [*announced, *(old_counts - self._count_topics())]:
+            self.retained.forget(topic)
+        self._start_counts(held)
+        self.update_discovery()
+        return [line for topic, payload in announced.items() for line in self.clean_up(topic, json.loads(payload))]
+
+    def _start_counts(self, held: frozenset[str]) -> None:
+        """The watched labels', zones' and lines' counts start at 0; those `held` already go on."""
+        self.labels.update(self.ctx.publish.labels or ())
+        for topic in self._count_topics() - held:
+            self.retained.set(topic, "0")
+
+    def _count_topics(self) -> set[str]:
+        topics = self.topics
+        return {*(topics.count(label) for label in self.labels),
+                *(topics.zone_count(zone) for zone in self.track.zones),
+                *(topics.line_count(line, direction) for line in self.track.lines for direction in ("in", "out"))}
+
+    def components(self) -> dict[str, dict]:
+        return {**self.kept, **discovery_components(self.topics, self.labels, self.track)}
+
+    def update_discovery(self) -> None:
+        if self.discovery.enabled:
+            for message in discovery_messages(self.topics, self.ctx.camera, self.components(),
+                                              self.discovery.mode == "device"):
+                self.retained.set(message.topic, message.payload)
+
+    def clean_up(self, topic: str, document: dict) -> list[str]:
+        """Act on a retained discovery document found on the broker (`discovery.clean_up`); what to log."""
+        published = Published(self.topics, self.discovery.enabled, self.discovery.mode == "device",
+                              not self.ctx.publish.labels, self.components(), self.retained.held())
+        found = clean_up(published, topic, document)
+        if found.kept:
+            self.kept.update(found.kept)
+            self.update_discovery()
+        self.retained.send_once(found.messages)
+        if found.discovery_after:
+            self.retained.send_discovery_last()
+        return list(found.lines)
