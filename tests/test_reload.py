@@ -135,7 +135,11 @@ def test_a_reload_that_cannot_be_loaded_is_refused_in_one_line_and_reported(capl
     def broken() -> list:
         raise ConfigError(["config.yaml: camera.zonse: unknown key; did you mean zones?"])
 
-    reloader = Reloader(broken, lambda runs: applied.append(runs) or "")
+    def apply(runs: list) -> str:
+        applied.append(runs)
+        return "applied"
+
+    reloader = Reloader(broken, apply)
     with caplog.at_level(logging.INFO, logger="app.reload"):
         reloader.reload()
     assert applied == []
