@@ -5,6 +5,7 @@ pet SSD (one walks through a zone and over a line, one sits still)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -219,3 +220,10 @@ def test_the_overlay_draws_zones_lines_and_track_ids():
     for x, y in [(320, 90), (160, 180), (576, 180)]:  # the zone's top and left edges, the line's middle
         assert with_scene[y, x].min() > 200 and without[y, x].max() == 0  # white, anti-aliased
     assert np.count_nonzero(drawn(False, 7)) > np.count_nonzero(without)  # "cat 0.90 #7" is the longer label
+
+
+def test_a_tracked_detection_keeps_what_other_stages_attached():
+    tracker = Tracker(TrackParams(min_hits=1))
+    named = replace(detection(300), attributes={"name": "Felix"})
+    tracked, _ = tracker.update([named], 0.0, 1)
+    assert tracked[0].track_id == 1 and tracked[0].attributes == {"name": "Felix"}

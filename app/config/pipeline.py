@@ -59,7 +59,8 @@ class PostprocessParams(Strict):
     )
     min_score: float = Field(0.5, ge=0, le=1, description="drop results scoring below this")
     max_results: int = Field(20, ge=1, le=1000, description="keep at most this many (top-k for classifiers)")
-    nms_iou: float = Field(0.3, gt=0, le=1, description="ssd_anchors: overlap above which boxes are merged")
+    nms_iou: float = Field(0.3, gt=0, le=1,
+                           description="kinds that decode raw boxes (BlazeFace): overlap above which boxes are merged")
     anchors: AnchorParams = AnchorParams()
 
     @field_validator("kind")

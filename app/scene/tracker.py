@@ -18,7 +18,7 @@ loitering, a crossing) is one `update` event listing what changed. Owns no I/O: 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -183,8 +183,8 @@ class Tracker:
                 out.append(detection)
                 continue
             if known is None:
-                track = TrackedObject(self._next_id, boxes[column].copy(), now, now, still_box=boxes[column].copy(),
-                              still_since=now)
+                track = TrackedObject(self._next_id, boxes[column].copy(), now, now,
+                                      still_box=boxes[column].copy(), still_since=now)
                 self._next_id += 1
                 self.tracks.append(track)
                 self._observe(track, detection)
@@ -198,9 +198,8 @@ class Tracker:
                 events.append(self._event(NEW, track, seq))
             elif track.confirmed and changes:
                 events.append(self._event(UPDATE, track, seq, changes))
-            out.append(Detection(detection.label, detection.class_id, detection.score, detection.box,
-                                 track.id if track.confirmed else None,
-                                 tuple(track.zones) if track.confirmed else ()))
+            out.append(replace(detection, track_id=track.id if track.confirmed else None,
+                               zones=tuple(track.zones) if track.confirmed else ()))
         for track in [t for t in self.tracks if t.lost > (self.params.max_lost if t.confirmed
                                                            else self.params.min_hits)]:
             self.tracks.remove(track)
