@@ -174,14 +174,14 @@ class Pipeline:
 
     def _robot_context(self) -> RobotContext:
         """What the robot outputs are told of this run: the camera, and the model's class ids and names as its
-        results name them (a classifier's by its output count)."""
+        results name them (classes by the model's output count)."""
         camera = self.settings.device.camera
         postprocess = next(stage for stage in self.stages if isinstance(stage, Postprocess))
-        classifier = postprocess.produces == CLASSES
-        labels = (self.runner.labels.for_classes(self.model.outputs[0].shape[1]) if classifier
+        classes = postprocess.produces == CLASSES
+        labels = (self.runner.labels.for_classes(self.model.outputs[0].shape[1]) if classes
                   else dict(self.runner.labels.names))
         return RobotContext(camera.name, self.settings.pipeline.name, camera.frame_id or camera.name, labels,
-                            self.stats, classifier, score_threshold(self.settings.pipeline))
+                            self.stats, classes, score_threshold(self.settings.pipeline))
 
     def _guard(self, lane) -> None:
         """Run one lane; the first failure stops the whole pipeline and is re-raised by `run`."""

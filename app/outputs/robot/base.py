@@ -27,8 +27,8 @@ class RobotContext:
     #: the model's class ids and names (the class map a LabelInfo carries)
     labels: dict[int, str]
     stats: Stats
-    #: the pipeline classifies (its frames' results are classes, not boxes), as its postprocess decided
-    classifier: bool = False
+    #: the pipeline's results are classes, not boxes, as its model's kind produces
+    classes: bool = False
     #: the score below which no result is sent (LabelInfo's threshold)
     threshold: float = 0.0
 

@@ -112,8 +112,9 @@ class Messages:
         return encode(label_info_message(self.ctx, time.time()))
 
     def frame(self, frame: Frame) -> tuple[str, bytes]:
-        """The type and encoded message of one processed frame: a classification for a classifier, else detections."""
-        if self.ctx.classifier:
+        """The type and encoded message of one processed frame: a classification when the results are classes, else
+        detections."""
+        if self.ctx.classes:
             return CLASSIFICATION, encode(classification_message(frame, self.ctx))
         return DETECTIONS, encode(detections_message(frame, self.ctx))
 
