@@ -13,6 +13,7 @@ from app.config.overrides import Override, apply_override, split_overrides
 from app.config.pipeline_file import read_pipeline
 from app.config.problems import Problems, validate_section
 from app.config.references import secret_warnings, substitute_env
+from app.config.sources import resolve_sources
 from app.config.settings import DeviceSettings, Settings
 from app.errors import ConfigError
 from app.yaml_file import read_mapping
@@ -24,6 +25,7 @@ def read_device(config_path: Path, overrides: list[Override], set_keys: set[str]
     text = read_mapping(config_path)
     warnings = secret_warnings(config_path, text)
     raw = substitute_env(text, "", str(config_path), problems)
+    resolve_sources(raw, config_path)  # the file's own paths; --set and --source stay relative to the current dir
     for path, value in overrides:
         if path[0] == "camera" and raw.get("cameras"):  # camera: and cameras: together would be refused
             problems.add("--set", ".".join(path), f"{config_path} lists cameras:, each with its own keys: set them "
