@@ -52,6 +52,8 @@ class CaptureLane:
         self.gate = self._motion_gate()
         #: a reload's camera settings whose motion gate differs, applied before the next frame is read
         self._reload: CameraConfig | None = None
+        #: the source did not open at `open()` and is waited for: said opened at its first frame
+        self._waiting = False
 
     def _motion_gate(self) -> MotionGate | None:
         """The gate for `camera.motion` (`auto`: on for a live source) and `camera.detect_fps`, if either is on."""
@@ -73,9 +75,18 @@ class CaptureLane:
             self._reload = camera
 
     def open(self) -> None:
-        """Open the source (a live one waits for its camera inside), and say so."""
+        """Open the source (a live one waits for its camera inside), and say so: opened, or waited for (said
+        opened at its first frame)."""
         self.source.open()
         self.stats.info["source_description"] = self.source.description
+        self._waiting = isinstance(self.source, Reconnecting) and self.source.health.down
+        if self._waiting:
+            log.info("%s: source %s did not open: waiting for it", self.camera.name, self.source.description)
+        else:
+            self._say_opened()
+
+    def _say_opened(self) -> None:
+        self._waiting = False
         log.info("%s: source %s opened (%s)", self.camera.name, self.source.description,
                  "live: newest frame wins" if self.source.live else "every frame processed")
 
@@ -88,6 +99,8 @@ class CaptureLane:
                     self.camera, self._reload = self._reload, None
                     self.gate = self._motion_gate()
                 captured = self.source.read()
+                if self._waiting:
+                    self._say_opened()
                 seq += 1
                 self.stats.captured_frame()
                 self._count_decode_errors()
