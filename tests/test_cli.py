@@ -47,12 +47,41 @@ def test_validate_bad_config_is_one_line(tmp_path):
 
 
 def test_validate_refuses_a_source_a_run_refuses_and_warns_of_one_not_there_yet(tmp_path):
-    line = error_line(app("validate", "--pipeline", "classify", "--set", "camera.source=ftp://admin:S3cret@cam/x"), 2)
+    line = error_line(app("validate", "--pipeline", "classify", "--set", "camera.source=ftp://admin:S3cret@cam/x",
+                          "--set", f"models.dir={MODELS}"), 2)
     assert line.startswith("error: camera.source: 'ftp://***@cam/x': unknown scheme ftp://") and "S3cret" not in line
     missing = tmp_path / "usb" / "clip.mp4"
-    proc = app("validate", "--pipeline", "classify", "--set", f"camera.source={missing}")
+    proc = app("validate", "--pipeline", "classify", "--set", f"camera.source={missing}", "--set",
+               f"models.dir={MODELS}")  # the run's model is there: the source alone is in question
     assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
     assert f"warning: camera.source: {missing} is not there: a run waits for it to appear" in proc.stderr
+
+
+def test_validate_refuses_what_the_run_refuses_at_start_a_model_not_downloaded(tmp_path):
+    run = error_line(app("--pipeline", "classify", "--source", "pattern", "--max-frames", "1", "--set",
+                         f"models.dir={tmp_path}"), 2)
+    validate = error_line(app("validate", "--pipeline", "classify", "--set", f"models.dir={tmp_path}"), 2)
+    assert validate == run == ("error: model mobilenet_v2_1.0_224_quant is not downloaded: "
+                               f"{sys.executable} -m app models pull mobilenet_v2_1.0_224_quant")
+
+
+def test_validate_refuses_the_model_of_each_camera_listed(tmp_path):
+    config = tmp_path / "cameras.yaml"
+    config.write_text(f"models: {{dir: {MODELS}}}\ncameras:\n  - {{name: front, source: pattern, pipeline: classify}}\n"
+                      "  - {name: back, source: pattern, pipeline: detect}\n")
+    line = error_line(app("validate", "--config", config), 2)  # no --pipeline: the cameras name theirs
+    assert line == ("error: model ssd_mobilenet_v2_coco_quant_postprocess is not downloaded: "
+                    f"{sys.executable} -m app models pull ssd_mobilenet_v2_coco_quant_postprocess --config {config}")
+
+
+def test_validate_takes_the_runs_model_and_labels(tmp_path):
+    proc = app("validate", "--pipeline", "detect", "--model", PET_MODEL, "--labels", PET_LABEL_FILE)
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+    assert "Abyssinian" in proc.stderr  # the labels given were read: publish.labels are not among them
+    line = error_line(app("validate", "--pipeline", "detect", "--model", tmp_path / "gone.tflite"), 2)
+    assert line == f"error: {tmp_path / 'gone.tflite'}: model file not found"
+    line = error_line(app("validate", "--pipeline", "detect", "--model", PET_MODEL, "--labels", tmp_path / "no.txt"), 2)
+    assert str(tmp_path / "no.txt") in line
 
 
 @pytest.mark.parametrize("models_dir, present", [
@@ -185,7 +214,7 @@ def test_a_source_file_not_there_is_waited_for_not_exit_2(tmp_path):
 @pytest.mark.parametrize("command, options", [
     ("run", ["--pipeline", "--source", "--model", "--labels", "--max-frames", "--output", "--config", "--set",
              "--debug"]),
-    ("validate", ["--pipeline", "--config", "--set", "--debug"]),
+    ("validate", ["--pipeline", "--model", "--labels", "--config", "--set", "--debug"]),
     ("list", ["--config", "--set", "--debug"]),
 ])
 def test_help(command, options):

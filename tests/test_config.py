@@ -456,7 +456,7 @@ def test_validate_shows_each_cameras_port(tmp_path):
     config = write(tmp_path, "cameras.yaml", yaml.safe_dump({
         "cameras": [{"name": "front", "source": "pattern"}, {"name": "back", "source": "pattern",
                                                              "http": {"port": 9000}}],
-        "http": {"enabled": True, "port": 8080}}))
+        "http": {"enabled": True, "port": 8080}, "models": {"dir": str(SHARED / "models")}}))
     out = io.StringIO()
     with redirect_stdout(out):
         code = main(["validate", "--config", str(config), "--pipeline", "classify"])

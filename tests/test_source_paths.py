@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.config import load_cameras, load_settings
-from conftest import IMAGES, app
+from conftest import IMAGES, MODELS, app
 
 
 def config_in(folder: Path, text: str) -> Path:
@@ -52,7 +52,7 @@ def test_a_source_from_the_command_line_stays_relative_to_the_current_directory(
 
 def test_validate_finds_an_image_beside_the_config_from_another_directory(tmp_path):
     shutil.copy(IMAGES / "cat.bmp", tmp_path / "cat.bmp")
-    config = config_in(tmp_path, "camera: {source: cat.bmp}\n")
+    config = config_in(tmp_path, f"camera: {{source: cat.bmp}}\nmodels: {{dir: {MODELS}}}\n")
     proc = app("validate", "--pipeline", "classify", "--config", config)  # run from the checkout, not tmp_path
     assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
     assert "is not there" not in proc.stderr
