@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.frame import Frame
 from app.stages.base import Stage, StageContext
 from app.scene.tracker import Tracker
-from app.scene.zones import SceneLayout
+from app.scene.zones import SceneLayout, captured_size
 
 
 class Track(Stage):
@@ -30,7 +30,7 @@ class Track(Stage):
         assert self._ctx is not None, "started"
         camera = self._ctx.camera
         if (camera.zones or camera.lines) and (self.tracker.scene is None or self.tracker.scene.size != frame.size):
-            self.tracker.rescene(SceneLayout.build(camera.zones, camera.lines, frame.size))
+            self.tracker.rescene(SceneLayout.build(camera.zones, camera.lines, frame.size, captured_size(camera)))
         frame.detections, events = self.tracker.update(frame.detections, frame.t_capture, frame.seq)
         frame.scene = self.tracker.scene
         frame.zone_counts, frame.line_counts = self.tracker.zone_counts(), self.tracker.line_totals()
@@ -44,7 +44,8 @@ class Track(Stage):
         self.params = self.tracker.params = params
         self._ctx = ctx
         if self.tracker.scene is not None:
-            self.tracker.rescene(SceneLayout.build(ctx.camera.zones, ctx.camera.lines, self.tracker.scene.size))
+            self.tracker.rescene(SceneLayout.build(ctx.camera.zones, ctx.camera.lines, self.tracker.scene.size,
+                                                   captured_size(ctx.camera)))
 
     def finish(self) -> None:
         assert self._ctx is not None, "started"
