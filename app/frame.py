@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from app.scene.motion import Motion
+    from app.scene.tracker import ObjectEvent
     from app.scene.zones import SceneLayout
 
 #: what a frame's stamp (`Frame.t_capture`) is: the moment the sensor exposed it (picamera2, a V4L2 buffer, a paced
@@ -153,6 +154,8 @@ class Frame:
     motion: Motion | None = None
     zone_counts: dict[str, int] = field(default_factory=dict)
     line_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: with the `track` stage: the tracked objects' events of this frame (new, update, end), in order
+    objects: list[ObjectEvent] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

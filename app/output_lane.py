@@ -1,9 +1,11 @@
 """The output lane of one camera: from the bounded queue of processed frames to the publishers.
 
-It owns the queue the inference lane fills (`results`), the tracked objects' events handed over beside it (never
-dropped with a frame), the label events computed once per frame for every publisher (`LabelEvents`), and the
-publishers' start and close, which take the one stop budget. The lane itself does no I/O: each publisher has its
-outbox. Publishers never block it.
+It owns the queue the inference lane fills (`put`), the label events computed once per frame for every publisher
+(`LabelEvents`), and the publishers' start, end and close, which take the one stop budget. The tracked objects'
+events travel on their frame (`Frame.objects`); those of a frame the full queue drops go out with the next frame
+published, so a frame may be lost but an object's event never is. The end of the run (`end`) hands the events of
+the tracks it closed to every publisher (`Publisher.finish`) after the last frame. The lane itself does no I/O:
+each publisher has its outbox. Publishers never block it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import replace
 
 from app.config import Settings
 from app.frame import Frame
@@ -38,8 +39,11 @@ class OutputLane:
         self.publishers = publishers
         self.stats = stats
         self.results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: stats.drop("output_full"))
-        #: tracked objects' events, from the inference lane (the track stage) to this lane
-        self.object_events: deque[ObjectEvent] = deque()
+        #: the frames handed over with object events and not yet published, oldest first
+        self._carrying: deque[Frame] = deque()
+        self._carrying_lock = threading.Lock()
+        #: the events of the tracks the run's end closed (`end`)
+        self._closing: list[ObjectEvent] = []
         self._lossless = lossless
         #: a reload's settings and the publishers built from them, applied before the next frame is published
         self._reload: tuple[Settings, list[Publisher]] | None = None
@@ -59,18 +63,30 @@ class OutputLane:
     def run(self) -> None:
         """Publish each processed frame until the queue is closed and drained."""
         labels = LabelEvents(*_label_settings(self.settings))
-        last: Output | None = None
         while (frame := self.results.get()) is not None:
             if self._reload is not None:
                 labels = labels.reconfigured(*_label_settings(self._reload[0]))
                 self._apply_reload(*self._reload)
             pipeline = self.settings.pipeline
             events = labels.update(frame)
-            last = Output(frame, frame.result(pipeline.name), events, dict(labels.counts), pipeline.overlay,
-                          self.stats.recent_fps(), self._objects_until(frame.seq))
-            self._publish(last)
-        if last is not None and self.object_events:  # the tracks the run's end closed
-            self._publish(replace(last, events=[], objects=self._objects_until(None), replay=True))
+            self._publish(Output(frame, frame.result(pipeline.name), events, dict(labels.counts), pipeline.overlay,
+                                 self.stats.recent_fps(), self._objects_until(frame.seq)))
+        closing = [*self._objects_until(None), *self._closing]
+        for publisher in self.publishers:
+            publisher.finish(closing)
+
+    def put(self, frame: Frame) -> None:
+        """Hand a processed frame over (the inference lane); a full queue drops its oldest (live sources)."""
+        if frame.objects:
+            with self._carrying_lock:
+                self._carrying.append(frame)
+        self.results.put(frame)
+
+    def end(self, closing: list[ObjectEvent]) -> None:
+        """No more frames (the inference lane): `closing`, the events of the tracks the run's end closed, go to the
+        publishers after the last frame."""
+        self._closing = closing
+        self.results.close()
 
     def reconfigure(self, settings: Settings, publishers: list[Publisher]) -> None:
         """A reload: `settings` and the publishers built from them (not started) apply before the next frame."""
@@ -103,17 +119,18 @@ class OutputLane:
         close_publishers(self.publishers, deadline)
 
     def _objects_until(self, seq: int | None) -> list[ObjectEvent]:
-        """The object events of frames up to `seq` (every one left, for None), taken from the hand-over."""
+        """The object events of the frames up to `seq`, the one published and those the full queue dropped before
+        it (every frame's left, for None)."""
         taken = []
-        while self.object_events and (seq is None or self.object_events[0].seq <= seq):
-            taken.append(self.object_events.popleft())
+        with self._carrying_lock:
+            while self._carrying and (seq is None or self._carrying[0].seq <= seq):
+                taken += self._carrying.popleft().objects
         return taken
 
     def _publish(self, out: Output) -> None:
         for publisher in self.publishers:
             publisher.publish(out)
-        if not out.replay:
-            self.stats.published(out.frame.t_capture)
+        self.stats.published(out.frame.t_capture)
 
 
 

@@ -28,6 +28,7 @@ from app.output_lane import FLUSH_S, OutputLane
 from app.outputs.base import Publisher
 from app.outputs.robot import build_robot_outputs
 from app.outputs.robot.base import RobotContext, RobotOutput, score_threshold
+from app.scene.tracker import ObjectEvent
 from app.sources.base import Source
 from app.stages import STAGES
 from app.stages.base import Stage, StageContext
@@ -81,7 +82,7 @@ class Pipeline:
     def _start_stages(self) -> None:
         #: the model the stages were started with (the runner's, until it falls back to the CPU)
         self.model = self.runner.model
-        ctx = StageContext(self.model, self.runner.labels, self.settings.device.camera, self.outputs.object_events)
+        ctx = StageContext(self.model, self.runner.labels, self.settings.device.camera)
         for stage in self.stages:
             stage.start(ctx)
 
@@ -97,7 +98,7 @@ class Pipeline:
         (the tracker keeps its tracks)."""
         camera_changed = settings.device.camera != self.settings.device.camera
         self._reload, self.settings = None, settings
-        ctx = StageContext(self.model, self.runner.labels, settings.device.camera, self.outputs.object_events)
+        ctx = StageContext(self.model, self.runner.labels, settings.device.camera)
         for stage, (_, params) in zip(self.stages, settings.pipeline.stages, strict=True):
             if params != stage.params or camera_changed:
                 stage.reconfigure(params, ctx)
@@ -225,17 +226,19 @@ class Pipeline:
         if self.stats.processed == TPU_CHECK_AFTER and (
                 warning := self.runner.speed_warning(self.stats.percentile("inference", 50))):
             self.stats.warnings.append(warning)
-        self.outputs.results.put(processed)
+        self.outputs.put(processed)
         if self._max_frames and self.stats.processed >= self._max_frames:
             self._end()
 
     def finish_inference(self) -> None:
-        """This camera's inference is over: the stages finish (tracks end) and the output lane drains."""
+        """This camera's inference is over: the stages finish (tracks end), and the output lane drains and hands the
+        events of that end to the publishers."""
+        closing: list[ObjectEvent] = []
         try:
             for stage in self.stages:
-                stage.finish()
+                closing += stage.finish()
         finally:
-            self.outputs.results.close()
+            self.outputs.end(closing)
             self._left_lane.set()
 
     def _process(self, frame: Frame) -> Frame | None:

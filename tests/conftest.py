@@ -248,14 +248,16 @@ class Collector(Publisher):
     def publish(self, out: Output) -> None:
         with self._lock:
             self._objects += out.objects
-            if out.replay:  # the last frame again, carrying only the events of the run's end
-                return
             self._results.append(out.result)
             self._events += [(event, out.result) for event in out.events]
             self._times.append(time.monotonic())
             count = len(self._results)
         if count in self.at:
             self.at[count]()
+
+    def finish(self, objects: list[ObjectEvent]) -> None:
+        with self._lock:
+            self._objects += objects
 
     def close(self, deadline: float) -> None:
         if self.at_close is not None:

@@ -14,8 +14,8 @@ from app.config import CameraConfig, OverlayParams, TrackParams, load_settings
 from app.frame import Detection, Frame
 from app.outputs.overlay import draw
 from app.pipeline import Pipeline
-from app.scene.association import assign, iou_matrix
-from app.scene.tracker import END, NEW, UPDATE, Tracker
+from app.scene.tracker import END, NEW, UPDATE, Tracker, greedy_match, iou_matrix
+from app.scene.scene import Scene
 from app.scene.zones import IN, OUT, SceneLayout
 from conftest import TWO_PETS_FRAMES, TWO_PETS_SIZE, Collector, pet_pipeline
 
@@ -27,12 +27,12 @@ def detection(x: float, y: float = 100.0, label: str = "cat", score: float = 0.8
     return Detection(label, 0, score, (x - side / 2, y, x + side / 2, y + side))
 
 
-def scene(**camera) -> SceneLayout:
+def layout(**camera) -> SceneLayout:
     config = CameraConfig.model_validate(camera)
     return SceneLayout.build(config.zones, config.lines, SIZE)
 
 
-def walk(tracker: Tracker, positions: list[list[Detection]], dt: float = 0.1):
+def walk(tracker: Tracker | Scene, positions: list[list[Detection]], dt: float = 0.1):
     """Feed frames of detections; return every frame's tracked detections and all events, with times i * dt."""
     frames, events = [], []
     for i, detections in enumerate(positions):
@@ -42,12 +42,12 @@ def walk(tracker: Tracker, positions: list[list[Detection]], dt: float = 0.1):
     return frames, events
 
 
-def test_iou_and_matching_take_the_best_pairs():
+def test_iou_and_greedy_matching_take_the_best_pairs_first():
     a = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], dtype=float)
     b = np.array([[21, 0, 31, 10], [0, 0, 10, 10], [100, 100, 110, 110]], dtype=float)
     iou = iou_matrix(a, b)
     assert iou[0, 1] == 1.0 and iou[0, 2] == 0.0 and 0.8 < iou[1, 0] < 0.9
-    assert assign(iou, 0.3) == [(0, 1), (1, 0)]
+    assert greedy_match(iou, 0.3) == [(0, 1), (1, 0)]
 
 
 def test_an_object_keeps_its_id_from_new_to_end():
@@ -87,32 +87,33 @@ def test_a_lost_object_found_again_within_max_lost_keeps_its_id():
 
 
 def test_a_zone_is_entered_and_left_after_inertia_frames():
-    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"middle": {"polygon": [[0.4, 0], [0.6, 0], [0.6, 1],
-                                                                                  [0.4, 1]], "inertia": 3}}))
+    tracker = Scene(Tracker(TrackParams(min_hits=1)), layout(zones={"middle": {"polygon": [[0.4, 0], [0.6, 0],
+                                                                                         [0.6, 1], [0.4, 1]],
+                                                                             "inertia": 3}}))
     frames, events = walk(tracker, [[detection(x)] for x in range(200, 460, 10)])
     updates = [(e.changes, e.zones) for e in events if e.type == UPDATE]
     assert updates == [(("entered:middle",), ("middle",)), (("left:middle",), ())]
     entered = [i for i, frame in enumerate(frames) if frame[0].zones == ("middle",)]
     # x reaches 256 (0.4 of 640) at frame 6: counted from the third frame in a row inside
     assert entered[0] == 8 and frames[entered[0]][0].zones == ("middle",)
-    assert tracker.zone_counts() == {"middle": 0}
+    assert tracker.zones.counts() == {"middle": 0}
 
 
 def test_zones_reloaded_while_an_object_is_in_one_keep_its_id_and_forget_the_zone_gone():
     everywhere = [[0, 0], [1, 0], [1, 1], [0, 1]]
-    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"old": {"polygon": everywhere, "inertia": 1}}))
+    tracker = Scene(Tracker(TrackParams(min_hits=1)), layout(zones={"old": {"polygon": everywhere, "inertia": 1}}))
     frames, _ = walk(tracker, [[detection(300)]] * 3)
-    assert frames[-1][0].zones == ("old",) and tracker.zone_counts() == {"old": 1}
-    tracker.rescene(scene(zones={"new": {"polygon": everywhere, "inertia": 1}}))
-    assert tracker.zone_counts() == {"new": 0}
+    assert frames[-1][0].zones == ("old",) and tracker.zones.counts() == {"old": 1}
+    tracker.relayout(layout(zones={"new": {"polygon": everywhere, "inertia": 1}}))
+    assert tracker.zones.counts() == {"new": 0}
     tracked, _ = tracker.update([detection(300)], 1.0, 4)
     assert tracked[0].track_id == frames[-1][0].track_id and tracked[0].zones == ("new",)
-    assert tracker.zone_counts() == {"new": 1}
+    assert tracker.zones.counts() == {"new": 1}
 
 
 def test_a_flicker_across_the_edge_shorter_than_inertia_changes_nothing():
-    tracker = Tracker(TrackParams(min_hits=1), scene(zones={"left": {"polygon": [[0, 0], [0.5, 0], [0.5, 1],
-                                                                              [0, 1]], "inertia": 3}}))
+    tracker = Scene(Tracker(TrackParams(min_hits=1)), layout(zones={"left": {"polygon": [[0, 0], [0.5, 0], [0.5, 1],
+                                                                                     [0, 1]], "inertia": 3}}))
     _, events = walk(tracker, [[detection(x)] for x in [310, 310, 310, 325, 310, 325, 325, 310]])
     assert [e.changes for e in events if e.type == UPDATE] == [("entered:left",)]
 
@@ -120,7 +121,7 @@ def test_a_flicker_across_the_edge_shorter_than_inertia_changes_nothing():
 def test_zone_labels_and_loitering():
     zones = {"porch": {"polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "inertia": 1, "loitering_s": 1.0,
                        "labels": ["person"]}}
-    tracker = Tracker(TrackParams(min_hits=1), scene(zones=zones))
+    tracker = Scene(Tracker(TrackParams(min_hits=1)), layout(zones=zones))
     frames, events = walk(tracker, [[detection(100, label="person"), detection(400, label="cat")]
                                     for _ in range(15)], dt=0.1)
     # inertia 1 and min_hits 1: tracked and in the zone from the first frame, so its new event names the zone
@@ -128,19 +129,19 @@ def test_zone_labels_and_loitering():
     changes = [(e.track_id, e.changes) for e in events if e.type == UPDATE]
     assert changes == [(1, ("loitering:porch",))]
     assert [d.zones for d in frames[-1]] == [("porch",), ()]
-    assert tracker.zone_counts() == {"porch": 1}
+    assert tracker.zones.counts() == {"porch": 1}
 
 
 def test_a_line_counts_crossings_in_and_out_once_each():
     """`from` top, `to` bottom: left to right is in. A step beyond the segment's end crosses nothing."""
-    tracker = Tracker(TrackParams(min_hits=1), scene(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.9]}}))
+    tracker = Scene(Tracker(TrackParams(min_hits=1)), layout(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.9]}}))
     there_and_back = [*range(200, 460, 20), *range(440, 180, -20)]
     _, events = walk(tracker, [[detection(x)] for x in there_and_back])
     assert [e.changes for e in events if e.type == UPDATE] == [("crossed:gate:in",), ("crossed:gate:out",)]
-    assert tracker.line_counts == {"gate": {IN: 1, OUT: 1}}
-    below = Tracker(TrackParams(min_hits=1), scene(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.3]}}))
+    assert tracker.lines.counts == {"gate": {IN: 1, OUT: 1}}
+    below = Scene(Tracker(TrackParams(min_hits=1)), layout(lines={"gate": {"from": [0.5, 0], "to": [0.5, 0.3]}}))
     walk(below, [[detection(x)] for x in range(200, 460, 20)])  # its point (y 180) passes below the segment
-    assert below.line_counts == {"gate": {IN: 0, OUT: 0}}
+    assert below.lines.counts == {"gate": {IN: 0, OUT: 0}}
 
 
 def test_a_still_object_becomes_stationary_and_moving_again():
@@ -158,8 +159,8 @@ def test_finish_ends_every_confirmed_track():
 
 
 def test_zones_and_lines_are_fractions_or_pixels_and_checked():
-    fractions = scene(zones={"a": {"polygon": [[0, 0], [0.5, 0], [0.5, 1]]}})
-    pixels = scene(zones={"a": {"polygon": [[0, 0], [320, 0], [320, 360]]}})
+    fractions = layout(zones={"a": {"polygon": [[0, 0], [0.5, 0], [0.5, 1]]}})
+    pixels = layout(zones={"a": {"polygon": [[0, 0], [320, 0], [320, 360]]}})
     np.testing.assert_array_equal(fractions.zones[0].polygon, pixels.zones[0].polygon)
     for wrong, message in [({"zones": {"a": {"polygon": [[0, 0], [1, 1]]}}}, "at least 3"),
                            ({"zones": {"a": {"polygon": [[0, 0], [1, -1], [1, 1]]}}}, "never negative"),
@@ -209,7 +210,7 @@ camera:
 
 
 def test_the_overlay_draws_zones_lines_and_track_ids():
-    camera_scene = scene(zones={"middle": {"polygon": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]}},
+    camera_scene = layout(zones={"middle": {"polygon": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]}},
                          lines={"gate": {"from": [0.9, 0.1], "to": [0.9, 0.9]}})
 
     def drawn(zones: bool, track_id: int | None) -> np.ndarray:
@@ -228,40 +229,3 @@ def test_a_tracked_detection_keeps_what_other_stages_attached():
     named = replace(detection(300), attributes={"name": "Felix"})
     tracked, _ = tracker.update([named], 0.0, 1)
     assert tracked[0].track_id == 1 and tracked[0].attributes == {"name": "Felix"}
-
-
-
-# --- association and motion (issue 21)
-
-
-def test_min_hits_are_in_a_row_and_a_miss_starts_the_count_again():
-    tracker = Tracker(TrackParams(min_hits=3))
-    frames, events = walk(tracker, [[detection(100 + 10 * i)] if i in (0, 2, 4, 5, 6) else [] for i in range(7)])
-    assert [frame[0].track_id for frame in frames if frame] == [None, None, None, None, 1]  # hits at 1, 3, 5: none
-    assert [e.type for e in events] == [NEW]
-
-
-def test_the_assignment_is_optimal_where_the_best_pair_first_leaves_one_unmatched():
-    assert assign(np.array([[0.9, 0.8], [0.7, 0.0]]), 0.3) == [(0, 1), (1, 0)]  # greedy: only (0, 0)
-    assert assign(np.array([[0.35, 0.29], [0.31, 0.0]]), 0.3) == [(0, 0)]  # a pair below 0.3 steers nothing
-    assert assign(np.zeros((0, 3)), 0.3) == []
-
-
-def test_an_object_hidden_for_several_frames_is_found_where_its_motion_takes_it():
-    """Hidden for 5 frames at 20 px a frame, it is found 120 px from where it was last seen (its box is 80 wide)."""
-    tracker = Tracker(TrackParams(min_hits=1, max_lost=10))
-    frames, events = walk(tracker, [[detection(100 + 20 * i)] if not 10 <= i < 15 else [] for i in range(20)])
-    assert {d.track_id for frame in frames for d in frame} == {1} and [e.type for e in events] == [NEW]
-
-
-def test_with_smooth_a_tracked_box_is_the_filters_steadier_estimate():
-    jitter = np.random.default_rng(0).normal(0, 3, 40)
-    positions = [[detection(100 + 5 * i + jitter[i])] for i in range(40)]
-
-    def wobble(smooth: bool) -> float:
-        frames, _ = walk(Tracker(TrackParams(min_hits=1, smooth=smooth)), positions)
-        centres = np.array([(frame[0].box[0] + frame[0].box[2]) / 2 for frame in frames[10:]])
-        return float(np.std(centres - (100 + 5 * np.arange(10, 40))))
-
-    assert wobble(False) == pytest.approx(np.std(jitter[10:]))  # the model's boxes as they came
-    assert wobble(True) < 0.9 * wobble(False)  # 1.9 against 2.4 px

@@ -43,12 +43,17 @@ class ZoneConfig(Strict):
 
 
 class LineConfig(Strict):
-    """A named line; an object whose point steps across it is counted `in` (from the left of `from` → `to` as
-    drawn on the image, so left to right for a line drawn downwards) or `out`."""
+    """A named line; an object whose point goes across it is counted `in` (from the left of `from` → `to` as
+    drawn on the image, so left to right for a line drawn downwards) or `out`, once it has stayed on the other side
+    `inertia` frames or gone `margin` past it."""
 
     start: Coordinates = Field(alias="from", description="[x, y]: fractions of the frame or pixels")
     end: Coordinates = Field(alias="to", description="[x, y]")
     labels: list[str] = Field([], description="the labels this line counts (default: all)")
+    inertia: int = Field(3, ge=1, le=1000, description="frames in a row on the other side before a crossing "
+                         "counts (a touch, or jitter on the line, counts none)")
+    margin: float = Field(0.0, ge=0, le=0.5, description="how far past the line, as a share of the frame's smaller "
+                          "side, a crossing counts at once, before `inertia` frames; 0: inertia alone")
 
     @model_validator(mode="after")
     def _a_line_has_length(self) -> LineConfig:

@@ -48,10 +48,8 @@ class Output:
     counts: dict[str, int]
     overlay: OverlayParams
     fps: float
-    #: the tracked objects' events since the last Output (the `track` stage), in order
+    #: the tracked objects' events of this frame and of frames dropped before it (the `track` stage), in order
     objects: list[ObjectEvent] = field(default_factory=list)
-    #: True only for the run's last frame handed over again, to carry the events of its end: no new result
-    replay: bool = False
     _annotated: np.ndarray | None = field(default=None, repr=False)
     _jpegs: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
 
@@ -85,9 +83,9 @@ def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:
             "camera": ctx.camera, "pipeline": ctx.pipeline, "result": out.result}
 
 
-def object_document(event: ObjectEvent, out: Output, ctx: PublishContext) -> dict:
-    """A tracked object's event as every output sends it (MQTT, webhooks, the page)."""
-    return {**event.as_dict(), "camera": ctx.camera, "pipeline": ctx.pipeline, "seq": out.frame.seq}
+def object_document(event: ObjectEvent, ctx: PublishContext) -> dict:
+    """A tracked object's event as every output sends it (MQTT, webhooks, the page); `seq`: its frame's."""
+    return {**event.as_dict(), "camera": ctx.camera, "pipeline": ctx.pipeline, "seq": event.seq}
 
 
 class Publisher(ABC):
@@ -101,6 +99,10 @@ class Publisher(ABC):
     @abstractmethod
     def publish(self, out: Output) -> None:
         """Take one processed frame. Must return quickly: a slow peer is fed from an outbox that drops, counting."""
+
+    def finish(self, objects: list[ObjectEvent]) -> None:
+        """The run's end, after its last frame and before `close`: `objects`, the events of the tracks it ended
+        (`end`). Must return quickly, as `publish`. By default ignored (an output that sends no object events)."""
 
     def reconfigure(self, ctx: PublishContext) -> bool:
         """A reload, while running: take `ctx` (the files read again) and return True, or return False to be closed

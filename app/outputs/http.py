@@ -45,6 +45,7 @@ from app.config import HttpConfig
 from app.errors import ConfigError
 from app.metrics import is_ok, prometheus_family
 from app.outputs.base import Output, PublishContext, Publisher, object_document
+from app.scene.tracker import ObjectEvent
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class HttpPublisher(Publisher):
 
     def publish(self, out: Output) -> None:
         self.latest = out
-        self.objects.extend(object_document(event, out, self.ctx) for event in out.objects)
+        self.objects.extend(object_document(event, self.ctx) for event in out.objects)
         if not self.stream_clients:
             return
         now = time.monotonic()
@@ -203,6 +204,9 @@ class HttpPublisher(Publisher):
         # keep the max_fps grid when a frame comes a little late; restart it after a gap
         self._next_encode = max(self._next_encode + 1 / self.config.stream.max_fps, now)
         self.frames.put(out.jpeg(width=self.config.stream.width, quality=self.config.stream.quality))
+
+    def finish(self, objects: list[ObjectEvent]) -> None:
+        self.objects.extend(object_document(event, self.ctx) for event in objects)
 
     def close(self, deadline: float) -> None:
         self.frames.close()

@@ -26,6 +26,7 @@ from app.metrics import Stats
 from app.outputs.outbox import Outbox
 from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
 from app.redact import mask_secrets
+from app.scene.tracker import ObjectEvent
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,13 @@ class WebhookPublisher(Publisher):
                          for i, url in enumerate(self.config.urls)]
 
     def publish(self, out: Output) -> None:
-        documents = [*(event_document(event, out, self._ctx) for event in out.events),
-                     *(object_document(event, out, self._ctx) for event in out.objects)]
+        self._send([*(event_document(event, out, self._ctx) for event in out.events),
+                    *(object_document(event, self._ctx) for event in out.objects)])
+
+    def finish(self, objects: list[ObjectEvent]) -> None:
+        self._send([object_document(event, self._ctx) for event in objects])
+
+    def _send(self, documents: list[dict]) -> None:
         for document in documents:
             body = json.dumps(document, separators=(",", ":")).encode()
             for sender in self._senders:

@@ -1,20 +1,17 @@
-"""Tracking: one id per object while it is in view, its life as events, and its zones and line crossings.
+"""Tracking: one id per object while it is in view, and its life as events.
 
-Association is SORT's: each track's box is predicted one frame on by its Kalman filter (app/scene/kalman.py), and
-detections are assigned to the predictions by IoU (the optimal assignment, at least `iou`; app/scene/association.py),
-whatever their label, so a cat whose breed flickers between frames keeps its id; a track not matched goes on along
-its predicted path, so an object hidden for a few frames is found again. A detection left over starts a tentative
+Association is SORT's, without the Kalman filter: each track's box is predicted one step ahead from its smoothed
+velocity, and detections are matched to predictions greedily by IoU (highest first, at least `iou`), whatever
+their label, so a cat whose breed flickers between frames keeps its id. A detection left over starts a tentative
 track, unless it overlaps a matched or better-scoring one by DUPLICATE_IOU (one object seen twice, under two
-labels); `min_hits` matches in a row confirm it (`new`; a miss starts the count again); a track not matched for
-`max_lost` frames ends (`end`). With `smooth`, a tracked detection's box is the filter's estimate.
+labels); `min_hits` matches in a row confirm it (`new`); a track not matched for `max_lost` frames ends (`end`).
 Its label is the one with the highest summed score so far ("settled"). It is `stationary` once its box has kept
 an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
 
-Zones (app/scene/zones.py) take `inertia` frames in a row inside, or outside, before an object counts as entered or
-left; `loitering_s` in one makes it loitering. A line counts the step of the object's point from one frame to the
-next across it, `in` or `out`, once per crossing. Every change of a confirmed track (zones, label, stationary,
-loitering, a crossing) is one `update` event listing what changed. Owns no I/O: the `track` stage
-(app/stages/track.py) feeds it frames and hands the events on. Time is the frames' `t_capture` (seconds).
+Every change of a confirmed track (label, stationary, moving) is one `update` event listing what changed. Usable on
+its own: detections in, tracked detections and events out. Zones and lines are not its business: their monitors
+are fed the tracks it saw (`seen`), and app/scene/scene.py merges their changes into these events. Owns no I/O:
+the `track` stage (app/stages/track.py) feeds it frames. Time is the frames' `t_capture` (seconds).
 """
 
 from __future__ import annotations
@@ -26,17 +23,45 @@ import numpy as np
 
 from app.config import TrackParams
 from app.frame import Detection
-from app.scene import kalman
-from app.scene.association import assign, iou_matrix
-from app.scene.zones import IN, OUT, Line, Point, SceneLayout, reference_point
 
 #: a box that keeps this IoU with where it stopped has not moved
 STILL_IOU = 0.8
 #: an unmatched detection overlapping a matched or better one this much is the same object seen twice
 DUPLICATE_IOU = 0.4
+#: how much of a new step goes into the smoothed velocity
+VELOCITY_GAIN = 0.5
 NEW, UPDATE, END = "new", "update", "end"
 
 Box = tuple[float, float, float, float]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), as (N, M)."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) taken in order of IoU, highest first, each row and column at most once."""
+    pairs = []
+    used_rows: set[int] = set()
+    used_columns: set[int] = set()
+    for flat in np.argsort(-iou, axis=None):
+        row, column = divmod(int(flat), iou.shape[1])
+        if iou[row, column] < threshold:
+            break
+        if row not in used_rows and column not in used_columns:
+            pairs.append((row, column))
+            used_rows.add(row)
+            used_columns.add(column)
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class TrackedObject:
     box: np.ndarray
     start: float
     last_seen: float
-    motion: np.ndarray = field(default_factory=lambda: np.zeros((5, 4)))  # its Kalman state (app/scene/kalman.py)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
     hits: int = 1
     lost: int = 0
     confirmed: bool = False
@@ -79,11 +104,9 @@ class TrackedObject:
     still_box: np.ndarray | None = None
     still_since: float = 0.0
     stationary: bool = False
-    zones: list[str] = field(default_factory=list)  # entered, in the camera's zone order
-    streaks: dict[str, int] = field(default_factory=dict)  # zone -> frames in a row on the other side
-    entered_at: dict[str, float] = field(default_factory=dict)
-    loitering: set[str] = field(default_factory=set)
-    point: Point | None = None
+
+    def predicted(self) -> np.ndarray:
+        return self.box + self.velocity * (self.lost + 1)
 
     def as_box(self) -> Box:
         x0, y0, x1, y1 = (float(v) for v in self.box)
@@ -91,33 +114,15 @@ class TrackedObject:
 
 
 class Tracker:
-    """Feed it each inferred frame's detections with `update`; it returns them with track ids and zones, and the
-    events of the frame. `finish` ends every track (the source ended or the run stops)."""
+    """Feed it each inferred frame's detections with `update`; it returns them with track ids, and the events of
+    the frame. `finish` ends every track (the source ended or the run stops)."""
 
-    def __init__(self, params: TrackParams, scene: SceneLayout | None = None) -> None:
+    def __init__(self, params: TrackParams) -> None:
         self.params = params
-        self.scene: SceneLayout | None = None
         self.tracks: list[TrackedObject] = []
-        #: crossings since the start, per line and direction
-        self.line_counts: dict[str, dict[str, int]] = {}
+        #: the tracks the last frame's detections went to, tentative ones too, in the order of its detections
+        self.seen: list[TrackedObject] = []
         self._next_id = 1
-        if scene is not None:
-            self.rescene(scene)
-
-    def rescene(self, scene: SceneLayout) -> None:
-        """Use `scene` from now on (frames of another size, or zones and lines reloaded); crossings counted so far
-        are kept for the lines that remain, and tracks forget zones that are gone."""
-        self.scene = scene
-        self.line_counts = {line.name: self.line_counts.get(line.name, {IN: 0, OUT: 0}) for line in scene.lines}
-        zones = {zone.name for zone in scene.zones}
-        for track in self.tracks:  # its point was in the old frame's pixels
-            track.point = None
-            track.zones = [name for name in track.zones if name in zones]
-            track.streaks = {name: n for name, n in track.streaks.items() if name in zones}
-
-    def line_totals(self) -> dict[str, dict[str, int]]:
-        """A copy of `line_counts`."""
-        return {name: dict(counts) for name, counts in self.line_counts.items()}
 
     @property
     def active(self) -> bool:
@@ -126,22 +131,19 @@ class Tracker:
         Frigate does)."""
         return any(not track.stationary for track in self.tracks)
 
-    def zone_counts(self) -> dict[str, int]:
-        """Confirmed objects in each zone now."""
-        counts = {zone.name: 0 for zone in self.scene.zones} if self.scene else {}
-        for track in self.tracks:
-            if track.confirmed:
-                for name in track.zones:
-                    counts[name] += 1
-        return counts
-
     def update(self, detections: list[Detection], now: float, seq: int = 0) -> tuple[list[Detection],
                                                                                        list[ObjectEvent]]:
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
-        matched = self._match(boxes)
+        predicted = np.array([t.predicted() for t in self.tracks], dtype=np.float64).reshape(-1, 4)
+        pairs = greedy_match(iou_matrix(predicted, boxes), self.params.iou)
+        matched = {column: self.tracks[row] for row, column in pairs}
         events: list[ObjectEvent] = []
+        for track in self.tracks:
+            if track not in matched.values():
+                track.lost += 1
         out: list[Detection] = []
         duplicates = self._duplicates(boxes, detections, set(matched))
+        self.seen = []
         for column, detection in enumerate(detections):
             known = matched.get(column)
             if known is None and column in duplicates:
@@ -149,7 +151,6 @@ class Tracker:
                 continue
             if known is None:
                 track = TrackedObject(self._next_id, boxes[column].copy(), now, now,
-                                      kalman.initiate(boxes[column:column + 1])[0],
                                       still_box=boxes[column].copy(), still_since=now)
                 self._next_id += 1
                 self.tracks.append(track)
@@ -158,48 +159,20 @@ class Tracker:
                 track = known
                 self._move(track, boxes[column], now)
                 self._observe(track, detection)
+            self.seen.append(track)
             changes = self._follow(track, now)
             if not track.confirmed and track.hits >= self.params.min_hits:
                 track.confirmed = True
-                events.append(self._event(NEW, track, seq))
+                events.append(object_event(NEW, track, seq))
             elif track.confirmed and changes:
-                events.append(self._event(UPDATE, track, seq, changes))
-            out.append(self._tracked(detection, track))
+                events.append(object_event(UPDATE, track, seq, changes))
+            out.append(replace(detection, track_id=track.id if track.confirmed else None))
         for track in [t for t in self.tracks if t.lost > (self.params.max_lost if t.confirmed
                                                            else self.params.min_hits)]:
             self.tracks.remove(track)
             if track.confirmed:
-                events.append(self._event(END, track, seq, end=track.last_seen))
+                events.append(object_event(END, track, seq, end=track.last_seen))
         return out, events
-
-    def _match(self, boxes: np.ndarray) -> dict[int, TrackedObject]:
-        """Move every track's Kalman state one frame on, assign the detections' boxes to the predicted ones, and
-        correct the states of the tracks matched; {detection's index: its track}. A track not matched is lost one
-        more frame, and a tentative one starts counting its hits again: `min_hits` are in a row."""
-        if not self.tracks:
-            return {}
-        states = kalman.predict(np.stack([track.motion for track in self.tracks]))
-        pairs = assign(iou_matrix(kalman.boxes_of(states), boxes), self.params.iou)
-        rows = [row for row, _ in pairs]
-        states[rows] = kalman.update(states[rows], boxes[[column for _, column in pairs]])
-        for track, state in zip(self.tracks, states, strict=True):
-            track.motion = state
-        matched = {column: self.tracks[row] for row, column in pairs}
-        for row in set(range(len(self.tracks))) - set(rows):
-            track = self.tracks[row]
-            track.lost += 1
-            if not track.confirmed:
-                track.hits = 0
-        return matched
-
-    def _tracked(self, detection: Detection, track: TrackedObject) -> Detection:
-        """The detection as the tracker hands it on: with its track id once the track is confirmed, and then, with
-        `smooth`, the filter's box in place of the model's."""
-        if not track.confirmed:
-            return replace(detection, track_id=None, zones=())
-        if self.params.smooth:
-            return replace(detection, track_id=track.id, zones=tuple(track.zones), box=kalman.box_of(track.motion))
-        return replace(detection, track_id=track.id, zones=tuple(track.zones))
 
     @staticmethod
     def _duplicates(boxes: np.ndarray, detections: list[Detection], matched: set[int]) -> set[int]:
@@ -219,11 +192,13 @@ class Tracker:
 
     def finish(self, seq: int = 0) -> list[ObjectEvent]:
         """End every confirmed track now."""
-        events = [self._event(END, t, seq, end=t.last_seen) for t in self.tracks if t.confirmed]
+        events = [object_event(END, t, seq, end=t.last_seen) for t in self.tracks if t.confirmed]
         self.tracks.clear()
         return events
 
     def _move(self, track: TrackedObject, box: np.ndarray, now: float) -> None:
+        step = (box - track.box) / (track.lost + 1)
+        track.velocity = (1 - VELOCITY_GAIN) * track.velocity + VELOCITY_GAIN * step
         track.box = box.copy()
         track.hits += 1
         track.lost = 0
@@ -234,7 +209,7 @@ class Tracker:
         track.best_score = max(track.best_score, detection.score)
 
     def _follow(self, track: TrackedObject, now: float) -> list[str]:
-        """Bring the track's label, stillness, zones and crossings up to this frame; what changed."""
+        """Bring the track's label and stillness up to this frame; what changed."""
         changes = []
         label = max(track.scores, key=lambda name: track.scores[name])
         if label != track.label and track.scores[label] > track.scores.get(track.label, 0.0):  # a tie keeps it
@@ -242,12 +217,6 @@ class Tracker:
                 changes.append("label")
             track.label = label
         changes += self._stillness(track, now)
-        point = reference_point(track.as_box())
-        if self.scene:
-            changes += self._zones(track, point, now)
-            if track.point is not None:
-                changes += self._crossings(track, track.point, point)
-        track.point = point
         return changes
 
     def _stillness(self, track: TrackedObject, now: float) -> list[str]:
@@ -262,47 +231,9 @@ class Tracker:
             return ["stationary"]
         return []
 
-    def _zones(self, track: TrackedObject, point: Point, now: float) -> list[str]:
-        assert self.scene is not None
-        changes = []
-        for zone in self.scene.zones:
-            inside_now = zone.applies_to(track.label) and zone.contains(point)
-            counted_in = zone.name in track.zones
-            if inside_now == counted_in:
-                track.streaks.pop(zone.name, None)
-            else:
-                track.streaks[zone.name] = streak = track.streaks.get(zone.name, 0) + 1
-                if streak >= zone.inertia:
-                    del track.streaks[zone.name]
-                    if inside_now:
-                        track.zones = [z.name for z in self.scene.zones if z.name in track.zones or z is zone]
-                        track.entered_at[zone.name] = now
-                        changes.append(f"entered:{zone.name}")
-                    else:
-                        track.zones.remove(zone.name)
-                        track.entered_at.pop(zone.name, None)
-                        track.loitering.discard(zone.name)
-                        changes.append(f"left:{zone.name}")
-            if (zone.loitering_s and zone.name in track.zones and zone.name not in track.loitering
-                    and now - track.entered_at[zone.name] >= zone.loitering_s):
-                track.loitering.add(zone.name)
-                changes.append(f"loitering:{zone.name}")
-        return changes
 
-    def _crossings(self, track: TrackedObject, before: Point, after: Point) -> list[str]:
-        assert self.scene is not None
-        changes = []
-        line: Line
-        for line in self.scene.lines:
-            if not line.applies_to(track.label):
-                continue
-            direction = line.crossing(before, after)
-            if direction and track.confirmed:
-                self.line_counts[line.name][direction] += 1
-                changes.append(f"crossed:{line.name}:{direction}")
-        return changes
-
-    def _event(self, kind: str, track: TrackedObject, seq: int, changes: list[str] | tuple[str, ...] = (),
-               end: float | None = None) -> ObjectEvent:
-        return ObjectEvent(kind, track.id, track.label, track.best_score, track.as_box(), tuple(track.zones),
-                           track.start, end, track.stationary, tuple(changes), seq)
+def object_event(kind: str, track: TrackedObject, seq: int, changes: list[str] | tuple[str, ...] = (),
+                 end: float | None = None) -> ObjectEvent:
+    """The event `kind` of `track` at frame `seq`; its zones are the scene's to name (app/scene/scene.py)."""
+    return ObjectEvent(kind, track.id, track.label, track.best_score, track.as_box(), (), track.start, end,
+                       track.stationary, tuple(changes), seq)

@@ -10,7 +10,6 @@ idle instead of lengthening the inference lane.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,13 +22,11 @@ from app.scene.tracker import ObjectEvent
 
 @dataclass
 class StageContext:
-    """What the pipeline gives its stages: the model and its labels, the camera's settings (zones, lines), and
-    where object events go (the output lane takes them in order, none lost to a full hand-off)."""
+    """What the pipeline gives its stages: the model and its labels, and the camera's settings (zones, lines)."""
 
     model: LoadedModel
     labels: Labels
     camera: CameraConfig = field(default_factory=CameraConfig)
-    object_events: deque[ObjectEvent] = field(default_factory=deque)
 
 
 class Stage(ABC):
@@ -49,8 +46,10 @@ class Stage(ABC):
     def process(self, frame: Frame) -> Frame | None:
         """Do this stage's job on one frame; None drops it."""
 
-    def finish(self) -> None:
-        """The run is ending (in the inference lane, after its last frame): hand over what is still pending."""
+    def finish(self) -> list[ObjectEvent]:
+        """The run is ending (in the inference lane, after its last frame): the object events it closes (the
+        tracks it ends), for the output lane to hand to the publishers after the last frame."""
+        return []
 
     def stop(self) -> None:
         """Release what `start` took."""

@@ -37,7 +37,7 @@ from app.outputs.mqtt.discovery import as_json, birth_delay
 from app.outputs.mqtt.link import Link
 from app.outputs.mqtt.state import Entities, RetainedState
 from app.outputs.mqtt.topics import OFFLINE, ONLINE, Message, Topics, default_client_id
-from app.scene.tracker import NEW
+from app.scene.tracker import NEW, ObjectEvent
 
 #: how long `close()` may take to deliver what is waiting and `offline`
 CLOSE_TIMEOUT_S = 1.0
@@ -116,8 +116,8 @@ class MqttPublisher(Publisher):
     def publish(self, out: Output) -> None:
         ctx, topics = self._ctx, self._topics
         stream = [Message(topics.events, as_json(event_document(e, out, ctx))) for e in out.events]
-        stream += [Message(topics.objects, as_json(object_document(e, out, ctx))) for e in out.objects]
-        if self.config.publish_results and not out.replay:
+        stream += [Message(topics.objects, as_json(object_document(e, ctx))) for e in out.objects]
+        if self.config.publish_results:
             stream.append(Message(topics.results, as_json(out.result)))
         taken = any(e.kind in SNAPSHOT_EVENTS for e in out.events) or any(e.type == NEW for e in out.objects)
         snapshot = out.jpeg() if taken else None
@@ -134,6 +134,12 @@ class MqttPublisher(Publisher):
                 self._retained.set(topics.snapshot, snapshot)
             for message in stream:
                 self._enqueue(message)
+            self._wake.notify_all()
+
+    def finish(self, objects: list[ObjectEvent]) -> None:
+        with self._wake:
+            for event in objects:
+                self._enqueue(Message(self._topics.objects, as_json(object_document(event, self._ctx))))
             self._wake.notify_all()
 
     def close(self, deadline: float) -> None:
