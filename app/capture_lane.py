@@ -18,6 +18,7 @@ from app.frame import ARRIVAL, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
 from app.scene.motion import MotionGate
+from app.scene.zones import captured_size
 from app.sources import build_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
@@ -63,7 +64,8 @@ class CaptureLane:
         if not enabled and not camera.detect_fps:
             return None
         tracker = next((stage.tracker for stage in self.stages if isinstance(stage, Track)), None)
-        gate = MotionGate(camera.motion, enabled, camera.detect_fps, lambda: tracker is not None and tracker.active)
+        gate = MotionGate(camera.motion, enabled, camera.detect_fps, lambda: tracker is not None and tracker.active,
+                          captured_size(camera))
         self.stats.reports["motion"] = gate.document
         log.info("%s: motion gating %s%s", camera.name, "on" if enabled else "off",
                  f", at most {camera.detect_fps:g} inferred frames a second" if camera.detect_fps else "")

@@ -4,12 +4,17 @@ the skipped ones counted as no_motion, the duty cycle in the stats; on the movin
 
 from __future__ import annotations
 
+import json
+import threading
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
 
+from app.capture_lane import CaptureLane
 from app.config import MotionConfig, load_settings
+from app.metrics import Stats
 from app.scene.motion import MotionDetector, MotionGate
 from app.pipeline import Pipeline
 from conftest import IMAGES, PET, Background, Collector, FakeCamera, imread, pet_pipeline, wait_for
@@ -42,6 +47,34 @@ def test_motion_in_a_mask_does_not_count():
     detector.detect(CAT)
     assert not detector.detect(with_square(CAT, 600)).boxes
     assert detector.detect(with_square(CAT, 100)).boxes  # outside the mask it does
+
+
+#: around the square at x 600-720, y 300-420 of the 1280 x 720 picture, in its pixels
+PIXEL_MASK: list[list[tuple[float, float]]] = [[(560, 260), (760, 260), (760, 460), (560, 460)]]
+
+
+def test_a_pixel_mask_is_in_the_frames_pixels():
+    detector = MotionDetector(MotionConfig(mask=PIXEL_MASK))
+    detector.detect(CAT)
+    assert not detector.detect(with_square(CAT, 600)).boxes
+    assert detector.detect(with_square(CAT, 100)).boxes  # outside the mask it does
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_a_pixel_mask_is_in_the_cameras_pixels_whatever_the_decode_scale(scale):
+    mask = json.dumps(PIXEL_MASK)
+    settings = load_settings("classify", None, ["camera.fourcc=MJPG", "camera.width=1280", "camera.height=720",
+                                                "camera.motion.enabled=true", f"camera.motion.mask={mask}"])
+    lane = CaptureLane(settings, FakeCamera(), (224, 224), [], Stats(), threading.Event(), lambda: None)
+    assert lane.gate is not None
+
+    def decoded(image: np.ndarray) -> np.ndarray:  # as libjpeg gives it at 1/scale
+        return cv2.resize(image, (1280 // scale, 720 // scale), interpolation=cv2.INTER_AREA)
+
+    lane.gate.keepalive_s = 1e9
+    lane.gate.admit(decoded(CAT), 0.0)
+    assert lane.gate.admit(decoded(with_square(CAT, 600)), 0.1)[0] == "no_motion"  # in the mask
+    assert lane.gate.admit(decoded(with_square(CAT, 100)), 0.2)[0] is None
 
 
 def gate(**config) -> tuple[MotionGate, list[bool]]:

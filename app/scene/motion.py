@@ -38,8 +38,11 @@ class Motion:
 
 
 class MotionDetector:
-    def __init__(self, config: MotionConfig) -> None:
+    def __init__(self, config: MotionConfig, captured: tuple[int, int] | None = None) -> None:
+        """`captured`: the size the mask's pixel values are in, when frames may come smaller (app/scene/zones.py
+        `captured_size`); else they are pixels of the frame."""
         self.config = config
+        self._captured = captured
         self._background: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self._size: tuple[int, int] | None = None
@@ -50,9 +53,9 @@ class MotionDetector:
         small_size = (max(1, round(width * MOTION_HEIGHT / height)), MOTION_HEIGHT)
         grey = cv2.cvtColor(cv2.resize(image, small_size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         grey = cv2.GaussianBlur(grey, (5, 5), 0)
-        if self._background is None or self._size != small_size:
-            self._background, self._size = grey.astype(np.float32), small_size
-            self._mask = self._unmasked(small_size)
+        if self._background is None or self._size != (width, height):
+            self._background, self._size = grey.astype(np.float32), (width, height)
+            self._mask = self._unmasked(small_size, self._captured or (width, height))
             return Motion(1.0, ((0, 0, width, height),))  # nothing to compare with: as if everything moved
         moving = cv2.absdiff(grey, cv2.convertScaleAbs(self._background)) > self.config.threshold
         assert self._mask is not None
@@ -68,11 +71,12 @@ class MotionDetector:
                       for x, y, w, h in (cv2.boundingRect(c) for c in contours))
         return Motion(fraction, boxes)
 
-    def _unmasked(self, size: tuple[int, int]) -> np.ndarray:
-        """True where motion counts: everywhere but the mask polygons."""
+    def _unmasked(self, size: tuple[int, int], pixels_of: tuple[int, int]) -> np.ndarray:
+        """True where motion counts on the `size` grey frame: everywhere but the mask polygons, whose pixel values
+        are of a `pixels_of` picture."""
         mask = np.full((size[1], size[0]), 255, np.uint8)
         for polygon in self.config.mask:
-            cv2.fillPoly(mask, [in_pixels(polygon, size).round().astype(np.int32)], 0)
+            cv2.fillPoly(mask, [in_pixels(polygon, size, pixels_of).round().astype(np.int32)], 0)
         return mask > 0
 
 
@@ -80,8 +84,9 @@ class MotionGate:
     """Whether a captured frame is inferred; counts what it lets through. `tracking` says whether the track stage
     has an object in view (False without one). With `enabled` False only `detect_fps` gates."""
 
-    def __init__(self, config: MotionConfig, enabled: bool, detect_fps: float, tracking: Callable[[], bool]) -> None:
-        self.detector = MotionDetector(config) if enabled else None
+    def __init__(self, config: MotionConfig, enabled: bool, detect_fps: float, tracking: Callable[[], bool],
+                 captured: tuple[int, int] | None = None) -> None:
+        self.detector = MotionDetector(config, captured) if enabled else None
         self.keepalive_s = config.keepalive_s
         self.min_interval = 1.0 / detect_fps if detect_fps else 0.0
         self.tracking = tracking

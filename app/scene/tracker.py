@@ -1,10 +1,12 @@
 """Tracking: one id per object while it is in view, and its life as events.
 
-Association is SORT's, without the Kalman filter: each track's box is predicted one step ahead from its smoothed
-velocity, and detections are matched to predictions greedily by IoU (highest first, at least `iou`), whatever
-their label, so a cat whose breed flickers between frames keeps its id. A detection left over starts a tentative
+Association is SORT's: each track's box is predicted one frame on by its Kalman filter (app/scene/kalman.py), and
+detections are assigned to the predictions by IoU (the optimal assignment, at least `iou`; app/scene/association.py),
+whatever their label, so a cat whose breed flickers between frames keeps its id; a track not matched goes on along
+its predicted path, so an object hidden for a few frames is found again. A detection left over starts a tentative
 track, unless it overlaps a matched or better-scoring one by DUPLICATE_IOU (one object seen twice, under two
-labels); `min_hits` matches in a row confirm it (`new`); a track not matched for `max_lost` frames ends (`end`).
+labels); `min_hits` matches in a row confirm it (`new`; a miss starts the count again); a track not matched for
+`max_lost` frames ends (`end`). With `smooth`, a tracked detection's box is the filter's estimate.
 Its label is the one with the highest summed score so far ("settled"). It is `stationary` once its box has kept
 an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
 
@@ -23,45 +25,16 @@ import numpy as np
 
 from app.config import TrackParams
 from app.frame import Detection
+from app.scene import kalman
+from app.scene.association import assign, iou_matrix
 
 #: a box that keeps this IoU with where it stopped has not moved
 STILL_IOU = 0.8
 #: an unmatched detection overlapping a matched or better one this much is the same object seen twice
 DUPLICATE_IOU = 0.4
-#: how much of a new step goes into the smoothed velocity
-VELOCITY_GAIN = 0.5
 NEW, UPDATE, END = "new", "update", "end"
 
 Box = tuple[float, float, float, float]
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), as (N, M)."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Pairs (row, column) taken in order of IoU, highest first, each row and column at most once."""
-    pairs = []
-    used_rows: set[int] = set()
-    used_columns: set[int] = set()
-    for flat in np.argsort(-iou, axis=None):
-        row, column = divmod(int(flat), iou.shape[1])
-        if iou[row, column] < threshold:
-            break
-        if row not in used_rows and column not in used_columns:
-            pairs.append((row, column))
-            used_rows.add(row)
-            used_columns.add(column)
-    return pairs
 
 
 @dataclass(frozen=True)
@@ -94,7 +67,7 @@ class TrackedObject:
     box: np.ndarray
     start: float
     last_seen: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    motion: np.ndarray = field(default_factory=lambda: np.zeros((5, 4)))  # its Kalman state (app/scene/kalman.py)
     hits: int = 1
     lost: int = 0
     confirmed: bool = False
@@ -104,9 +77,6 @@ class TrackedObject:
     still_box: np.ndarray | None = None
     still_since: float = 0.0
     stationary: bool = False
-
-    def predicted(self) -> np.ndarray:
-        return self.box + self.velocity * (self.lost + 1)
 
     def as_box(self) -> Box:
         x0, y0, x1, y1 = (float(v) for v in self.box)
@@ -134,13 +104,8 @@ class Tracker:
     def update(self, detections: list[Detection], now: float, seq: int = 0) -> tuple[list[Detection],
                                                                                        list[ObjectEvent]]:
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
-        predicted = np.array([t.predicted() for t in self.tracks], dtype=np.float64).reshape(-1, 4)
-        pairs = greedy_match(iou_matrix(predicted, boxes), self.params.iou)
-        matched = {column: self.tracks[row] for row, column in pairs}
+        matched = self._match(boxes)
         events: list[ObjectEvent] = []
-        for track in self.tracks:
-            if track not in matched.values():
-                track.lost += 1
         out: list[Detection] = []
         duplicates = self._duplicates(boxes, detections, set(matched))
         self.seen = []
@@ -151,6 +116,7 @@ class Tracker:
                 continue
             if known is None:
                 track = TrackedObject(self._next_id, boxes[column].copy(), now, now,
+                                      kalman.initiate(boxes[column:column + 1])[0],
                                       still_box=boxes[column].copy(), still_since=now)
                 self._next_id += 1
                 self.tracks.append(track)
@@ -166,13 +132,42 @@ class Tracker:
                 events.append(object_event(NEW, track, seq))
             elif track.confirmed and changes:
                 events.append(object_event(UPDATE, track, seq, changes))
-            out.append(replace(detection, track_id=track.id if track.confirmed else None))
+            out.append(self._tracked(detection, track))
         for track in [t for t in self.tracks if t.lost > (self.params.max_lost if t.confirmed
                                                            else self.params.min_hits)]:
             self.tracks.remove(track)
             if track.confirmed:
                 events.append(object_event(END, track, seq, end=track.last_seen))
         return out, events
+
+    def _match(self, boxes: np.ndarray) -> dict[int, TrackedObject]:
+        """Move every track's Kalman state one frame on, assign the detections' boxes to the predicted ones, and
+        correct the states of the tracks matched; {detection's index: its track}. A track not matched is lost one
+        more frame, and a tentative one starts counting its hits again: `min_hits` are in a row."""
+        if not self.tracks:
+            return {}
+        states = kalman.predict(np.stack([track.motion for track in self.tracks]))
+        pairs = assign(iou_matrix(kalman.boxes_of(states), boxes), self.params.iou)
+        rows = [row for row, _ in pairs]
+        states[rows] = kalman.update(states[rows], boxes[[column for _, column in pairs]])
+        for track, state in zip(self.tracks, states, strict=True):
+            track.motion = state
+        matched = {column: self.tracks[row] for row, column in pairs}
+        for row in set(range(len(self.tracks))) - set(rows):
+            track = self.tracks[row]
+            track.lost += 1
+            if not track.confirmed:
+                track.hits = 0
+        return matched
+
+    def _tracked(self, detection: Detection, track: TrackedObject) -> Detection:
+        """The detection as the tracker hands it on: with its track id once the track is confirmed, and then, with
+        `smooth`, the filter's box in place of the model's."""
+        if not track.confirmed:
+            return detection
+        if self.params.smooth:
+            return replace(detection, track_id=track.id, box=kalman.box_of(track.motion))
+        return replace(detection, track_id=track.id)
 
     @staticmethod
     def _duplicates(boxes: np.ndarray, detections: list[Detection], matched: set[int]) -> set[int]:
@@ -197,8 +192,6 @@ class Tracker:
         return events
 
     def _move(self, track: TrackedObject, box: np.ndarray, now: float) -> None:
-        step = (box - track.box) / (track.lost + 1)
-        track.velocity = (1 - VELOCITY_GAIN) * track.velocity + VELOCITY_GAIN * step
         track.box = box.copy()
         track.hits += 1
         track.lost = 0

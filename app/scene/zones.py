@@ -2,7 +2,8 @@
 
 A zone is a named polygon, a line a named segment with a direction (`camera.zones`, `camera.lines` in
 config.yaml). A shape whose every coordinate is between 0 and 1 is in fractions of the frame; any other is in
-pixels of the frame the results are in (their `size`). Owns only geometry: which zones a point is in, which side
+pixels of the frame the results are in (their `size`), or of the capture when that frame is decoded smaller
+(`captured_size`). Owns only geometry: which zones a point is in, which side
 of a line it is on and how far, and which way a step crosses a line. What counts as entered (inertia), loitering,
 a crossing (inertia, margin) and the counts belong to the monitors (app/scene/zone_monitor.py,
 app/scene/line_monitor.py). An object's point is the bottom centre of its box, where it stands on the ground, as in
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.config import LineConfig, ZoneConfig
+from app.config import CameraConfig, LineConfig, ZoneConfig
 
 Point = tuple[float, float]
 IN, OUT = "in", "out"
@@ -36,12 +37,23 @@ class Sighting:
     confirmed: bool
 
 
-def in_pixels(points: list[tuple[float, float]], size: tuple[int, int]) -> np.ndarray:
-    """`points` as pixels of a `size` (width, height) frame: fractions when every coordinate is in 0..1."""
+def in_pixels(points: list[tuple[float, float]], size: tuple[int, int],
+              captured: tuple[int, int] | None = None) -> np.ndarray:
+    """`points` as pixels of a `size` (width, height) frame: fractions when every coordinate is in 0..1, else
+    pixels of the `captured` size (see `captured_size`) scaled to the frame's, or without it of the frame."""
     array = np.asarray(points, dtype=np.float64)
     if np.all((array >= 0) & (array <= 1)):
-        array = array * np.asarray(size, dtype=np.float64)
+        return array * np.asarray(size, dtype=np.float64)
+    if captured is not None:
+        array = array * np.asarray(size, dtype=np.float64) / np.asarray(captured, dtype=np.float64)
     return array
+
+
+def captured_size(camera: CameraConfig) -> tuple[int, int] | None:
+    """The size pixel-valued shapes are written in when the frames may be smaller than captured: a camera sending
+    MJPEG (`fourcc: MJPG`) is decoded at 1/camera.decode_scale, which `auto` picks by the outputs turned on, so its
+    shapes are in camera.width x height pixels whatever the decode. None: pixels of the frame itself."""
+    return (camera.width, camera.height) if camera.fourcc.upper() == "MJPG" else None
 
 
 @dataclass(frozen=True)
@@ -114,11 +126,14 @@ class SceneLayout:
     lines: tuple[Line, ...]
 
     @classmethod
-    def build(cls, zones: dict[str, ZoneConfig], lines: dict[str, LineConfig], size: tuple[int, int]) -> SceneLayout:
+    def build(cls, zones: dict[str, ZoneConfig], lines: dict[str, LineConfig], size: tuple[int, int],
+              captured: tuple[int, int] | None = None) -> SceneLayout:
+        """Laid on frames of `size`; pixel values are of `captured` when given (`captured_size`)."""
         built_lines = []
         for name, line in lines.items():
-            start, end = in_pixels([line.start, line.end], size)
+            start, end = in_pixels([line.start, line.end], size, captured)
             built_lines.append(Line(name, start, end, frozenset(line.labels), line.inertia,
                                     line.margin * min(size)))
-        return cls(size, tuple(Zone(name, in_pixels(zone.polygon, size), frozenset(zone.labels), zone.inertia,
-                                    zone.loitering_s) for name, zone in zones.items()), tuple(built_lines))
+        return cls(size, tuple(Zone(name, in_pixels(zone.polygon, size, captured), frozenset(zone.labels),
+                                    zone.inertia, zone.loitering_s) for name, zone in zones.items()),
+                   tuple(built_lines))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from app.frame import Frame
 from app.scene.scene import Scene
 from app.scene.tracker import ObjectEvent, Tracker
-from app.scene.zones import SceneLayout
+from app.scene.zones import SceneLayout, captured_size
 from app.stages.base import Stage, StageContext
 
 
@@ -34,7 +34,7 @@ class Track(Stage):
         camera = self._ctx.camera
         layout = self.scene.layout
         if (camera.zones or camera.lines) and (layout is None or layout.size != frame.size):
-            self.scene.relayout(SceneLayout.build(camera.zones, camera.lines, frame.size))
+            self.scene.relayout(SceneLayout.build(camera.zones, camera.lines, frame.size, captured_size(camera)))
         frame.detections, frame.objects = self.scene.update(frame.detections, frame.t_capture, frame.seq)
         frame.scene = self.scene.layout
         frame.zone_counts = self.scene.zones.counts()
@@ -48,7 +48,8 @@ class Track(Stage):
         self.params = self.tracker.params = params
         self._ctx = ctx
         if self.scene.layout is not None:
-            self.scene.relayout(SceneLayout.build(ctx.camera.zones, ctx.camera.lines, self.scene.layout.size))
+            self.scene.relayout(SceneLayout.build(ctx.camera.zones, ctx.camera.lines, self.scene.layout.size,
+                                                  captured_size(ctx.camera)))
 
     def finish(self) -> list[ObjectEvent]:
         """The run ends: every track ends; their events."""
