@@ -4,18 +4,19 @@
 # says what to do; run it again afterwards and the finished steps are skipped.
 #
 # Usage: ./install.sh [OPTIONS]
-#   (none)             .venv with the app and its dependencies for this platform, and the pipelines' models
+#   (none)             .venv with the app and its dependencies for this platform, and the models of --pipeline
 #   --dev              add the test dependencies: pytest, and from apt mosquitto, chromium, systemd, openssl, gcc
 #                      (tests use ../shared, or python -m app models pull --tests: the pipelines' models are
 #                      skipped unless --models-from)
 #   --models-from DIR  offline: copy the models from DIR (a folder holding the files under their names)
-#   --no-models        do not fetch models (python -m app models pull does it later)
+#   --no-models        do not fetch models (.venv/bin/python -m app models pull does it later)
 #   --coral            the Coral Edge TPU runtime matched to the interpreter (constraints/edgetpu.ini), its udev rule
 #   --coral-max        the same at the maximum clock: faster, and the USB Accelerator gets hot enough to burn
 #   --coral-apt        also Coral's own apt repository (gasket-dkms for PCIe cards); its libedgetpu is never used
 #   --service          run as a systemd service: user smartcam, the app in /opt/smartcam, /etc/smartcam/config.yaml,
 #                      /var/lib/smartcam (models, snapshots), the unit enabled and started
-#   --pipeline NAME    the service's pipeline (default detect: smartcam.service; another: smartcam@NAME.service)
+#   --pipeline NAME    the pipeline whose models are fetched, and the service's (default detect: smartcam.service;
+#                      another: smartcam@NAME.service); .venv/bin/python -m app models pull fetches the others
 #   --uninstall        remove what the installer added; keeps /etc/smartcam and /var/lib/smartcam unless --purge
 #   --purge            with --uninstall: also the configuration, the models and the snapshots
 #   --dry-run          print every action without doing any
@@ -555,12 +556,15 @@ step_check() {
   fi
 }
 
-edgetpu_models() {  # the Edge TPU variants (NAME_edgetpu in the manifest) of the shipped pipelines' models
+in_manifest() {  # in_manifest NAME: models/manifest.yaml lists a model by that name
+  awk -v key="  $1:" 'index($0, key) == 1 { found = 1 } END { exit !found }' "$HERE/models/manifest.yaml"
+}
+
+pipeline_models() {  # pipeline_models [SUFFIX]: the named models (NAME, or NAME_edgetpu) --pipeline's file uses
   local model found=()
   while IFS= read -r model; do
-    if awk -v key="  ${model}_edgetpu:" 'index($0, key) == 1 { found = 1 } END { exit !found }' "$HERE/models/manifest.yaml"
-    then found+=("${model}_edgetpu"); fi
-  done < <(sed -n 's/.*[{ ]model: *\([A-Za-z0-9_.-]*\).*/\1/p' "$HERE"/pipelines/*.yaml | sort -u)
+    if in_manifest "$model${1:-}"; then found+=("$model${1:-}"); fi
+  done < <(sed -n 's/.*[{ ]model: *\([A-Za-z0-9_.-]*\).*/\1/p' "$HERE/pipelines/$PIPELINE.yaml" | sort -u)
   echo "${found[@]}"
 }
 
@@ -589,24 +593,32 @@ models_pull() {  # models_pull [NAME...]: pull them; a --models-from folder that
   return "$status"
 }
 
-step_models() {
-  local extra=""
+step_models() {  # only the models of --pipeline: a --models-from folder needs no other pipeline's files
+  local models extra=""
+  models=$(pipeline_models)
+  [ -n "$CORAL" ] && extra=$(pipeline_models _edgetpu)
   if [ "$MODELS" = skip ]; then
     step "models: skipped ($(pull_command) fetches them)"
     return
   fi
+  if [ -z "$models$extra" ]; then
+    step "models: pipeline $PIPELINE names none of models/manifest.yaml (its model is a file of its own)"
+    return
+  fi
   if [ -n "$MODELS_FROM" ]; then
-    step "models for the shipped pipelines from $MODELS_FROM" "the app's lines above say which file failed and why"
+    step "models of pipeline $PIPELINE from $MODELS_FROM: $models${extra:+ $extra}" "the app's lines above say which file failed and why"
   else
-    step "models for the shipped pipelines" "offline, use ./install.sh --models-from DIR (a folder with the model files)"
+    step "models of pipeline $PIPELINE: $models${extra:+ $extra}" "offline, use ./install.sh --models-from DIR (a folder with the model files)"
   fi
-  models_pull
-  if [ -n "$CORAL" ]; then
-    extra=$(edgetpu_models)
-    # shellcheck disable=SC2086
-    [ -n "$extra" ] && models_pull $extra
-  fi
+  # shellcheck disable=SC2086
+  models_pull $models $extra || models_failed
   if [ "$SERVICE" = 1 ]; then own_state; fi
+}
+
+models_failed() {  # the fetch failed (its status is kept): with --service, the units are installed all the same
+  local status=$?
+  [ "$SERVICE" = 1 ] && FIX="$FIX. The units are installed; $UNIT is enabled and started once its models are here"
+  return "$status"
 }
 
 step_user() {
@@ -681,6 +693,9 @@ step_units() {  # the one unit file, smartcam@.service, and smartcam.service mad
   "$HERE/systemd/default-unit.sh" > "$made/smartcam.service"
   install_file "$made/smartcam.service" "$UNIT_DIR/smartcam.service" 0644 && UNITS_CHANGED=1
   rm -rf "$made"
+}
+
+step_service() {  # after the models: a service started without them would stop at once (exit 2, not restarted)
   if ! systemd_running; then
     step "service $UNIT: not enabled or started, systemd is not running here"
     note "systemd is not PID 1 here (PID 1: $(cat "$ROOT/proc/1/comm" 2>/dev/null || echo unknown)): a container or a chroot?"
@@ -784,8 +799,9 @@ step_pip
 step_check
 if [ "$SERVICE" = 1 ]; then
   step_config
-  step_models
   step_units
+  step_models
+  step_service
 else
   step_models
 fi

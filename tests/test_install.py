@@ -234,7 +234,8 @@ def test_dry_run_coral_and_service_on_a_fresh_board(tmp_path):
     assert f"application files in {PREFIX}" in out and f"-m venv {PREFIX}/.venv" in out
     assert "+ write /etc/smartcam/config.yaml (mode 0640, root:smartcam)" in out
     assert "install -d -m 0750 -o smartcam -g smartcam /var/lib/smartcam" in out
-    assert "models pull --config /etc/smartcam/config.yaml" in out
+    assert "models pull ssd_mobilenet_v2_coco_quant_postprocess ssd_mobilenet_v2_coco_quant_postprocess_edgetpu " \
+           "--config /etc/smartcam/config.yaml" in out  # the pipeline's models alone (issue 21), where it looks
     assert "_edgetpu --config /etc/smartcam/config.yaml" in out  # the Edge TPU variants of the pipelines' models
     assert f"install -D -m 0644 {copy}/systemd/smartcam@.service /etc/systemd/system/smartcam@.service" in out
     assert re.search(r"install -D -m 0644 \S+/smartcam\.service /etc/systemd/system/smartcam\.service$", out, re.M)
@@ -278,6 +279,39 @@ def test_service_hints_name_the_service_config(tmp_path):
     assert re.findall(r"models pull(?! --config /etc/smartcam/config\.yaml)", plan.stdout) == []
     by_hand = install("--dry-run", "--no-models")
     assert f"==> models: skipped ({PROJECT}/.venv/bin/python -m app models pull fetches them)" in by_hand.stdout
+
+
+def pulled(out: str) -> list[str]:
+    """The model names of each `models pull` the plan runs."""
+    return [line.split(" models pull ", 1)[1].split(" --")[0] for line in out.splitlines() if " models pull " in line
+            and line.lstrip().startswith("+ ")]
+
+
+def test_only_the_installed_pipelines_models_are_fetched(tmp_path):
+    """A --models-from folder needs the files of the pipeline installed, none of another's."""
+    folder = tmp_path / "offline"
+    folder.mkdir()
+    face = install("--dry-run", "--service", "--pipeline", "face", "--models-from", str(folder),
+                   SMARTCAM_ROOT=str(board(tmp_path)))
+    assert face.returncode == 0, face.stderr
+    assert pulled(face.stdout) == ["face_detection_short_range"]
+    assert f"--config /etc/smartcam/config.yaml --from {folder}" in face.stdout
+    detect = install("--dry-run")
+    assert pulled(detect.stdout) == ["ssd_mobilenet_v2_coco_quant_postprocess"]
+    coral = install("--dry-run", "--coral", SMARTCAM_PLATFORM_OVERRIDE="debian-bookworm-x86_64")
+    assert pulled(coral.stdout) == [
+        "ssd_mobilenet_v2_coco_quant_postprocess ssd_mobilenet_v2_coco_quant_postprocess_edgetpu"]
+
+
+def test_the_units_are_installed_before_the_models_and_the_service_started_after_them(tmp_path):
+    """A model fetch that fails (a --models-from folder without the file, no network) leaves the units installed;
+    the service is not started without its model (it would stop at once, exit 2), but once run again fetches it."""
+    plan = install("--dry-run", "--service", SMARTCAM_ROOT=str(board(tmp_path, systemd=True)))
+    assert plan.returncode == 0, plan.stderr
+    steps = [line for line in plan.stdout.splitlines() if line.startswith("==> ")]
+    order = [next(i for i, step in enumerate(steps) if step.startswith(start)) for start in (
+        "==> systemd units", "==> models of pipeline detect", "==> service smartcam.service: enabled and started")]
+    assert order == sorted(order), steps
 
 
 def test_dry_run_service_config_is_valid_and_keeps_state_under_var_lib(tmp_path):
@@ -521,28 +555,27 @@ def test_a_second_install_changes_nothing_and_says_so(installed):
     assert "pip install" not in again.stdout and "-m venv" not in again.stdout
 
 
-def pipeline_model_files() -> list[str]:
-    """The files (models and labels) of the named models the shipped pipelines use."""
-    from app.config import load_settings, pipeline_names
+def pipeline_model_files(pipeline: str) -> list[str]:
+    """The files (model and labels) of the named model `pipeline` uses."""
+    from app.config import load_settings
     from app.model.fetch import files_of
-    from app.model.manifest import is_path, manifest
+    from app.model.manifest import manifest
 
-    names = {load_settings(name).pipeline.inference.model for name in pipeline_names()}
-    return sorted({spec.name for name in names if not is_path(name) for spec in files_of(manifest()[name])})
+    return sorted(spec.name for spec in files_of(manifest()[load_settings(pipeline).pipeline.inference.model]))
 
 
 def test_a_failing_step_stops_the_install_and_says_what_to_do(installed, tmp_path):
-    """Offline with a folder that lacks files: the hint names them, and does not suggest the --models-from just
-    given."""
+    """Offline with a folder that lacks files of the pipeline installed: the hint names them (and no other
+    pipeline's), and does not suggest the --models-from just given."""
     copy, _ = installed
     folder = tmp_path / "some-models-here"
     folder.mkdir()
-    needed = pipeline_model_files()
+    needed = pipeline_model_files("classify")
     given = next(name for name in needed if (MODELS / name).is_file())
     shutil.copy(MODELS / given, folder / given)
-    failed = install("--dev", "--models-from", str(folder), cwd=copy)
+    failed = install("--dev", "--pipeline", "classify", "--models-from", str(folder), cwd=copy)
     assert failed.returncode != 0
-    assert f'step "models for the shipped pipelines from {folder}" failed' in failed.stderr
+    assert f'step "models of pipeline classify from {folder}: mobilenet_v2_1.0_224_quant" failed' in failed.stderr
     hint = re.search(r"^  what to do: (.*)$", failed.stderr, re.M)
     assert hint, failed.stderr
     named = re.match(rf"{re.escape(str(folder))} has no (.+?): ", hint.group(1))
