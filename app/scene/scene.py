@@ -62,14 +62,19 @@ class Scene:
                 merged.append(replace(object_event(UPDATE, track, seq, changes), zones=zones))
         merged += [replace(event, zones=self.zones.zones_of(event.track_id)) for event in events if event.type == END]
         self._retain()
-        return [detection if detection.track_id is None
-                else replace(detection, zones=self.zones.zones_of(detection.track_id)) for detection in tracked], merged
+        return [self._placed(detection) for detection in tracked], merged
 
     def finish(self, seq: int = 0) -> list[ObjectEvent]:
         """End every confirmed track now, each naming the zones it was in."""
         events = [replace(event, zones=self.zones.zones_of(event.track_id)) for event in self.tracker.finish(seq)]
         self._retain()
         return events
+
+    def _placed(self, detection: Detection) -> Detection:
+        """A tracked detection with the zones its object is in."""
+        if detection.track_id is None or detection.zones == (zones := self.zones.zones_of(detection.track_id)):
+            return detection
+        return replace(detection, zones=zones)
 
     def _retain(self) -> None:
         alive = {track.id for track in self.tracker.tracks}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from app.scene.zones import Sighting, Zone
 
 
@@ -47,10 +49,12 @@ class ZoneMonitor:
     def update(self, sightings: list[Sighting], now: float) -> dict[int, list[str]]:
         """Follow every object seen in this frame (`now`: seconds); what changed, by track id."""
         changes: dict[int, list[str]] = {}
-        for sighting in sightings:
+        points = np.array([sighting.point for sighting in sightings], dtype=np.float64).reshape(-1, 2)
+        inside = [zone.inside(points) for zone in self.zones]  # (zones, sightings), in one step per zone
+        for i, sighting in enumerate(sightings):
             presence = self._objects.setdefault(sighting.track_id, _Presence())
             presence.confirmed = sighting.confirmed
-            if changed := self._follow(presence, sighting, now):
+            if changed := self._follow(presence, sighting, [bool(row[i]) for row in inside], now):
                 changes[sighting.track_id] = changed
         return changes
 
@@ -72,10 +76,11 @@ class ZoneMonitor:
         """Forget the objects that are no longer tracked."""
         self._objects = {track_id: p for track_id, p in self._objects.items() if track_id in track_ids}
 
-    def _follow(self, presence: _Presence, sighting: Sighting, now: float) -> list[str]:
+    def _follow(self, presence: _Presence, sighting: Sighting, inside: list[bool], now: float) -> list[str]:
+        """`inside`: whether the object's point is in each zone's polygon."""
         changes = []
-        for zone in self.zones:
-            inside_now = zone.applies_to(sighting.label) and zone.contains(sighting.point)
+        for zone, in_polygon in zip(self.zones, inside, strict=True):
+            inside_now = in_polygon and zone.applies_to(sighting.label)
             if inside_now == (zone.name in presence.zones):
                 presence.streaks.pop(zone.name, None)
             else:

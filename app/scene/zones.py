@@ -69,13 +69,17 @@ class Zone:
 
     def contains(self, point: Point) -> bool:
         """Whether `point` is inside the polygon (even-odd rule; a point on an edge may fall either way)."""
-        x, y = point
+        return bool(self.inside(np.asarray([point], dtype=np.float64))[0])
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """Which of `points` (N, 2) are inside the polygon, as (N,) booleans: `contains` for every point at once."""
+        x, y = points[:, 0:1], points[:, 1:2]
         xs, ys = self.polygon[:, 0], self.polygon[:, 1]
         xs_next, ys_next = np.roll(xs, -1), np.roll(ys, -1)
         straddles = (ys > y) != (ys_next > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             at_x = xs + (y - ys) * (xs_next - xs) / (ys_next - ys)
-        return bool(np.count_nonzero(straddles & (x < at_x)) % 2)
+        return np.count_nonzero(straddles & (x < at_x), axis=1) % 2 == 1
 
 
 @dataclass(frozen=True)
