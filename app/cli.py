@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list · models · devices · bench · reload (from app/__main__.py).
+"""The command line: run (default) · validate · list · models · devices · bench · reload · mqtt (app/__main__.py).
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from app.reload import Reloader
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload")
+COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload", "mqtt")
 #: the length of the clip `bench --clip-from` makes (20 s at 30 fps), looped for longer runs
 CLIP_FRAMES = 600
 
@@ -44,11 +44,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload. "
+        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload · mqtt. "
                "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload):
+    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload, _add_mqtt):
         add(commands)
     return parser
 
@@ -160,6 +160,31 @@ def _add_reload(commands: argparse._SubParsersAction) -> None:
     reload.add_argument("--pipeline", default="detect", metavar="NAME", help="the pipeline the run uses (checked)")
     _common(reload)
     reload.set_defaults(handler=command_reload)
+
+
+def _add_mqtt(commands: argparse._SubParsersAction) -> None:
+    mqtt = commands.add_parser("mqtt", help="the MQTT broker's side").add_subparsers(dest="action", metavar="ACTION",
+                                                                                     required=True)
+    clean = mqtt.add_parser(
+        "clean", help="remove retained topics of cameras and pipelines no longer configured",
+        description="Remove from the configured broker the retained state and Home Assistant discovery of cameras and "
+                    "pipelines that are no longer configured (one line per instance found: removed or kept, and "
+                    "why). Instances online now, and those another board publishes, are kept.")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    _common(clean)
+    clean.set_defaults(handler=command_mqtt_clean)
+
+
+def command_mqtt_clean(args: argparse.Namespace) -> int:
+    from app.outputs.mqtt.clean import clean
+
+    settings = load_device(args.config, args.overrides)
+    device = settings.device
+    cameras = [entry.name for entry in device.cameras] or [device.camera.name]
+    for line in clean(device.mqtt, cameras, pipeline_names(), args.dry_run,
+                      lambda path: str(settings.resolve_path(path)) if path else None):
+        print(line)
+    return EXIT_OK
 
 
 def _run_overrides(args: argparse.Namespace) -> list[str]:

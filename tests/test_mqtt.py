@@ -89,10 +89,11 @@ def test_events_counts_snapshot_discovery_and_availability(tmp_path, broker, cat
     assert sensor["unique_id"] == f"{NODE}_{label}_count" and sensor["name"] == f"{label} count"
     assert occupancy["platform"] == "binary_sensor" and occupancy["device_class"] == "occupancy"
     assert occupancy["state_topic"] == f"{BASE}/count/{label}"
-    assert occupancy["value_template"] == "{{ 'ON' if value|int > 0 else 'OFF' }}"
+    assert occupancy["value_template"] == "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"  # an emptied count: OFF
     assert image["platform"] == "image" and image["image_topic"] == f"{BASE}/snapshot"
     assert image["content_type"] == "image/jpeg" and image["name"] == "snapshot"
-    assert device["availability_topic"] == f"{BASE}/availability"
+    assert device["availability"] == [{"topic": f"{BASE}/availability"}, {"topic": f"{BASE}/source"}]
+    assert device["availability_mode"] == "all"  # the instance online and its camera delivering
     assert device["device"] == {"identifiers": [NODE], "name": "smartcam cam0 pets", "model": "smartcam",
                                 "sw_version": __version__}
     assert device["origin"] == {"name": "smartcam", "sw_version": __version__}
@@ -159,7 +160,8 @@ def test_entity_mode_publishes_one_document_per_entity(tmp_path, broker):
         wait_for(lambda: set(home_assistant.discovery()) == configs, "the per-entity documents")
         sensor = json.loads(home_assistant.payloads(f"homeassistant/sensor/{NODE}/Bengal_count/config")[0])
     assert sensor["name"] == "Bengal count" and sensor["state_topic"] == f"{BASE}/count/Bengal"
-    assert sensor["device"]["identifiers"] == [NODE] and sensor["availability_topic"] == f"{BASE}/availability"
+    assert sensor["device"]["identifiers"] == [NODE] and sensor["availability_mode"] == "all"
+    assert sensor["availability"] == [{"topic": f"{BASE}/availability"}, {"topic": f"{BASE}/source"}]
 
 
 def test_stats_keep_coming_when_frames_stop(tmp_path, broker):

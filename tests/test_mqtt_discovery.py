@@ -29,11 +29,11 @@ def retained_device(labels: list[str]) -> dict:
 
 
 def test_a_label_no_longer_watched_is_removed_from_the_device_then_its_count_emptied():
-    """Home Assistant's removal of a component, `{"platform": ...}` once in the device document, comes first; the
-    emptied count after it (before it, Home Assistant would read an empty count while the sensor is still there);
-    the device document without it goes after both."""
+    """Home Assistant's removal of a component, `{"platform": ...}` once in the device document, comes first, and
+    the device document without it after it; the emptied count only `later` (Home Assistant unloads the entity
+    asynchronously: an empty count right after the removal would still reach its template)."""
     found = clean_up(published(["Bengal"]), DEVICE, retained_device(["Bengal", "beagle"]))
-    removal, count = found.messages
+    (removal,), (count,) = found.messages, found.later
     assert count == Message(BEAGLE_COUNT, "", retain=True)
     assert removal.topic == DEVICE and removal.retain
     components = json.loads(removal.payload)["components"]
@@ -56,7 +56,7 @@ def test_a_count_the_run_still_publishes_is_not_emptied():
     """Two entities may show one count: the count stays while the run holds a value for it."""
     found = clean_up(published(["Bengal"], retained={TOPICS.count("Bengal"), BEAGLE_COUNT}), DEVICE,
                      retained_device(["Bengal", "beagle"]))
-    assert [m.topic for m in found.messages] == [DEVICE]
+    assert [m.topic for m in found.messages] == [DEVICE] and found.later == ()
 
 
 def test_with_every_label_watched_the_labels_seen_before_are_kept_as_they_were():
@@ -74,7 +74,8 @@ def test_in_entity_mode_the_device_document_is_handed_over_then_emptied_and_the_
 def test_with_discovery_off_the_device_document_and_its_counts_are_emptied():
     found = clean_up(published(["Bengal"], enabled=False, retained={TOPICS.count("Bengal")}), DEVICE,
                      retained_device(["Bengal", "beagle"]))
-    assert found.messages == (Message(DEVICE, "", retain=True), Message(BEAGLE_COUNT, "", retain=True))
+    assert found.messages == (Message(DEVICE, "", retain=True),)
+    assert found.later == (Message(BEAGLE_COUNT, "", retain=True),)
     assert found.lines == (f"removing retained {DEVICE} and {BEAGLE_COUNT}, no longer published",)
 
 
@@ -101,7 +102,8 @@ def test_a_per_entity_document_of_a_label_seen_by_an_all_labels_run_is_taken_int
 def test_a_per_entity_document_no_longer_published_is_emptied_with_its_count():
     topic = TOPICS.discovery("sensor", "beagle_count")
     found = clean_up(published(["Bengal"], mode="entity"), topic, {"state_topic": BEAGLE_COUNT})
-    assert found.messages == (Message(topic, "", retain=True), Message(BEAGLE_COUNT, "", retain=True))
+    assert found.messages == (Message(topic, "", retain=True),)
+    assert found.later == (Message(BEAGLE_COUNT, "", retain=True),)
     assert not found.discovery_after
 
 
@@ -115,7 +117,8 @@ def test_the_camera_discovery_of_the_shared_layout_goes_and_nobody_elses():
     old = "homeassistant/sensor/smartcam_cam0/Bengal_count/config"
     found = clean_up(published(["Bengal"]), old, {"availability_topic": "smartcam/availability",
                                                   "state_topic": "smartcam/cam0/Bengal"})
-    assert found.messages == (Message(old, "", retain=True), Message("smartcam/cam0/Bengal", "", retain=True))
+    assert found.messages == (Message(old, "", retain=True),)
+    assert found.later == (Message("smartcam/cam0/Bengal", "", retain=True),)
     another_instance = {"availability_topic": "smartcam/cam0/y/availability"}
     assert clean_up(published(["Bengal"]), old, another_instance) == CleanUp()
     stranger = "homeassistant/sensor/other_device/x_count/config"
@@ -134,3 +137,15 @@ def test_discovery_messages_are_one_device_document_or_one_document_per_entity()
         "homeassistant/sensor/smartcam_cam0_detect/Bengal_count/config",
         "homeassistant/binary_sensor/smartcam_cam0_detect/Bengal_occupancy/config"}
     assert all(m.retain for m in entities)
+
+
+def test_every_entity_is_available_while_the_instance_is_online_and_its_camera_delivers():
+    """`availability_mode: all` over the instance's availability and its camera's: a camera that is down shows its
+    entities unavailable (not an empty room); both discovery modes say so."""
+    expected = [{"topic": TOPICS.availability}, {"topic": TOPICS.source}]
+    document = retained_device(["Bengal"])
+    assert document["availability"] == expected and document["availability_mode"] == "all"
+    for message in discovery_messages(TOPICS, "cam0", discovery_components(TOPICS, ["Bengal"]), device_mode=False):
+        entity = json.loads(message.payload)
+        assert entity["availability"] == expected and entity["availability_mode"] == "all"
+

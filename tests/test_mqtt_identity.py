@@ -50,8 +50,10 @@ ENTITY = "mqtt.discovery.mode=entity"
 
 @pytest.fixture(autouse=True)
 def no_birth_delay(monkeypatch):
-    """Home Assistant's birth is answered at once (the random delay has its own tests)."""
+    """Home Assistant's birth is answered at once (the random delay has its own tests), and a removed entity's count
+    emptied as soon as the discovery has gone (the grace has its own test, tests/test_mqtt_removal.py)."""
     monkeypatch.setattr(mqtt_discovery, "BIRTH_DELAY_MAX_S", 0.0)
+    monkeypatch.setattr(mqtt_discovery, "REMOVAL_GRACE_S", 0.0)
 
 
 def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
@@ -167,7 +169,7 @@ def test_two_pipelines_on_one_camera_keep_their_own_connection_availability_and_
     assert held["smartcam/cam0/detect/count/Bengal"] == held["smartcam/cam0/face/count/Bengal"] == b"0"
     documents = discovery(held)
     assert set(documents) == {DEVICE, "homeassistant/device/smartcam_cam0_face/config"}
-    devices = {d["availability_topic"]: d["device"]["identifiers"][0] for d in documents.values()}
+    devices = {d["availability"][0]["topic"]: d["device"]["identifiers"][0] for d in documents.values()}
     assert devices == {"smartcam/cam0/detect/availability": "smartcam_cam0_detect",
                        "smartcam/cam0/face/availability": "smartcam_cam0_face"}
     assert len({c["unique_id"] for d in documents.values() for c in d["components"].values()}) == 6
@@ -217,7 +219,8 @@ def test_the_device_document_holds_every_entity_with_device_origin_and_availabil
     assert document["device"] == {"identifiers": ["smartcam_cam0_detect"], "name": "smartcam cam0 detect",
                                   "model": "smartcam", "sw_version": __version__}
     assert document["origin"] == {"name": "smartcam", "sw_version": __version__}
-    assert document["availability_topic"] == "smartcam/cam0/detect/availability"
+    assert document["availability"] == [{"topic": "smartcam/cam0/detect/availability"},
+                                        {"topic": "smartcam/cam0/detect/source"}]
     assert document["components"]["Bengal_count"] == {
         "platform": "sensor", "name": "Bengal count", "unique_id": "smartcam_cam0_detect_Bengal_count",
         "state_topic": "smartcam/cam0/detect/count/Bengal", "state_class": "measurement"}
@@ -270,7 +273,7 @@ def test_in_entity_mode_each_entity_has_its_document_and_one_no_longer_published
     assert sensor["name"] == "Bengal count" and sensor["unique_id"] == "smartcam_cam0_detect_Bengal_count"
     assert sensor["origin"] == {"name": "smartcam", "sw_version": __version__} and "platform" not in sensor
     assert sensor["device"]["name"] == "smartcam cam0 detect"
-    assert sensor["availability_topic"] == "smartcam/cam0/detect/availability"
+    assert sensor["availability"][0] == {"topic": "smartcam/cam0/detect/availability"}
 
     second = a_run(start, tmp_path, broker, ["Bengal"], 3, ENTITY)  # beagle is no longer watched: its documents go
     assert not beagle & set(second)

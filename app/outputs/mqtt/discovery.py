@@ -7,19 +7,25 @@ whole of discovery is tested as data.
 of the instance's entities, by object id: the snapshot image, per watched label a count sensor and an occupancy
 binary sensor, and what the track stage adds (`TrackEntities`); a new kind of entity is one more entry there. With
 `mqtt.discovery.mode: device` (the default; Home Assistant 2024.11 and later) they go out as one retained document,
-`device`, `origin`, the availability topic and `components`; with `entity` (older releases) as one retained
+`device`, `origin`, the availability and `components`; with `entity` (older releases) as one retained
 document per entity (`discovery_messages()`). Entity names leave the device name out (Home Assistant puts it in
 front: "smartcam cam0 detect" + "Bengal count"). Home Assistant's birth message has the discovery and the state
 sent again after a random delay of up to `BIRTH_DELAY_MAX_S` (`birth_delay()`), so a house full of devices does not
 answer at once.
 
+**Availability** (`availability()`): an entity is available while both the instance is (`{base}/availability`,
+online until it stops or its last will says offline) and its camera delivers frames (`{base}/source`),
+`availability_mode: all`. A camera that is down shows its counts, occupancy and snapshot as unavailable, not as an
+empty room. The occupancy template reads an empty or odd count as 0 (`int(0)`), never as an error.
+
 **Retained discovery of the past** (`clean_up()`). At each connect the publisher reads back the discovery the broker
 retains for the instance and, before its own documents, sends what `clean_up()` returns for each:
 - a component the retained device document lists and this run does not publish (a label no longer watched) is
   sent once as `{"platform": ...}` inside the device document, Home Assistant's removal of one component, and the
-  count it showed is emptied after it (never before: Home Assistant would read the empty count while the entity is
-  still there); the device document without it follows;
-- a retained per-entity document is emptied (with its count) unless this run publishes it; in device mode one this
+  device document without it follows; the count it showed is emptied only `later`, once Home Assistant has had
+  `REMOVAL_GRACE_S` to unload the entity (it does so asynchronously: a count emptied right after the removal on the
+  wire still reaches the entity's template);
+- a retained per-entity document is emptied (its count `later`) unless this run publishes it; in device mode one this
   run publishes as a component is first handed over with `{"migrate_discovery": true}`, so the entity keeps its
   settings and history (Home Assistant's "Migration from single component to device-based discovery"); in entity
   mode the retained device document is handed back the same way, then emptied;
@@ -45,6 +51,11 @@ from app.outputs.mqtt.topics import Message, Topics
 BIRTH_DELAY_MAX_S = 5.0
 #: Home Assistant's hand-over between per-entity and device discovery: unloads the entity, keeping its settings
 MIGRATE_DISCOVERY = '{"migrate_discovery":true}'
+#: how long after an entity's removal the count it showed is emptied: Home Assistant unloads a removed entity
+#: asynchronously, and an empty count reaching it before then is rendered by its template
+REMOVAL_GRACE_S = 5.0
+#: the occupancy of a label from its count; an empty or odd payload reads as 0, never a template error
+OCCUPANCY_TEMPLATE = "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"
 #: the application behind the discovery, as Home Assistant logs it
 ORIGIN = {"name": "smartcam", "sw_version": __version__}
 #: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes
@@ -112,7 +123,7 @@ def discovery_components(topics: Topics, labels: Iterable[str],
         components[f"{object_id}_occupancy"] = {
             "platform": "binary_sensor", "name": f"{label} occupancy", "unique_id": f"{node}_{object_id}_occupancy",
             "state_topic": topics.count(label), "device_class": "occupancy",
-            "value_template": "{{ 'ON' if value|int > 0 else 'OFF' }}"}
+            "value_template": OCCUPANCY_TEMPLATE}
     return components
 
 
@@ -122,16 +133,20 @@ def device_info(topics: Topics, camera: str) -> dict:
             "sw_version": __version__}
 
 
+def availability(topics: Topics) -> dict:
+    """Every entity's availability: the instance online and its camera delivering frames (see the module)."""
+    return {"availability": [{"topic": topics.availability}, {"topic": topics.source}], "availability_mode": "all"}
+
+
 def device_document(topics: Topics, camera: str, components: dict[str, dict]) -> dict:
-    """The device discovery document (for `topics.device_discovery`): device, origin, the shared availability
-    topic, and the components."""
-    return {"device": device_info(topics, camera), "origin": ORIGIN, "availability_topic": topics.availability,
-            "components": components}
+    """The device discovery document (for `topics.device_discovery`): device, origin, the shared availability, and
+    the components."""
+    return {"device": device_info(topics, camera), "origin": ORIGIN, **availability(topics), "components": components}
 
 
 def entity_documents(topics: Topics, camera: str, components: dict[str, dict]) -> dict[str, dict]:
     """The same components as per-entity discovery documents, by topic (Home Assistant before 2024.11)."""
-    common = {"availability_topic": topics.availability, "device": device_info(topics, camera), "origin": ORIGIN}
+    common = {**availability(topics), "device": device_info(topics, camera), "origin": ORIGIN}
     return {topics.discovery(component["platform"], object_id):
             {**{key: value for key, value in component.items() if key != "platform"}, **common}
             for object_id, component in components.items()}
@@ -148,7 +163,7 @@ def discovery_messages(topics: Topics, camera: str, components: dict[str, dict],
 def as_component(document: dict, platform: str) -> dict:
     """A per-entity discovery document as a device component (its device, origin and availability are the
     device document's)."""
-    shared = ("device", "origin", "availability_topic", "availability")
+    shared = ("device", "origin", "availability_topic", "availability", "availability_mode")
     return {"platform": platform, **{key: value for key, value in document.items() if key not in shared}}
 
 
@@ -178,6 +193,8 @@ class CleanUp:
 
     #: sent once, in this order, before the run's own discovery
     messages: tuple[Message, ...] = ()
+    #: sent REMOVAL_GRACE_S after `messages` and the run's discovery: the emptied counts of removed entities
+    later: tuple[Message, ...] = ()
     #: components of labels an all-labels run saw before, to publish as they were (by object id)
     kept: Mapping[str, dict] = field(default_factory=dict)
     #: the run's own discovery must go (again) after `messages`: Home Assistant reads the order
@@ -216,10 +233,11 @@ def _retained_device(published: Published, document: dict) -> CleanUp:
     removed = [o for o in gone if o not in kept]
     messages: list[Message] = []
     lines: list[str] = []
+    counts: list[Message] = []
     if removed:
         marked = {o: {"platform": c.get("platform")} if o in removed else c for o, c in theirs.items()}
         counts = _emptied_counts(published, *(gone[o] for o in removed))
-        messages += [Message(topic, as_json({**document, "components": marked}), retain=True), *counts]
+        messages.append(Message(topic, as_json({**document, "components": marked}), retain=True))
         lines.append(f"removing {', '.join(removed)} from {topic}{''.join(f' and {m.topic}' for m in counts)}, "
                      "no longer published")
     if not published.device_mode:
@@ -227,7 +245,7 @@ def _retained_device(published: Published, document: dict) -> CleanUp:
         # then the per-entity documents take the entities over
         messages += [Message(topic, MIGRATE_DISCOVERY), Message(topic, "", retain=True)]
         lines.append(f"handing {topic} over to per-entity discovery (mqtt.discovery.mode: entity)")
-    return CleanUp(tuple(messages), kept, bool(messages), tuple(lines))
+    return CleanUp(tuple(messages), tuple(counts), kept, bool(messages), tuple(lines))
 
 
 def _retained_entity(published: Published, topic: str, platform: str, object_id: str, document: dict) -> CleanUp:
@@ -240,7 +258,7 @@ def _retained_entity(published: Published, topic: str, platform: str, object_id:
         kept = {object_id: as_component(document, platform)} \
             if object_id not in published.components and _keeps(published, document) else {}
         if {**published.components, **kept}.get(object_id, {}).get("platform") == platform:
-            return CleanUp((Message(topic, MIGRATE_DISCOVERY), Message(topic, "", retain=True)), kept, True,
+            return CleanUp((Message(topic, MIGRATE_DISCOVERY), Message(topic, "", retain=True)), (), kept, True,
                            (f"moving {topic} into the device discovery {published.topics.device_discovery}",))
     elif published.enabled and _keeps(published, document):
         return CleanUp()  # every label watched: one seen before may come back
@@ -255,10 +273,10 @@ def _keeps(published: Published, document: dict) -> bool:
 
 
 def _emptied(published: Published, topic: str, *documents: dict) -> CleanUp:
-    """Empty a retained topic, then the counts its documents showed that are no longer published."""
+    """Empty a retained topic, and `later` the counts its documents showed that are no longer published."""
     counts = _emptied_counts(published, *documents)
     line = f"removing retained {' and '.join([topic, *(m.topic for m in counts)])}, no longer published"
-    return CleanUp((Message(topic, "", retain=True), *counts), lines=(line,))
+    return CleanUp((Message(topic, "", retain=True),), tuple(counts), lines=(line,))
 
 
 def _emptied_counts(published: Published, *documents: dict) -> list[Message]:

@@ -16,6 +16,11 @@ discovery back until the broker has delivered what they retain (the echo of its 
 birth message has the discovery and the state sent again after `birth_delay()`, waited out by the sender thread,
 never paho's network thread.
 
+The camera's state is polled every `SOURCE_CHECK_S` from `stats.health["source"]` (the Reconnecting source's) and
+kept retained at `{base}/source`: Home Assistant shows the entities unavailable while the camera is down
+(`discovery.availability`). The client id is kept retained at `{base}/client`, and another client claiming the same
+instance is said once (`identity.Claims`).
+
 The health (`health()`, registered as `stats.health["mqtt"]`, so `/api/stats`, MQTT stats and `/metrics` show it) is
 the link's, with the outbox depth and the messages dropped.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -34,6 +40,7 @@ from app.config import MqttConfig
 from app.names import safe_name
 from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
 from app.outputs.mqtt.discovery import as_json, birth_delay
+from app.outputs.mqtt.identity import Claims
 from app.outputs.mqtt.link import Link
 from app.outputs.mqtt.state import Entities, RetainedState
 from app.outputs.mqtt.topics import OFFLINE, ONLINE, Message, Topics, default_client_id
@@ -43,6 +50,8 @@ from app.scene.tracker import NEW, ObjectEvent
 CLOSE_TIMEOUT_S = 1.0
 #: the longest a new connection holds its discovery back waiting for the broker's retained discovery to be checked
 DISCOVERY_HOLD_S = 5.0
+#: how often the camera's state is looked at for `{base}/source`
+SOURCE_CHECK_S = 1.0
 SNAPSHOT_EVENTS = ("appeared", "changed")
 
 log = logging.getLogger(__package__)  # app.outputs.mqtt: one logger for the package
@@ -59,6 +68,7 @@ class MqttPublisher(Publisher):
     _entities: Entities
     _link: Link
     _sender: threading.Thread
+    _claims: Claims
 
     def __init__(self, config: MqttConfig) -> None:
         self.config = config
@@ -71,7 +81,7 @@ class MqttPublisher(Publisher):
         #: when to send every retained topic again for Home Assistant's birth (monotonic), if it is due
         self._resend_at: float | None = None
         self._closing = False
-        self._next_stats = 0.0
+        self._next_stats = self._next_source_check = 0.0
         self._dropped = 0
 
     # --- the pipeline's side ---------------------------------------------------------------------------------
@@ -82,15 +92,18 @@ class MqttPublisher(Publisher):
                                        safe_name(ctx.pipeline))
         self._retained = RetainedState(topics)
         self.client_id = self.config.client_id or default_client_id(ctx.camera, ctx.pipeline)
-        # the retained discovery to check, then the instance's own availability: the echo of the `online` sent
-        # next comes after every retained message of these subscriptions, so it marks the end of the check
-        subscriptions = [*topics.discovery_filters(), topics.availability,
+        self._claims = Claims(topics, self.client_id)
+        # the retained discovery to check, who claims the instance, then its own availability: the echo of the
+        # `online` sent next comes after every retained message of these subscriptions, so it marks the end
+        subscriptions = [*topics.discovery_filters(), topics.client, topics.availability,
                          *(topics.birth if self.config.discovery.enabled else ())]
         self._link = Link(self.config, self.client_id, self._wake, will=Message(topics.availability, OFFLINE, True),
                           subscriptions=subscriptions, tls_paths=self._resolve, on_session=self._new_session,
                           on_message=self._received)
         with self._wake:
             self._retained.set(topics.availability, ONLINE)
+            self._retained.set(topics.client, self.client_id)
+            self._check_source()
             self._entities = Entities(topics, self._retained, self.config.discovery, ctx)
         ctx.stats.health["mqtt"] = self.health
         self._next_stats = time.monotonic() + self.config.stats_interval_s
@@ -202,13 +215,16 @@ class MqttPublisher(Publisher):
             if warning := link.check_acks():
                 return None, link.session, warning
             self._enqueue_stats_if_due()
+            if time.monotonic() >= self._next_source_check:
+                self._check_source()
             if self._resend_at is not None and time.monotonic() >= self._resend_at:
                 self._resend_at = None
                 self._retained.send_all()
             if not self._checked and (self._closing or time.monotonic() >= self._hold_until):
                 self._checked = True  # no echo from the broker: discovery waits no longer
             if link.can_send():
-                message = self._retained.next(self._checked) or (self._outbox.popleft() if self._outbox else None)
+                now = math.inf if self._closing else time.monotonic()  # closing: what waits `later` goes now
+                message = self._retained.next(self._checked, now) or (self._outbox.popleft() if self._outbox else None)
                 if message is not None:
                     return message, link.session, None
                 if self._closing and self._retained[self._topics.availability] == ONLINE:
@@ -216,7 +232,8 @@ class MqttPublisher(Publisher):
                     continue
             if self._closing and (not link.connected or self._delivered()):
                 return None, link.session, None
-            deadlines = [self._next_stats, link.ack_deadline(), self._resend_at,
+            deadlines = [self._next_stats, self._next_source_check, link.ack_deadline(), self._resend_at,
+                         self._retained.due if self._checked and link.can_send() else None,
                          None if self._checked or not link.connected else self._hold_until]
             wake = min(d for d in deadlines if d is not None)
             self._wake.wait(max(0.0, wake - time.monotonic()))
@@ -224,6 +241,12 @@ class MqttPublisher(Publisher):
     def _delivered(self) -> bool:
         return not self._retained.pending and not self._outbox and not self._link.window \
             and self._retained[self._topics.availability] == OFFLINE
+
+    def _check_source(self) -> None:
+        """`{base}/source`: online while the camera delivers frames (or the source is not one that reconnects)."""
+        self._next_source_check = time.monotonic() + SOURCE_CHECK_S
+        report = self._ctx.stats.health.get("source")
+        self._retained.set(self._topics.source, ONLINE if report is None or report().get("ok") else OFFLINE)
 
     def _enqueue_stats_if_due(self) -> None:
         now = time.monotonic()
@@ -251,14 +274,16 @@ class MqttPublisher(Publisher):
                         self._resend_at = time.monotonic() + delay
                     self._wake.notify_all()
             return
+        if message.topic in (self._topics.client, self._topics.availability):
+            self._claimed(message)
         if message.topic == self._topics.availability:
             if not message.retain:
                 with self._wake:
                     self._checked = True
                     self._wake.notify_all()
             return
-        if not (message.retain and message.payload):
-            return  # our own documents coming back, or one removed already
+        if message.topic == self._topics.client or not (message.retain and message.payload):
+            return  # who publishes the instance, our own documents coming back, or one removed already
         try:
             document = json.loads(message.payload)
         except ValueError:
@@ -268,3 +293,12 @@ class MqttPublisher(Publisher):
             self._wake.notify_all()
         for line in lines:
             log.info("MQTT: %s", line)
+
+    def _claimed(self, message: mqtt.MQTTMessage) -> None:
+        """Who publishes the instance (`identity.Claims`): another board's client is said once, as a warning."""
+        if message.topic == self._topics.client:
+            warning = self._claims.client(bytes(message.payload), message.retain)
+        else:
+            warning = self._claims.availability(bytes(message.payload), message.retain)
+        if warning:
+            log.warning("MQTT: %s", warning)

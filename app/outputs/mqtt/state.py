@@ -1,5 +1,6 @@
 """What the broker holds for Home Assistant, as state: the latest payload of each retained topic
-(`RetainedState`), and the entities it is made of (`Entities`): the watched labels, the track stage's zones and
+(`RetainedState`, with the removals' emptied counts that wait for Home Assistant to unload the entities), and the
+entities it is made of (`Entities`): the watched labels, the track stage's zones and
 lines, the components an earlier all-labels run left that are kept, their counts, and the discovery made from
 them. `Entities` also acts on retained discovery found on the broker (`discovery.clean_up`), at connect or after a
 reload changed the entities. Both are used with the publisher's lock held.
@@ -8,11 +9,13 @@ reload changed the entities. Both are used with the publisher's lock held.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Iterable
 
 from app.config.outputs import DiscoveryConfig
 from app.outputs.base import PublishContext
+from app.outputs.mqtt import discovery
 from app.outputs.mqtt.discovery import (Published, TrackEntities, clean_up, discovery_components,
                                         discovery_messages)
 from app.outputs.mqtt.topics import Message, Topics
@@ -20,20 +23,28 @@ from app.outputs.mqtt.topics import Message, Topics
 
 class RetainedState:
     """The latest payload of each retained topic, which of them are still to send (in order), and one-off messages
-    (a removal, a hand-over) that go before them. Discovery waits until the retained discovery is checked."""
+    (a removal, a hand-over) that go before them. Discovery waits until the retained discovery is checked. Messages
+    sent `later` (a removed entity's emptied count) go once they are due and every discovery message has gone, and
+    not at all when their topic holds a value again by then (the label came back)."""
 
     def __init__(self, topics: Topics) -> None:
         self._topics = topics
         self._latest: dict[str, str | bytes] = {}
         self._unsent: dict[str, None] = {}
         self._once: deque[Message] = deque()
+        self._later: deque[tuple[float, Message]] = deque()
 
     def __getitem__(self, topic: str) -> str | bytes:
         return self._latest[topic]
 
     @property
     def pending(self) -> bool:
-        return bool(self._unsent or self._once)
+        return bool(self._unsent or self._once or self._later)
+
+    @property
+    def due(self) -> float | None:
+        """When the first message sent `later` is due (monotonic), if one waits."""
+        return self._later[0][0] if self._later else None
 
     def held(self) -> frozenset[str]:
         """The topics holding a value now."""
@@ -52,6 +63,11 @@ class RetainedState:
     def send_once(self, messages: Iterable[Message]) -> None:
         self._once.extend(messages)
 
+    def send_later(self, messages: Iterable[Message]) -> None:
+        """Send `messages` REMOVAL_GRACE_S from now, after the discovery."""
+        at = time.monotonic() + discovery.REMOVAL_GRACE_S
+        self._later.extend((at, message) for message in messages)
+
     def send_discovery_last(self) -> None:
         """Send the discovery again, after everything waiting now."""
         for topic in [t for t in self._latest if self._topics.is_discovery(t)]:
@@ -62,14 +78,19 @@ class RetainedState:
         """After a (re)connect or Home Assistant's restart: every retained topic again, from the current state."""
         self._unsent = dict.fromkeys(self._latest)
 
-    def next(self, checked: bool) -> Message | None:
-        """The next message to send: the one-off messages, then the state (discovery only once `checked`)."""
+    def next(self, checked: bool, now: float) -> Message | None:
+        """The next message to send at `now`: the one-off messages, then the state (discovery only once
+        `checked`), then what is due of the messages sent `later`."""
         if checked and self._once:
             return self._once.popleft()
         for topic in self._unsent:
             if checked or not self._topics.is_discovery(topic):
                 del self._unsent[topic]
                 return Message(topic, self._latest[topic], retain=True)
+        while checked and self._later and self._later[0][0] <= now:
+            message = self._later.popleft()[1]
+            if not self._latest.get(message.topic):
+                return message
         return None
 
 
@@ -146,6 +167,7 @@ class Entities:
             self.kept.update(found.kept)
             self.update_discovery()
         self.retained.send_once(found.messages)
+        self.retained.send_later(found.later)
         if found.discovery_after:
             self.retained.send_discovery_last()
         return list(found.lines)

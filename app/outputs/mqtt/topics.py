@@ -8,6 +8,8 @@ unique ids (`{node}` = `<prefix>_<camera>_<pipeline>`).
 Topics (prefix: mqtt.topic_prefix; discovery: mqtt.discovery.prefix; camera, pipeline and labels made safe by
 `app.names.safe_name`):
   {prefix}/{camera}/{pipeline}/availability   online | offline, retained (offline is also the last will)
+  {prefix}/{camera}/{pipeline}/source         online | offline: the camera delivers frames, or is down; retained
+  {prefix}/{camera}/{pipeline}/client         the client id publishing the instance, retained (two boards, one name)
   {prefix}/{camera}/{pipeline}/events         {"type", "label", "count", "previous", "camera", "pipeline", "result"}
   {prefix}/{camera}/{pipeline}/count/{label}  the label's current count, e.g. "2", retained
   {prefix}/{camera}/{pipeline}/snapshot       JPEG of the latest appeared/changed event, retained
@@ -73,6 +75,16 @@ class Topics:
     @property
     def availability(self) -> str:
         return f"{self.base}/availability"
+
+    @property
+    def source(self) -> str:
+        """Whether the instance's camera delivers frames (`online`) or is down (`offline`)."""
+        return f"{self.base}/source"
+
+    @property
+    def client(self) -> str:
+        """Who publishes the instance: its client id, so that another board publishing the same topics is seen."""
+        return f"{self.base}/client"
 
     @property
     def stats(self) -> str:
