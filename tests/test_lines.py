@@ -1,13 +1,13 @@
 """Lines with hysteresis, on hand-made trajectories: jitter on a line makes at most one crossing, a touch makes none,
-a crossing counts after `inertia` frames on the other side or at once past `margin`, and a crossing made while the
-track is tentative counts once it is confirmed."""
+a crossing counts after `inertia` frames on the other side or at once past `margin`, a crossing made while the
+track is tentative counts once it is confirmed, and one begun when the track ends counts then."""
 
 from __future__ import annotations
 
 from app.config import CameraConfig, TrackParams
 from app.frame import Detection
 from app.scene.scene import Scene
-from app.scene.tracker import NEW, UPDATE, ObjectEvent, Tracker
+from app.scene.tracker import END, NEW, UPDATE, ObjectEvent, Tracker
 from app.scene.zones import IN, OUT, SceneLayout
 
 SIZE = (640, 360)
@@ -35,6 +35,14 @@ class Cat:
             self.frame += 1
             events += self.scene.update([Detection("cat", 0, 0.8, (x - 40, 100, x + 40, 180))], self.frame * 0.1,
                                         self.frame)[1]
+        return events
+
+    def wait(self, frames: int) -> list[ObjectEvent]:
+        """Every event of `frames` frames without the cat."""
+        events = []
+        for _ in range(frames):
+            self.frame += 1
+            events += self.scene.update([], self.frame * 0.1, self.frame)[1]
         return events
 
 
@@ -80,3 +88,19 @@ def test_a_crossing_made_before_the_track_is_confirmed_counts_once_it_is():
     assert early.scene.lines.counts == {"gate": {IN: 1, OUT: 0}}
     back = early.walk([330, 315, 305, 295])
     assert crossings(back) == ["crossed:gate:out"] and early.scene.lines.counts == {"gate": {IN: 1, OUT: 1}}
+
+
+
+def test_a_crossing_begun_when_the_track_ends_counts_then():
+    """An object that goes over the line and out of view, or is still there at the run's end, before `inertia`
+    frames never came back: its crossing counts, in an update just before its end."""
+    stays = Cat(gate(inertia=5))
+    stays.walk([280, 300, 310, 330, 340])
+    assert [(e.type, e.changes) for e in stays.scene.finish(99)] == [(UPDATE, ("crossed:gate:in",)), (END, ())]
+    assert stays.scene.lines.counts == {"gate": {IN: 1, OUT: 0}}
+    leaves = Cat(Scene(Tracker(TrackParams(min_hits=1, max_lost=2)), gate(inertia=5).layout))
+    leaves.walk([280, 300, 310, 330])
+    assert [(e.type, e.changes) for e in leaves.wait(3)] == [(UPDATE, ("crossed:gate:in",)), (END, ())]
+    touched = Cat(gate(inertia=5))
+    touched.walk([280, 300, 310, 330, 310])  # back on its side before the end: nothing was begun
+    assert [(e.type, e.changes) for e in touched.scene.finish(99)] == [(END, ())]

@@ -6,7 +6,8 @@ the other side `inertia` frames in a row, or gone `margin` pixels past the line,
 counts nothing. Its direction is that of the step from the object's last point on the counted side to the point
 where it counts, and it counts only when that step passes through the segment, not beyond its ends (IN, OUT and
 the side a point on the line belongs to are app/scene/zones.py's). A crossing made while the track is tentative is
-held, and counts when the track is confirmed.
+held, and counts when the track is confirmed. One begun when the track ends (on the other side, fewer than
+`inertia` frames) counts then (`settle`): the object never came back.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from app.scene.zones import IN, OUT, Line, Point, Sighting
 @dataclass
 class _Side:
     """One object against one line: the side it is counted on, its last point there, and how many frames in a row
-    it has been on the other side since."""
+    it has been on the other side since, the last of them at `beyond`."""
 
     positive: bool
     anchor: Point
     streak: int = 0
+    beyond: Point | None = None
 
 
 class LineMonitor:
@@ -61,6 +63,15 @@ class LineMonitor:
                 crossed[sighting.track_id] = [f"crossed:{name}:{direction}" for name, direction in made]
         return crossed
 
+    def settle(self, track_id: int) -> list[str]:
+        """The confirmed track `track_id` ends: the crossings it had begun count; as `update` names them."""
+        made = [(line.name, direction) for line in self.lines
+                if (side := self._sides.get((track_id, line.name))) is not None and side.beyond is not None
+                if (direction := line.crossing(side.anchor, side.beyond)) is not None]
+        for name, direction in made:
+            self.counts[name][direction] += 1
+        return [f"crossed:{name}:{direction}" for name, direction in made]
+
     def retain(self, track_ids: set[int]) -> None:
         """Forget the objects that are no longer tracked."""
         self._sides = {key: side for key, side in self._sides.items() if key[0] in track_ids}
@@ -75,6 +86,7 @@ class LineMonitor:
             self._sides[sighting.track_id, line.name] = _Side(positive, point)
             return None
         side.streak += 1
+        side.beyond = point
         if side.streak < line.inertia and not (line.margin and line.distance(point) >= line.margin):
             return None
         self._sides[sighting.track_id, line.name] = _Side(positive, point)

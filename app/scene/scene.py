@@ -5,8 +5,9 @@ The tracker (app/scene/tracker.py) keeps identities and says new, label, station
 (app/scene/zone_monitor.py, app/scene/line_monitor.py), fed the objects seen in each frame, say entered, left,
 loitering and crossed. Here their changes become the frame's events: one `update` per confirmed object that
 changed, listing the tracker's changes, then the zones', then the lines'; a `new` naming the zones the object is in
-(a crossing it made while tentative follows as an update); an `end` naming the zones it was in. Zones and lines
-exist once laid out on a frame size (`relayout`); until then the tracker's own output passes through.
+(a crossing it made while tentative follows as an update); an `end` naming the zones it was in (a crossing it had
+begun goes before it as an update). Zones and lines exist once laid out on a frame size (`relayout`); until then
+the tracker's own output passes through.
 """
 
 from __future__ import annotations
@@ -60,15 +61,26 @@ class Scene:
                            *crossings.get(track.id, ())]
             if changes and track.confirmed:
                 merged.append(replace(object_event(UPDATE, track, seq, changes), zones=zones))
-        merged += [replace(event, zones=self.zones.zones_of(event.track_id)) for event in events if event.type == END]
+        merged += self._ended([event for event in events if event.type == END])
         self._retain()
         return [self._placed(detection) for detection in tracked], merged
 
     def finish(self, seq: int = 0) -> list[ObjectEvent]:
         """End every confirmed track now, each naming the zones it was in."""
-        events = [replace(event, zones=self.zones.zones_of(event.track_id)) for event in self.tracker.finish(seq)]
+        events = self._ended(self.tracker.finish(seq))
         self._retain()
         return events
+
+    def _ended(self, ends: list[ObjectEvent]) -> list[ObjectEvent]:
+        """The `end` events, naming the zones each object was in, each after an `update` for the crossings it had
+        begun and can no longer take back."""
+        out = []
+        for end in ends:
+            zones = self.zones.zones_of(end.track_id)
+            if crossed := self.lines.settle(end.track_id):
+                out.append(replace(end, type=UPDATE, end=None, zones=zones, changes=tuple(crossed)))
+            out.append(replace(end, zones=zones))
+        return out
 
     def _placed(self, detection: Detection) -> Detection:
         """A tracked detection with the zones its object is in."""
