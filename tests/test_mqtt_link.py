@@ -12,7 +12,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from conftest import wait_for
+
 from app.config import MqttConfig
+from app.outputs.mqtt import link as mqtt_link
 from app.outputs.mqtt.link import InFlight, Link
 from app.outputs.mqtt.topics import Message
 
@@ -123,3 +126,17 @@ def test_an_early_acknowledgement_repeated_frees_no_other_message():
     with LOCK:
         assert link.can_send()
     assert link.health()["in_flight"] == 1
+
+
+def test_the_cause_of_an_unreachable_broker_stays_the_last_error_through_the_outage_s_other_attempts(monkeypatch):
+    """The outage's one look names the cause; the attempts after it (paho retries every few seconds) keep it in
+    the health instead of a bare "unreachable"."""
+    monkeypatch.setattr(mqtt_link, "why_unreachable", lambda host, port, tls: "its TLS certificate is not trusted")
+    link = Link(MqttConfig(), "test", LOCK, will=Message("t/availability", "offline", True), subscriptions=(),
+                tls_paths=lambda path: None, on_session=lambda: None, on_message=lambda message: None)
+    failed = link.client.on_connect_fail
+    assert failed is not None
+    failed(link.client, None)
+    wait_for(lambda: "not trusted" in str(link.health()["last_error"]), "the cause found")
+    failed(link.client, None)  # the next attempt
+    assert link.health()["last_error"] == "unreachable: its TLS certificate is not trusted"

@@ -295,8 +295,10 @@ class Link:
             log.info("MQTT connected to %s:%d again after %.0f s", *broker, outage)
 
     def _connect_failed(self, client: mqtt.Client, userdata: object) -> None:
-        with self._lock:
-            warn = self._went_wrong(DISCONNECTED if self.session else CONNECTING, "unreachable")
+        with self._lock:  # the cause the outage's one look found stays the last error through its other attempts
+            known = self._outage is not None and self._last_error.startswith("unreachable: ")
+            warn = self._went_wrong(DISCONNECTED if self.session else CONNECTING,
+                                    self._last_error if known else "unreachable")
         if warn:  # paho does not say why: one look at the broker, off its network thread, names the cause
             threading.Thread(target=self._warn_unreachable, name="mqtt-probe", daemon=True).start()
 
