@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from app.config.outputs import DiscoveryConfig
 from app.outputs.base import PublishContext
-from app.outputs.mqtt import discovery
+import app.outputs.mqtt.discovery as discovery
 from app.outputs.mqtt.discovery import (Published, TrackEntities, clean_up, discovery_components,
                                         discovery_messages)
 from app.outputs.mqtt.topics import Message, Topics
