@@ -10,11 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from app.bench.mot import main as mot_main, params_of
 from app.config import CameraConfig, OverlayParams, TrackParams, load_settings
 from app.frame import Detection, Frame
 from app.outputs.overlay import draw
 from app.pipeline import Pipeline
-from app.scene.association import assign, iou_matrix
+from app.scene import tracker as tracker_module
+from app.scene.association import assign, centre_distance, iou_matrix
 from app.scene.tracker import END, NEW, UPDATE, Tracker
 from app.scene.scene import Scene
 from app.scene.zones import IN, OUT, SceneLayout
@@ -266,3 +268,50 @@ def test_with_smooth_a_tracked_box_is_the_filters_steadier_estimate():
 
     assert wobble(False) == pytest.approx(np.std(jitter[10:]))  # the model's boxes as they came
     assert wobble(True) < 0.9 * wobble(False)  # 1.9 against 2.4 px
+
+
+# --- the assignment's cost, and the run's first frames (issue 21: beating SORT on MOT15)
+
+
+def test_the_assignment_takes_as_many_pairs_as_can_be_then_the_best_sum_less_the_penalty():
+    assert assign(np.array([[0.9, 0.35], [0.35, 0.0]]), 0.3) == [(0, 1), (1, 0)]  # not (0, 0) alone, the best sum
+    assert assign(np.array([[0.5, 0.5]]), 0.3, np.array([[0.2, 0.1]])) == [(0, 1)]
+    assert assign(np.array([[0.4, 0.2]]), 0.3, np.array([[1.0, 0.0]])) == [(0, 0)]  # below 0 after it, still a pair
+
+
+def test_centre_distance_is_the_squared_distance_of_the_centres_over_the_enclosing_boxs_squared_diagonal():
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 20.0, 10.0]])
+    assert centre_distance(boxes, boxes) == pytest.approx(np.array([[0.0, 100 / 500], [100 / 500, 0.0]]))
+
+
+def test_a_detection_overlapping_two_tracks_goes_to_the_one_whose_centre_is_nearer(monkeypatch):
+    """The detection overlaps the long box (IoU 0.375) more than the shifted one (0.329), but its centre is nearer
+    the shifted one's: with the centres counted it continues that track (id 1), on IoU alone the other (id 2)."""
+    shifted = Detection("person", 0, 0.9, (83.0, 130.0, 163.0, 210.0))
+    long = Detection("person", 0, 0.9, (109.0, 101.0, 285.0, 177.0))
+    between = Detection("person", 0, 0.9, (100.0, 100.0, 180.0, 180.0))
+
+    def continued_by() -> int | None:
+        frames, _ = walk(Tracker(TrackParams(min_hits=1)), [[shifted, long]] * 3 + [[between]])
+        assert [d.track_id for d in frames[0]] == [1, 2]
+        return frames[-1][0].track_id
+
+    assert continued_by() == 1
+    monkeypatch.setattr(tracker_module, "CENTRE_WEIGHT", 0.0)
+    assert continued_by() == 2
+
+
+def test_with_confirm_at_start_what_is_in_view_on_the_first_frames_is_tracked_at_once():
+    params = TrackParams(min_hits=3, confirm_at_start=True)
+    frames, events = walk(Tracker(params), [[detection(100 + 5 * i)] + ([detection(400)] if i >= 4 else [])
+                                            for i in range(8)])
+    assert [d.track_id for d in frames[0]] == [1] and events[0].type == NEW and events[0].seq == 1
+    assert [frame[1].track_id for frame in frames[4:]] == [None, None, 2, 2]  # it came later: min_hits in a row
+    frames, _ = walk(Tracker(params.model_copy(update={"confirm_at_start": False})), [[detection(100)]] * 3)
+    assert [frame[0].track_id for frame in frames] == [None, None, 1]
+
+
+def test_the_mot_harness_takes_track_parameters_and_refuses_an_unknown_one_in_one_line(capsys):
+    assert params_of(["confirm_at_start=true", "min_hits=2"]) == TrackParams(confirm_at_start=True, min_hits=2)
+    assert mot_main(["/nonexistent", "--set", "min_hit=2"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

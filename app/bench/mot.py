@@ -6,7 +6,9 @@ ships in motmetrics/data/ (TUD-Campus, TUD-Stadtmitte), so only sequences found 
 detections go through `Tracker.update` frame by frame, as the `track` stage feeds it; the tracked detections (those
 with a track id) are the hypotheses, matched to the ground truth at IoU 0.5. `--drop 0.3` removes that fraction of
 the detections first (a fixed seed), to see how the tracker holds on to objects the detector misses.
-`--results DIR2` scores another tracker's output instead (`<sequence>.txt`, MOT format), with the same code.
+`--results DIR2` scores another tracker's output instead (`<sequence>.txt`, MOT format), with the same code;
+`--set NAME=VALUE` (repeatable) changes one of the `track` stage's parameters from its default, e.g.
+`--set confirm_at_start=true`.
 py-motmetrics is a bench dependency (`pip install -e .[bench]`), not a runtime one.
 """
 
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from app.config import TrackParams
 from app.frame import Detection
@@ -107,18 +110,31 @@ def results_of(folder: Path, params: TrackParams, fraction: float, seed: int) ->
     return {s: track(drop(read_detections(folder / s / "det" / "det.txt"), fraction, seed), params) for s in found}
 
 
+def params_of(settings: list[str]) -> TrackParams:
+    """The track parameters with each `NAME=VALUE` of `settings` in place of its default."""
+    return TrackParams.model_validate(dict(setting.partition("=")[::2] for setting in settings))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.bench.mot", description=__doc__.split("\n\n")[0])
     parser.add_argument("detections", type=Path, metavar="DIR", help="holds <sequence>/det/det.txt")
     parser.add_argument("--drop", type=float, default=0.0, metavar="F", help="drop this fraction of detections")
     parser.add_argument("--seed", type=int, default=0, help="the random seed of --drop (default 0)")
     parser.add_argument("--results", type=Path, metavar="DIR2", help="score <sequence>.txt files from DIR2 instead")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a track parameter other than its default (repeatable)")
     args = parser.parse_args(argv)
+    try:
+        params = params_of(args.set)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        print(f"mot: --set {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
+        return 2
     try:
         if args.results:
             results = {s: (args.results / f"{s}.txt").read_text() for s in SEQUENCES}
         else:
-            results = results_of(args.detections, TrackParams(), args.drop, args.seed)
+            results = results_of(args.detections, params, args.drop, args.seed)
     except OSError as error:
         print(f"mot: {error}", file=sys.stderr)
         return 2

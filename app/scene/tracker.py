@@ -1,14 +1,15 @@
 """Tracking: one id per object while it is in view, and its life as events.
 
 Association is SORT's: each track's box is predicted one frame on by its Kalman filter (app/scene/kalman.py), and
-detections are assigned to the predictions by IoU (the optimal assignment, at least `iou`; app/scene/association.py),
-whatever their label, so a cat whose breed flickers between frames keeps its id; a track not matched goes on along
-its predicted path, so an object hidden for a few frames is found again. A detection left over starts a tentative
-track, unless it overlaps a matched or better-scoring one by DUPLICATE_IOU (one object seen twice, under two
-labels); `min_hits` matches in a row confirm it (`new`; a miss starts the count again); a track not matched for
-`max_lost` frames ends (`end`). With `smooth`, a tracked detection's box is the filter's estimate.
-Its label is the one with the highest summed score so far ("settled"). It is `stationary` once its box has kept
-an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
+detections are assigned to the predictions by IoU (the optimal assignment, at least `iou`, less CENTRE_WEIGHT times
+DIoU's distance between the centres; app/scene/association.py), whatever their label, so a cat whose breed flickers
+between frames keeps its id; a track not matched goes on along its predicted path, so an object hidden for a few
+frames is found again. A detection left over starts a tentative track, unless it overlaps a matched or
+better-scoring one by DUPLICATE_IOU (one object seen twice, under two labels); `min_hits` matches in a row confirm
+it (`new`; a miss starts the count again; with `confirm_at_start`, in the run's first `min_hits` frames one is
+enough); a track not matched for `max_lost` frames ends (`end`). With `smooth`, a tracked detection's box is the
+filter's estimate. Its label is the one with the highest summed score so far ("settled"). It is `stationary` once
+its box has kept an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
 
 Every change of a confirmed track (label, stationary, moving) is one `update` event listing what changed. Usable on
 its own: detections in, tracked detections and events out. Zones and lines are not its business: their monitors
@@ -26,10 +27,13 @@ import numpy as np
 from app.config import TrackParams
 from app.frame import Detection
 from app.scene import kalman
-from app.scene.association import assign, iou_matrix
+from app.scene.association import assign, centre_distance, iou_matrix
 
 #: a box that keeps this IoU with where it stopped has not moved
 STILL_IOU = 0.8
+#: how much the distance between a predicted box's centre and a detection's (DIoU's penalty) counts against
+#: their IoU in the assignment: two people crossing overlap both predictions alike, the nearer centre decides
+CENTRE_WEIGHT = 4.0
 #: an unmatched detection overlapping a matched or better one this much is the same object seen twice
 DUPLICATE_IOU = 0.4
 NEW, UPDATE, END = "new", "update", "end"
@@ -93,6 +97,7 @@ class Tracker:
         #: the tracks the last frame's detections went to, tentative ones too, in the order of its detections
         self.seen: list[TrackedObject] = []
         self._next_id = 1
+        self._frames = 0  # updated so far
 
     @property
     def active(self) -> bool:
@@ -104,6 +109,8 @@ class Tracker:
     def update(self, detections: list[Detection], now: float, seq: int = 0) -> tuple[list[Detection],
                                                                                        list[ObjectEvent]]:
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+        self._frames += 1
+        starting = self.params.confirm_at_start and self._frames <= self.params.min_hits  # confirmed at once
         matched = self._match(boxes)
         events: list[ObjectEvent] = []
         out: list[Detection] = []
@@ -127,7 +134,7 @@ class Tracker:
                 self._observe(track, detection)
             self.seen.append(track)
             changes = self._follow(track, now)
-            if not track.confirmed and track.hits >= self.params.min_hits:
+            if not track.confirmed and (track.hits >= self.params.min_hits or starting):
                 track.confirmed = True
                 events.append(object_event(NEW, track, seq))
             elif track.confirmed and changes:
@@ -147,7 +154,9 @@ class Tracker:
         if not self.tracks:
             return {}
         states = kalman.predict(np.stack([track.motion for track in self.tracks]))
-        pairs = assign(iou_matrix(kalman.boxes_of(states), boxes), self.params.iou)
+        predicted = kalman.boxes_of(states)
+        pairs = assign(iou_matrix(predicted, boxes), self.params.iou,
+                       CENTRE_WEIGHT * centre_distance(predicted, boxes))
         rows = [row for row, _ in pairs]
         states[rows] = kalman.update(states[rows], boxes[[column for _, column in pairs]])
         for track, state in zip(self.tracks, states, strict=True):
