@@ -157,8 +157,9 @@ def test_mqtt_clean_removes_what_unconfigured_cameras_and_pipelines_left_and_kee
     changes nothing; the command then empties the discovery of what goes before its state."""
     def left(camera: str, pipeline: str, *overrides: str) -> Instance:
         instance = start(settings(tmp_path, broker, pipeline, ["Bengal"], f"camera.name={camera}", *overrides))
-        wait_for(lambda: retained(broker.port).get(f"smartcam/{camera}/{pipeline}/count/Bengal") == b"0",
-                 f"{camera}/{pipeline} published")
+        wait_for(lambda: (held := retained(broker.port)).get(f"smartcam/{camera}/{pipeline}/count/Bengal") == b"0"
+                 and f"homeassistant/device/smartcam_{camera}_{pipeline}/config" in held,
+                 f"{camera}/{pipeline} published, its discovery too (held until the broker's is checked)")
         return instance
 
     for instance in (left("cam0", "detect"), left("garage", "detect"), left("cam0", "gone"),
