@@ -19,6 +19,7 @@ KIND_MODULES = (
     "ssd",
     "ssd_anchors",
     "classifier",
+    "segmentation",
 )
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (import_module(f"{__name__}.{module}").KIND
                                                       for module in KIND_MODULES)}
