@@ -36,6 +36,7 @@ SAMPLES: dict[str, tuple[str, str, Labels | str]] = {
     "ssd_anchors": ("face_detection_short_range.tflite", "grace_hopper.bmp", Labels({0: "face"})),
     "classifier": ("mobilenet_v2_1.0_224_quant.tflite", "cat.bmp", "imagenet_labels.txt"),
     "segmentation": ("deeplabv3_mnv2_pascal_quant.tflite", "cat.bmp", "pascal_voc_segmentation_labels.txt"),
+    "pose": ("movenet_single_pose_lightning_ptq.tflite", "squat.bmp", Labels()),
 }
 KEY = "stages.postprocess.kind"
 
@@ -114,7 +115,7 @@ def test_auto_refuses_an_embedding_shaped_output_and_says_to_declare_the_kind():
     assert str(refused.value) == (
         f"{KEY}: auto cannot tell what embedder.tflite is (its outputs: [1, 1280]; as classifier, its 1280 values "
         "may be an embedding: a classifier's are quantised as probabilities or named by its labels, which name "
-        f"1001): declare its kind in {KEY}, one of ssd, ssd_anchors, classifier, segmentation")
+        f"1001): declare its kind in {KEY}, one of {', '.join(KINDS)}")
     quantised_features = ((1, 1280), np.uint8, 0.0235)  # a quantised model cut at its pooled features
     with pytest.raises(ConfigError, match="auto cannot tell what embedder.tflite is"):
         choose_kind("auto", described("embedder.tflite", quantised_features), Labels())
@@ -157,7 +158,7 @@ BRIGHTNESS = Kind("brightness", "brightness", lambda outputs: None if len(output
 def test_a_kind_added_to_the_registry_is_declared_checked_and_decoded(monkeypatch):
     """One registry entry: the pipeline may declare it, it decides over the classifier the shapes also fit, its
     mismatch is named, and its result reaches the frame's JSON under its key."""
-    with pytest.raises(ValidationError, match=r"expected one of auto, ssd, ssd_anchors, classifier, segmentation \["):
+    with pytest.raises(ValidationError, match=rf"expected one of auto, {', '.join(KINDS)} \["):
         PostprocessParams(kind="brightness")
     monkeypatch.setitem(KINDS, "brightness", BRIGHTNESS)
     frame = run_model("mobilenet_v1_0.25_128_quant.tflite", "cat.bmp", postprocess={"kind": "brightness"})
@@ -170,5 +171,5 @@ def test_auto_refuses_outputs_two_kinds_plainly_fit(monkeypatch):
     monkeypatch.setitem(KINDS, "brightness", BRIGHTNESS)
     with pytest.raises(ConfigError, match=r"auto cannot tell what mobilenet_v1_0.25_128_quant.tflite is \(its "
                                           r"outputs: \[1, 1001\]\): declare its kind in stages.postprocess.kind, "
-                                          r"one of ssd, ssd_anchors, classifier, segmentation, brightness$"):
+                                          rf"one of {', '.join(KINDS)}$"):
         choose_kind("auto", load_model(MODELS / "mobilenet_v1_0.25_128_quant.tflite"), Labels())
