@@ -36,6 +36,7 @@ SAMPLES: dict[str, tuple[str, str, Labels | str]] = {
     "ssd_anchors": ("face_detection_short_range.tflite", "grace_hopper.bmp", Labels({0: "face"})),
     "classifier": ("mobilenet_v2_1.0_224_quant.tflite", "cat.bmp", "imagenet_labels.txt"),
     "segmentation": ("deeplabv3_mnv2_pascal_quant.tflite", "cat.bmp", "pascal_voc_segmentation_labels.txt"),
+    "yolo": ("yolov8n_full_integer_quant.tflite", "cat.bmp", "coco80_labels.txt"),
     "pose": ("movenet_single_pose_lightning_ptq.tflite", "squat.bmp", Labels()),
 }
 KEY = "stages.postprocess.kind"

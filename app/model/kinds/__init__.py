@@ -20,6 +20,7 @@ KIND_MODULES = (
     "ssd_anchors",
     "classifier",
     "segmentation",
+    "yolo",
     "pose",
 )
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (import_module(f"{__name__}.{module}").KIND
