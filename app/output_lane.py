@@ -70,7 +70,7 @@ class OutputLane:
             pipeline = self.settings.pipeline
             events = labels.update(frame)
             self._publish(Output(frame, frame.result(pipeline.name), events, dict(labels.counts), pipeline.overlay,
-                                 self.stats.recent_fps(), self._objects_until(frame.seq)))
+                                 self.stats.recent_fps(), self._objects_until(frame.seq), self.settings.device.privacy))
         closing = [*self._objects_until(None), *self._closing]
         for publisher in self.publishers:
             publisher.finish(closing)

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from app.config.base import ACCELERATOR_PATTERN, Strict
 from app.config.camera import CameraConfig, CameraEntry
 from app.config.outputs import HttpConfig, JsonlConfig, MqttConfig, SnapshotsConfig, WebhooksConfig
+from app.config.privacy import PrivacyConfig
 from app.config.robot import UdpConfig, ZmqConfig
 
 class ModelsConfig(Strict):
@@ -36,6 +37,7 @@ class DeviceConfig(Strict):
     webhooks: WebhooksConfig = WebhooksConfig()
     udp: UdpConfig = UdpConfig()
     zmq: ZmqConfig = ZmqConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

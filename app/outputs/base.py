@@ -1,13 +1,15 @@
 """The Publisher interface, and `Output`: one processed frame as every publisher sees it.
 
-`Output` computes what several outputs share once per frame and only on demand: the annotated image (drawn on a
-copy the first time an output asks) and JPEG encodings (cached by size and quality).
+`Output` computes what several outputs share once per frame and only on demand: the image as it may leave the
+device (privacy-masked, `app.outputs.privacy`), the annotated image (drawn on a copy of it the first time an output
+asks) and JPEG encodings (cached by size and quality). With privacy on, a frame without a mask raises
+`PrivacyUnmasked` from `annotated` and `jpeg`: each publisher skips that image and counts a `privacy_unmasked` drop.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import cv2
@@ -17,7 +19,9 @@ from app.config import OverlayParams, PublishParams, Settings
 from app.scene.label_events import Event
 from app.frame import BGR, Frame
 from app.metrics import Stats
+from app.config.privacy import PrivacyConfig
 from app.outputs.overlay import draw
+from app.outputs.privacy import PRIVACY_UNMASKED, PrivacyUnmasked, masked_image
 from app.scene.tracker import ObjectEvent
 
 
@@ -50,13 +54,22 @@ class Output:
     fps: float
     #: the tracked objects' events of this frame and of frames dropped before it (the `track` stage), in order
     objects: list[ObjectEvent] = field(default_factory=list)
+    #: what is hidden in every image of this frame that leaves the device (config.yaml's `privacy:`)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    _masked: np.ndarray | None = field(default=None, repr=False)
     _annotated: np.ndarray | None = field(default=None, repr=False)
     _jpegs: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
 
+    def masked(self) -> np.ndarray:
+        """The frame's image with the privacy mask applied (once); PrivacyUnmasked when the frame has no mask."""
+        if self._masked is None:
+            self._masked = masked_image(self.frame, self.privacy)
+        return self._masked
+
     def annotated(self) -> np.ndarray:
-        """The frame with boxes and banner drawn, in the frame's channel order (drawn once, on a copy)."""
+        """The masked frame with boxes and banner drawn, in the frame's channel order (drawn once, on a copy)."""
         if self._annotated is None:
-            self._annotated = draw(self.frame, self.overlay, self.fps)
+            self._annotated = draw(replace(self.frame, image=self.masked()), self.overlay, self.fps)
         return self._annotated
 
     def jpeg(self, width: int = 0, quality: int = 80, annotated: bool = True) -> bytes:
@@ -64,7 +77,7 @@ class Output:
         the frame's own channel order (scaled first, so only the smaller image is converted, if any)."""
         key = (width, quality, annotated)
         if key not in self._jpegs:
-            image = self.annotated() if annotated else self.frame.image
+            image = self.annotated() if annotated else self.masked()
             if width and width != image.shape[1]:
                 height = round(image.shape[0] * width / image.shape[1])
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -75,6 +88,15 @@ class Output:
                 raise ValueError("JPEG encoding failed")
             self._jpegs[key] = data.tobytes()
         return self._jpegs[key]
+
+    def sendable_jpeg(self, stats: Stats, width: int = 0, quality: int = 80, annotated: bool = True) -> bytes | None:
+        """`jpeg(...)` for a publisher to send, or None when privacy withholds this frame's images (counted as a
+        `privacy_unmasked` drop in `stats`)."""
+        try:
+            return self.jpeg(width, quality, annotated)
+        except PrivacyUnmasked:
+            stats.drop(PRIVACY_UNMASKED)
+            return None
 
 
 def event_document(event: Event, out: Output, ctx: PublishContext) -> dict:

@@ -203,7 +203,9 @@ class HttpPublisher(Publisher):
             return
         # keep the max_fps grid when a frame comes a little late; restart it after a gap
         self._next_encode = max(self._next_encode + 1 / self.config.stream.max_fps, now)
-        self.frames.put(out.jpeg(width=self.config.stream.width, quality=self.config.stream.quality))
+        jpeg = out.sendable_jpeg(self.ctx.stats, self.config.stream.width, self.config.stream.quality)
+        if jpeg is not None:
+            self.frames.put(jpeg)
 
     def finish(self, objects: list[ObjectEvent]) -> None:
         self.objects.extend(object_document(event, self.ctx) for event in objects)
@@ -251,7 +253,10 @@ class HttpPublisher(Publisher):
         out = self.latest
         if out is None:
             return json_response({"error": "no frame processed yet"}, 503)
-        return Response(200, out.jpeg(quality=self.config.stream.quality), "image/jpeg")
+        jpeg = out.sendable_jpeg(self.ctx.stats, quality=self.config.stream.quality)
+        if jpeg is None:
+            return json_response({"error": "the latest frame has no privacy mask yet"}, 503)
+        return Response(200, jpeg, "image/jpeg")
 
     def api_stats(self) -> Response:
         return json_response({
@@ -443,8 +448,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             seq = app.frames.seq
             latest = app.latest  # shown at once: on a still scene that motion gating skips, the next may be far off
-            if latest is not None:
-                self._part(latest.jpeg(width=app.config.stream.width, quality=app.config.stream.quality))
+            first = latest and latest.sendable_jpeg(app.ctx.stats, app.config.stream.width, app.config.stream.quality)
+            if first:
+                self._part(first)
             while not app.frames.closed:
                 got = app.frames.wait_newer(seq, STREAM_WAKE_S)
                 if got is not None:

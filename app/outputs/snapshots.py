@@ -170,13 +170,16 @@ class SnapshotPublisher(Publisher):
                 and out.frame.t_capture - self._last_taken.get(e.label, float("-inf")) >= self.config.cooldown_s]
 
     def _take(self, out: Output, label: str) -> bool:
-        """Write the snapshot; False when it was not written (no room, a failed write)."""
+        """Write the snapshot; False when it was not written (no room, a failed write, no privacy mask yet)."""
         self._notice_clock_step(out.frame)
         path = self._unused_path(out.frame.ts, label)
         try:
             if not self._gate.has_room(self._dir, self.config.min_free_mb):
                 return False
-            write_atomically(path, out.jpeg(quality=self.config.quality, annotated=self.config.annotated))
+            jpeg = out.sendable_jpeg(self._ctx.stats, quality=self.config.quality, annotated=self.config.annotated)
+            if jpeg is None:
+                return False
+            write_atomically(path, jpeg)
         except OSError as exc:
             self._failed(f"snapshot {path.name} not written", exc)
             return False

@@ -133,7 +133,7 @@ class MqttPublisher(Publisher):
         if self.config.publish_results:
             stream.append(Message(topics.results, as_json(out.result)))
         taken = any(e.kind in SNAPSHOT_EVENTS for e in out.events) or any(e.type == NEW for e in out.objects)
-        snapshot = out.jpeg() if taken else None
+        snapshot = out.sendable_jpeg(ctx.stats) if taken else None
         with self._wake:
             for label, count in out.counts.items():
                 self._entities.watch(label)
