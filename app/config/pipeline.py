@@ -16,7 +16,7 @@ class PreprocessParams(Strict):
         "stretch", description="stretch: whole frame, aspect lost; letterbox: whole frame, padded; crop: centre"
     )
     float_range: tuple[float, float] = Field(
-        (-1.0, 1.0), description="pixel range a float32 model expects: [-1, 1] or [0, 1]"
+        (-1.0, 1.0), description="pixel range a float32 or int8 model expects: [-1, 1] or [0, 1] (YOLO)"
     )
 
 

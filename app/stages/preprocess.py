@@ -3,8 +3,11 @@
 `stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
 the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
 The frame is resized first and only the model-size image is converted to the model's RGB (a BGR frame from OpenCV
-is never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is, int8 shifted
-by 128, float32 scaled to `float_range`. A camera that already delivered the whole frame at model size
+is never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is (the
+convention of every uint8 model: its quantisation maps raw pixels to its range), float32 scaled to `float_range`,
+and int8 scaled to `float_range` and then quantised with the input's own scale and zero point (one lookup table),
+as a full-integer export (YOLOv8's, [0, 1] calibrated with its own data) expects; an int8 input without
+quantisation is shifted by 128. A camera that already delivered the whole frame at model size
 (`frame.lores`, picamera2's lores stream) skips the resize when the mode is `stretch`, which is what the camera's
 scaler did; letterbox and crop keep their geometry. The fitting (`scale`) is done ahead in the capture lane
 (`prepare`), so the inference lane only converts and writes the model-size image; a frame that was not prepared,
@@ -48,6 +51,9 @@ class Preprocess(Stage):
         self.dtype = np.dtype(ctx.model.input.dtype)
         low, high = self.params.float_range
         self.float_scale, self.float_offset = (high - low) / 255.0, low
+        #: int8: each pixel value's encoding, from `float_range` and the input's quantisation
+        self._int8 = _int8_table(self.float_scale, self.float_offset, ctx.model.input.scale,
+                                 ctx.model.input.zero_point) if self.dtype == np.int8 else None
 
     def prepare(self, frame: Frame) -> None:
         """Fit the frame to the model in the capture lane (the resize is most of this stage's work)."""
@@ -91,15 +97,25 @@ class Preprocess(Stage):
             pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
         if self.dtype == np.uint8:
             region[...] = pixels
-        elif self.dtype == np.int8:
-            region[...] = (pixels ^ 0x80).view(np.int8)  # p - 128 without a wider temporary
+        elif self._int8 is not None:
+            np.take(self._int8, pixels, out=region)
         else:
             np.multiply(pixels, self.float_scale, out=region, casting="unsafe")
             region += self.float_offset
         del buffer, region  # the interpreter refuses to invoke while a view of its tensor is alive
 
     def _encode_black(self) -> float:
-        """Black in the input's encoding: 0 for uint8, -128 for int8, the range's low end for float."""
+        """Black in the input's encoding: 0 for uint8, pixel 0's code for int8, the range's low end for float."""
         if self.dtype == np.uint8:
             return 0
-        return -128 if self.dtype == np.int8 else self.float_offset
+        return int(self._int8[0]) if self._int8 is not None else self.float_offset
+
+
+def _int8_table(float_scale: float, float_offset: float, scale: float, zero_point: int) -> np.ndarray:
+    """The int8 code of each pixel value 0..255: its value in `float_range`, quantised by (`scale`, `zero_point`);
+    without quantisation (scale 0), the pixel shifted by 128."""
+    pixels = np.arange(256, dtype=np.float64)
+    if not scale:
+        return (pixels - 128).astype(np.int8)
+    codes = np.round((pixels * float_scale + float_offset) / scale + zero_point)
+    return np.clip(codes, -128, 127).astype(np.int8)
