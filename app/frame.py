@@ -147,6 +147,9 @@ class Frame:
     classes: list[Classification] = field(default_factory=list)
     #: what the other kinds produce, by the key their JSON goes under in `result` (`segments`, `poses`, ...)
     kind_results: dict[str, KindResult] = field(default_factory=dict)
+    #: what the model's kind decoded on this frame (its `produces`: detections, classes, segments, ...), once
+    #: postprocess ran: tells a frame with nothing found from one not decoded (privacy fails closed on the latter)
+    decoded: str | None = None
     #: with the `track` stage: the zones and lines in this frame's pixels, confirmed objects per zone now, and
     #: crossings per line and direction so far
     scene: SceneLayout | None = None

@@ -19,15 +19,17 @@ from app.metrics import Stats
 from app.model.kinds.segmentation import SEGMENTS
 from app.outputs.base import Output, PublishContext
 from app.outputs.http import HttpPublisher
+from app.outputs.mqtt import MqttPublisher
 from app.outputs.privacy import PRIVACY_UNMASKED, PrivacyUnmasked
 from app.outputs.snapshots import SnapshotPublisher
 from app.pipeline import Pipeline
-from conftest import CAT_BREEDS, IMAGES, PET, Collector, alternating_folder, cat_settings, decode_jpeg, imread, \
-    run_model, subscribed, wait_for
-from test_http import read_frames, request
-from test_mqtt import BASE, mqtt_pipeline
+from conftest import (BLANK, CAT_BREEDS, IMAGES, PET, Collector, alternating_folder, cat_settings, decode_jpeg,
+                      imread, pet_pipeline, run_model, subscribed, wait_for)
+from http_client import read_frames, request
 
 PERSON = PrivacyConfig(labels=["person"], mode="fill")
+#: the MQTT topics of the pipeline `pets` on camera cam0
+BASE = "smartcam/cam0/pets"
 #: JPEG smears a few pixels across an edge: pixel checks on decoded JPEGs keep this far from the mask's edge
 EDGE = 9
 
@@ -124,6 +126,17 @@ def test_a_frame_without_a_mask_sends_no_image_and_counts_the_drop(grace):
     assert output(bare, PrivacyConfig()).sendable_jpeg(stats) is not None  # privacy off: sent as before
 
 
+def test_a_detector_that_found_nothing_sends_the_frame_and_a_classifier_sends_none():
+    """Boxes are the mask of a detector's frame: none found is nothing to hide, not a mask missing. A classifier's
+    frame has no mask at all."""
+    empty = run_model("ssd_mobilenet_v1_fine_tuned_pet.tflite", BLANK, "pet_labels.txt")
+    assert empty.detections == [] and output(empty, PERSON).masked() is empty.image
+    classified = run_model("mobilenet_v2_1.0_224_quant.tflite", "cat.bmp", "imagenet_labels.txt",
+                           postprocess={"kind": "classifier"})
+    with pytest.raises(PrivacyUnmasked):
+        output(classified, PERSON).masked()
+
+
 def test_snapshots_written_by_a_real_pipeline_hide_the_cats_box(tmp_path):
     """config.yaml's privacy reaches every frame's Output through the output lane: the snapshot on disk has the
     detected cat's box black."""
@@ -182,9 +195,11 @@ def test_privacy_config_takes_fill_or_blur_only():
 
 
 def test_the_mqtt_image_hides_the_cats_box(tmp_path, broker):
-    pipeline, _ = mqtt_pipeline(tmp_path, f"mqtt.port={broker.port}",
-                                f"camera.source={alternating_folder(tmp_path, cats=1)}", "publish.appear_frames=1",
-                                f"privacy.labels=[{', '.join(sorted(CAT_BREEDS))}]")
+    settings = load_settings(str(pet_pipeline(tmp_path, "pets", publish={"labels": None, "appear_frames": 1})), None,
+                             ["mqtt.enabled=true", "mqtt.host=127.0.0.1", f"mqtt.port={broker.port}",
+                              f"camera.source={alternating_folder(tmp_path, cats=1)}",
+                              f"privacy.labels=[{', '.join(sorted(CAT_BREEDS))}]"])
+    pipeline = Pipeline(settings, [MqttPublisher(settings.device.mqtt), Collector()])
     with subscribed(broker.port) as live:
         pipeline.run()
         wait_for(lambda: live.payloads(f"{BASE}/snapshot"), "the snapshot image")

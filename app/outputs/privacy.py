@@ -2,8 +2,9 @@
 
 `Output` asks once per frame and draws its overlay and encodes every JPEG from the result, so MJPEG, /snapshot.jpg,
 snapshots and the MQTT image all carry the mask. The mask is the segmentation's class map at source size when the
-frame has one, else the boxes of its detections. It fails closed (DESIGN.md, "Privacy fails closed"): with privacy
-on, a frame that has neither has no mask yet, and `masked_image` raises `PrivacyUnmasked` rather than return it.
+frame's model segments, else the boxes of its detections (none found: nothing to hide). It fails closed (DESIGN.md,
+"Privacy fails closed"): with privacy on, a frame that was not decoded, whose segmentation is missing, or whose model
+gives neither (a classifier) has no mask, and `masked_image` raises `PrivacyUnmasked` rather than return it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from app.config.privacy import PrivacyConfig
 from app.frame import Frame
+from app.model.kinds.base import DETECTIONS
 from app.model.kinds.segmentation import SEGMENTS, Segments
 
 #: the drop each publisher counts for an image it did not send because its frame had no mask
@@ -22,18 +24,20 @@ BLUR_FACTOR = 24
 
 
 class PrivacyUnmasked(Exception):
-    """Privacy is on and this frame has no mask (no segmentation, no detections): none of its images may leave."""
+    """Privacy is on and this frame has no mask (not decoded, or by a model that gives neither segments nor boxes):
+    none of its images may leave."""
 
 
 def hidden_pixels(frame: Frame, labels: list[str]) -> np.ndarray:
     """Which source pixels are of `labels` (bool [height, width]): by the segmentation's classes, else by the boxes
-    of the detections; PrivacyUnmasked when the frame has neither."""
+    of the detections; PrivacyUnmasked when the frame has no mask."""
     segments = frame.kind_results.get(SEGMENTS)
-    if isinstance(segments, Segments):
+    if frame.decoded == SEGMENTS and isinstance(segments, Segments):
         class_ids = [i for i, name in segments.labels.items() if name in labels]
         return np.isin(segments.mask_at_source(), class_ids)
-    if not frame.detections:
-        raise PrivacyUnmasked(f"frame {frame.seq} has no segmentation and no detections to mask")
+    if frame.decoded != DETECTIONS:
+        raise PrivacyUnmasked(f"frame {frame.seq} has no mask: {frame.decoded or 'not decoded'}, neither segments "
+                              "nor boxes")
     hidden = np.zeros(frame.image.shape[:2], dtype=bool)
     for detection in frame.detections:
         if detection.label in labels:

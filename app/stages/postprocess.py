@@ -26,4 +26,5 @@ class Postprocess(Stage):
 
     def process(self, frame: Frame) -> Frame:
         self._decode(frame)
+        frame.decoded = self.produces
         return frame
