@@ -42,6 +42,9 @@ from app.stages.postprocess import Postprocess
 from app.stages.preprocess import Preprocess
 from app.scene.tracker import ObjectEvent
 
+#: fixtures kept beside the helpers they go with: `start` (MQTT instances, tests/mqtt_instances.py)
+pytest_plugins = ["mqtt_instances"]
+
 PROJECT = Path(__file__).resolve().parents[1]
 #: the real models (models/) and images (images/): $SMARTCAM_TEST_ASSETS, else ../shared, else the cache that
 #: `python -m app models pull --tests` fills (app/model/test_assets.py)

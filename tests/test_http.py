@@ -4,7 +4,6 @@ health, a stalled stream client, path traversal and auth."""
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from app.outputs.base import PublishContext
 from app.outputs.http import HttpPublisher
 from app.sources.base import Source
 from conftest import CAT_BREEDS, IMAGES, PET, Background, Collector, FakeCamera, decode_jpeg, imread, wait_for
+from http_client import get_json, read_frames, request
 
 TOKEN = "s3cret-token-for-tests"  # an open bind needs at least 16 characters
 USER, PASSWORD = "viewer", "pa:ss wörd"
@@ -59,57 +59,6 @@ def serving(*overrides: str, source: Source | None = None, send_timeout_s: float
         if run.errors:
             raise run.errors[0]
         yield Served(pipeline, server, collector)
-
-
-def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """GET `path` exactly as written (no normalisation, no quoting): (status, headers, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        response = conn.getresponse()
-        answered: dict[str, str] = {}
-        for name, value in response.getheaders():  # repeated headers joined, as HTTP allows
-            answered[name.lower()] = f"{answered[name.lower()]}, {value}" if name.lower() in answered else value
-        return response.status, answered, response.read()
-    finally:
-        conn.close()
-
-
-def get_json(port: int, path: str, headers: dict[str, str] | None = None) -> dict:
-    status, _, body = request(port, path, headers)
-    assert status == 200, (path, status, body)
-    return json.loads(body)
-
-
-def read_frames(port: int, count: int, headers: dict[str, str] | None = None) -> list[bytes]:
-    """`count` complete JPEGs from /stream.mjpg, parsed part by part."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/stream.mjpg", headers=headers or {})
-    response = conn.getresponse()
-    try:
-        assert response.status == 200
-        assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
-        frames: list[bytes] = []
-        while len(frames) < count:
-            line = response.readline()
-            assert line, "the stream ended"
-            if not line.strip():
-                continue
-            assert line.strip() == b"--frame", line[:80]
-            part = {}
-            while (line := response.readline().strip()):
-                name, _, value = line.partition(b":")
-                part[name.strip().lower()] = value.strip()
-            assert part[b"content-type"] == b"image/jpeg"
-            jpeg = response.read(int(part[b"content-length"]))
-            assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
-            frames.append(jpeg)
-        return frames
-    finally:
-        conn.close()
 
 
 def chromium_command(tmp_path: Path) -> list[str]:

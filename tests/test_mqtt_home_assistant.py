@@ -23,11 +23,8 @@ from app.outputs.mqtt.topics import Message, Topics
 from app.pipeline import Pipeline
 from app.sources.base import Captured
 from conftest import Background, FakeCamera, Subscriber, app, pet_pipeline, subscribed, wait_for
-import test_mqtt_identity
-from test_mqtt_identity import Instance, discovery, retained, retained_once, settings
+from mqtt_instances import Instance, discovery, retained, retained_once, settings
 
-#: the instances a test starts, stopped at its end (test_mqtt_identity's fixture)
-start = test_mqtt_identity.start
 
 BASE = "smartcam/cam0/detect"
 DEVICE = "homeassistant/device/smartcam_cam0_detect/config"

@@ -11,24 +11,18 @@ import json
 import logging
 import signal
 import socket
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from app import __version__
-from app.config import Settings, load_settings
-from app.metrics import Stats
-from app.outputs.base import PublishContext
 from app.outputs.mqtt import (
     BIRTH_DELAY_MAX_S,
     MAX_CLIENT_ID,
     TAKEOVER_SESSIONS,
-    MqttPublisher,
     Topics,
     birth_delay,
     default_client_id,
@@ -39,7 +33,8 @@ from app.outputs.mqtt import (
 )
 from app.outputs.mqtt import discovery as mqtt_discovery
 from app.outputs.mqtt import publisher as mqtt_publisher
-from conftest import Broker, Subscriber, pet_pipeline, subscribed, wait_for
+from conftest import Broker, Subscriber, subscribed, wait_for
+from mqtt_instances import discovery, retained, retained_once, settings
 
 LOGGER = "app.outputs.mqtt"
 #: the device discovery topic of the instance under test (camera cam0, pipeline detect)
@@ -54,90 +49,6 @@ def no_birth_delay(monkeypatch):
     emptied as soon as the discovery has gone (the grace has its own test, tests/test_mqtt_removal.py)."""
     monkeypatch.setattr(mqtt_discovery, "BIRTH_DELAY_MAX_S", 0.0)
     monkeypatch.setattr(mqtt_discovery, "REMOVAL_GRACE_S", 0.0)
-
-
-def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
-    """One config for every instance (camera cam0 on `broker`); `pipeline` names the pipeline file."""
-    path = pet_pipeline(tmp_path, pipeline, publish={"labels": labels}, description=f"{pipeline}, for a test")
-    return load_settings(str(path), None, ["mqtt.host=127.0.0.1", f"mqtt.port={broker.port}", *overrides])
-
-
-class Instance:
-    """A started MQTT publisher, as one running smartcam has it; `stop()` closes it (once)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.stats = Stats()
-        self.publisher = MqttPublisher(settings.device.mqtt)
-        self.publisher.start(PublishContext(settings, self.stats, settings.pipeline.publish))
-        self.stopped = False
-
-    def health(self) -> dict:
-        return self.publisher.health()
-
-    def connected(self) -> bool:
-        return self.health()["state"] == "connected"
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.publisher.close(time.monotonic() + 5)
-
-
-@pytest.fixture
-def start() -> Iterator:
-    """`start(settings)` starts an Instance; every one still running is stopped at the end."""
-    instances: list[Instance] = []
-
-    def started(settings: Settings) -> Instance:
-        instance = Instance(settings)
-        instances.append(instance)
-        return instance
-
-    yield started
-    for instance in instances:
-        instance.stop()
-
-
-def retained(port: int, topic_filter: str = "#") -> dict[str, bytes]:
-    """What the broker holds retained under `topic_filter` now, read by a fresh client: it subscribes, then
-    publishes a marker to itself, which the broker delivers after every retained message of the subscription."""
-    marker = f"test-marker/{uuid.uuid4().hex}"
-    held: dict[str, bytes] = {}
-    done = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-
-    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        if message.topic == marker:
-            done.set()
-        elif message.retain:
-            held[message.topic] = bytes(message.payload)
-
-    client.on_connect = lambda client, *_: client.subscribe([(topic_filter, 1), (marker, 1)])
-    client.on_subscribe = lambda client, *_: client.publish(marker, b"-", qos=1)
-    client.on_message = on_message
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert done.wait(10), "the broker did not echo the marker"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return held
-
-
-def retained_once(port: int, check: Callable[[dict[str, bytes]], bool], what: str) -> dict[str, bytes]:
-    """The retained messages as soon as `check` finds them as it should be (read again until then)."""
-    def held_if_ready() -> dict[str, bytes] | None:
-        held = retained(port)
-        return held if check(held) else None
-
-    return wait_for(held_if_ready, what)
-
-
-def discovery(held: dict[str, bytes]) -> dict[str, dict]:
-    """The retained Home Assistant discovery documents by topic."""
-    return {topic: json.loads(payload) for topic, payload in held.items()
-            if topic.startswith("homeassistant/") and topic.endswith("/config")}
 
 
 def live(watcher: Subscriber, start: str = "homeassistant/") -> list[tuple[str, object]]:
