@@ -36,7 +36,8 @@ FRAME_S = 1 / 25
 def read_detections(path: Path) -> dict[int, list[Detection]]:
     """A det.txt as each frame's detections (frames numbered from 1), boxes as x0, y0, x1, y1."""
     rows = np.loadtxt(path, delimiter=",", ndmin=2)
-    frames: dict[int, list[Detection]] = {frame: [] for frame in range(1, int(rows[:, 0].max()) + 1)}
+    last = max(int(frame) for frame in rows[:, 0])  # (numpy 2.3's stubs refuse ndarray.max() without arguments)
+    frames: dict[int, list[Detection]] = {frame: [] for frame in range(1, last + 1)}
     for frame, _, x, y, w, h, score, *_ in rows:
         frames[int(frame)].append(Detection("person", 0, float(score), (x, y, x + w, y + h)))
     return frames
