@@ -42,9 +42,6 @@ from app.stages.postprocess import Postprocess
 from app.stages.preprocess import Preprocess
 from app.scene.tracker import ObjectEvent
 
-#: fixtures kept beside the helpers they go with: `start` (MQTT instances, tests/mqtt_instances.py)
-pytest_plugins = ["mqtt_instances"]
-
 PROJECT = Path(__file__).resolve().parents[1]
 #: the real models (models/) and images (images/): $SMARTCAM_TEST_ASSETS, else ../shared, else the cache that
 #: `python -m app models pull --tests` fills (app/model/test_assets.py)
@@ -462,6 +459,24 @@ class Broker:
             self.process.send_signal(signal.SIGCONT)  # in case a test left it stopped (SIGSTOP: a hung broker)
             self.process.kill()
             self.process.wait(5)
+
+
+@pytest.fixture
+def start() -> Iterator:
+    """`start(settings)` starts an MQTT publisher without a pipeline (tests/mqtt_instances.py `Instance`), as one
+    running smartcam has it; every one still running is stopped at the end."""
+    from mqtt_instances import Instance  # a helper module of its own that builds on this one
+
+    instances: list = []
+
+    def started(settings: Settings):
+        instance = Instance(settings)
+        instances.append(instance)
+        return instance
+
+    yield started
+    for instance in instances:
+        instance.stop()
 
 
 @pytest.fixture

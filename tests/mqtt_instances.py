@@ -1,5 +1,5 @@
-"""MQTT publishers run without a pipeline, as running smartcams have them (`Instance`, and the `start` fixture a
-test module takes by importing it), and what the broker holds retained, read by a fresh client: shared by the MQTT
+"""MQTT publishers run without a pipeline, as running smartcams have them (`Instance`; conftest's `start` fixture
+starts them), and what the broker holds retained, read by a fresh client: shared by the MQTT
 identity and Home Assistant tests."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from app.config import Settings, load_settings
 from app.metrics import Stats
@@ -46,21 +45,6 @@ class Instance:
         if not self.stopped:
             self.stopped = True
             self.publisher.close(time.monotonic() + 5)
-
-
-@pytest.fixture
-def start() -> Iterator:
-    """`start(settings)` starts an Instance; every one still running is stopped at the end."""
-    instances: list[Instance] = []
-
-    def started(settings: Settings) -> Instance:
-        instance = Instance(settings)
-        instances.append(instance)
-        return instance
-
-    yield started
-    for instance in instances:
-        instance.stop()
 
 
 def retained(port: int, topic_filter: str = "#") -> dict[str, bytes]:

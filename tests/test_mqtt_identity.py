@@ -372,10 +372,14 @@ def test_a_hung_broker_is_noticed_logged_once_and_its_return_seen(tmp_path, brok
         broker.process.send_signal(signal.SIGCONT)
     wait_for(instance.connected, lambda: f"reconnected after SIGCONT: {instance.health()}", 30)
 
+    def recovered() -> list[str]:  # logged just after the state turns connected, by paho's thread
+        return [r.getMessage() for r in caplog.records
+                if r.name == LOGGER and r.levelno == logging.INFO and "again after" in r.getMessage()]
+
+    back = wait_for(recovered, "the recovery logged")
     records = [r for r in caplog.records if r.name == LOGGER]
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "stopped answering" in warnings[0], warnings
-    back = [r.getMessage() for r in records if r.levelno == logging.INFO and "again after" in r.getMessage()]
     assert len(back) == 1, back
     assert seen.index("unresponsive") < seen.index("disconnected")
 
