@@ -7,6 +7,7 @@ is given as its tensor description.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import import_module
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from app.config import PostprocessParams
 from app.errors import ConfigError
 from app.frame import Frame
-from app.model.kinds import KIND_MODULES, KINDS
+from app.model.kinds import AUTO, KIND_MODULES, KINDS
 from app.model.kinds.base import Kind
 from app.model.kinds.choose import choose_kind
 from app.model.manifest import Labels, declared_kind, manifest, read_labels
@@ -61,6 +62,24 @@ def test_every_registered_kind_is_one_module_with_what_it_produces_its_check_and
         assert (problem is None) == (other == kind.name), (other, problem)
     frame = run_model(model, image, labels, postprocess={"kind": kind.name, "min_score": 0.3})
     assert frame.result("test")[kind.produces], f"{kind.name} produced no {kind.produces}"
+
+
+@pytest.mark.parametrize("declared, sample", [(d, s) for d in SAMPLES for s in SAMPLES if d != s])
+def test_a_kind_declared_for_another_kinds_model_is_refused_and_auto_never_takes_one_for_the_other(declared, sample,
+                                                                                                   tmp_path):
+    """Every kind against every other kind's sample model: declared, it is refused in one line naming what the
+    model looks like; under auto (the file renamed, so the manifest does not know it) it is never taken for it."""
+    model_file, _, labels = SAMPLES[sample]
+    known = read_labels(MODELS / labels) if isinstance(labels, str) else labels
+    with pytest.raises(ConfigError, match=rf"^{KEY}: {re.escape(model_file)} is not {declared} \(its outputs: .*; "
+                                          rf"it looks like {sample}\)$"):
+        choose_kind(declared, load_model(MODELS / model_file), known)
+    renamed = tmp_path / "unnamed.tflite"
+    shutil.copy(MODELS / model_file, renamed)
+    try:
+        assert choose_kind(AUTO, load_model(renamed), known).name != declared
+    except ConfigError as refused:
+        assert declared not in str(refused).split("declare its kind")[0]
 
 
 def test_the_registry_and_the_samples_name_the_same_kinds():

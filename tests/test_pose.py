@@ -24,10 +24,6 @@ from app.model.runtime import LoadedModel, TensorSpec, load_model
 from conftest import MODELS, run_model
 
 MOVENET = "movenet_single_pose_lightning_ptq.tflite"
-#: other shared models, each of another kind or of none smartcam has yet
-OTHERS = ("ssd_mobilenet_v1_fine_tuned_pet.tflite", "face_detection_short_range.tflite",
-          "mobilenet_v2_1.0_224_quant.tflite", "deeplabv3_mnv2_pascal_quant.tflite",
-          "yolov8n_full_integer_quant.tflite")
 #: shared/README: BlazeFace's face on grace_hopper.bmp, letterboxed (x0, y0, x1, y1)
 FACE = (169, 142, 366, 338)
 
@@ -131,25 +127,6 @@ def test_auto_takes_movenet_for_pose_by_its_tensors(tmp_path):
     renamed = tmp_path / "my_pose_model.tflite"  # a name the manifest does not know: the tensors decide
     shutil.copy(MODELS / MOVENET, renamed)
     assert choose_kind("auto", load_model(renamed), Labels()).name == "pose"
-
-
-@pytest.mark.parametrize("other", OTHERS)
-def test_pose_refuses_other_models_and_auto_never_takes_them_for_it(other, tmp_path):
-    with pytest.raises(ConfigError, match=rf"^stages.postprocess.kind: {other} is not pose \(its outputs: .*; a pose "
-                                          r"model has one output of coordinates"):
-        choose_kind("pose", load_model(MODELS / other), Labels())
-    renamed = tmp_path / "unnamed.tflite"  # no manifest kind: what auto makes of the tensors alone
-    shutil.copy(MODELS / other, renamed)
-    try:
-        assert choose_kind("auto", load_model(renamed), Labels()).name != "pose"
-    except ConfigError as refused:
-        assert "pose" not in str(refused).split("declare its kind")[0]
-
-
-@pytest.mark.parametrize("kind", [name for name in KINDS if name != "pose"])
-def test_every_other_kind_refuses_movenet(kind):
-    with pytest.raises(ConfigError, match=rf"is not {kind} \(its outputs: \[1, 1, 17, 3\]; .*; it looks like pose\)$"):
-        choose_kind(kind, load_model(MODELS / MOVENET), Labels())
 
 
 def test_an_integer_map_of_multiposes_shape_is_no_pose():

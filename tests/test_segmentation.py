@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from app.errors import ConfigError
-from app.model.kinds import KINDS
 from app.model.kinds.choose import choose_kind
 from app.model.kinds.segmentation import UNSEEN, Segments, class_map_of
 from app.model.manifest import Labels, read_labels
@@ -23,10 +22,6 @@ from conftest import IMAGES, MODELS, app, run_model
 
 DEEPLAB = "deeplabv3_mnv2_pascal_quant.tflite"
 PASCAL = "pascal_voc_segmentation_labels.txt"
-#: other shared models, each of another kind or of none smartcam has yet
-OTHERS = ("ssd_mobilenet_v1_fine_tuned_pet.tflite", "face_detection_short_range.tflite",
-          "mobilenet_v2_1.0_224_quant.tflite", "movenet_single_pose_lightning_ptq.tflite",
-          "yolov8n_full_integer_quant.tflite")
 
 
 def segments(image: str, resize: str = "stretch") -> Segments:
@@ -90,26 +85,6 @@ def test_auto_takes_deeplab_by_its_tensors_and_the_manifest_declares_it(tmp_path
     shutil.copy(MODELS / DEEPLAB, renamed)
     assert choose_kind("auto", load_model(renamed), Labels()).name == "segmentation"
     assert choose_kind("auto", load_model(MODELS / DEEPLAB), Labels()).name == "segmentation"
-
-
-@pytest.mark.parametrize("other", OTHERS)
-def test_segmentation_refuses_other_models_and_auto_never_takes_them_for_it(other, tmp_path):
-    model = load_model(MODELS / other)
-    with pytest.raises(ConfigError, match=rf"^stages.postprocess.kind: {other} is not segmentation \(its outputs: "):
-        choose_kind("segmentation", model, Labels())
-    renamed = tmp_path / "unnamed.tflite"  # no manifest kind: what auto makes of the tensors alone
-    shutil.copy(MODELS / other, renamed)
-    try:
-        assert choose_kind("auto", load_model(renamed), Labels()).name != "segmentation"
-    except ConfigError as refused:
-        assert "segmentation" not in str(refused).split("declare its kind")[0]
-
-
-@pytest.mark.parametrize("kind", [name for name in KINDS if name != "segmentation"])
-def test_every_other_kind_refuses_deeplab(kind):
-    with pytest.raises(ConfigError, match=rf"is not {kind} \(its outputs: \[1, 513, 513\]; .*; it looks like "
-                                          r"segmentation\)$"):
-        choose_kind(kind, load_model(MODELS / DEEPLAB), Labels())
 
 
 def test_logits_are_taken_under_auto_only_when_the_labels_name_their_classes():
