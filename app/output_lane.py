@@ -39,8 +39,9 @@ class OutputLane:
         self.publishers = publishers
         self.stats = stats
         self.results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: stats.drop("output_full"))
-        #: the frames handed over with object events and not yet published, oldest first
-        self._carrying: deque[Frame] = deque()
+        #: the object events of the frames handed over and not yet published, by frame, oldest first (not the
+        #: frames: a dropped frame's image is not kept for its events)
+        self._carrying: deque[tuple[int, list[ObjectEvent]]] = deque()
         self._carrying_lock = threading.Lock()
         #: the events of the tracks the run's end closed (`end`)
         self._closing: list[ObjectEvent] = []
@@ -79,7 +80,7 @@ class OutputLane:
         """Hand a processed frame over (the inference lane); a full queue drops its oldest (live sources)."""
         if frame.objects:
             with self._carrying_lock:
-                self._carrying.append(frame)
+                self._carrying.append((frame.seq, frame.objects))
         self.results.put(frame)
 
     def end(self, closing: list[ObjectEvent]) -> None:
@@ -123,15 +124,14 @@ class OutputLane:
         it (every frame's left, for None)."""
         taken = []
         with self._carrying_lock:
-            while self._carrying and (seq is None or self._carrying[0].seq <= seq):
-                taken += self._carrying.popleft().objects
+            while self._carrying and (seq is None or self._carrying[0][0] <= seq):
+                taken += self._carrying.popleft()[1]
         return taken
 
     def _publish(self, out: Output) -> None:
         for publisher in self.publishers:
             publisher.publish(out)
         self.stats.published(out.frame.t_capture)
-
 
 
 def _label_settings(settings: Settings) -> tuple[list[str] | None, float, int, int, bool]:

@@ -17,13 +17,14 @@ from app.config.privacy import PrivacyConfig
 from app.frame import Frame
 from app.metrics import Stats
 from app.model.kinds.segmentation import SEGMENTS
+from app.model.runner import ModelRunner
 from app.outputs.base import Output, PublishContext
 from app.outputs.http import HttpPublisher
 from app.outputs.mqtt import MqttPublisher
 from app.outputs.privacy import PRIVACY_UNMASKED, PrivacyUnmasked
 from app.outputs.snapshots import SnapshotPublisher
 from app.pipeline import Pipeline
-from conftest import (BLANK, CAT_BREEDS, IMAGES, PET, Collector, alternating_folder, cat_settings, decode_jpeg,
+from conftest import (BLANK, CAT_BREEDS, IMAGES, MODELS, PET, Collector, alternating_folder, cat_settings, decode_jpeg,
                       imread, pet_pipeline, run_model, subscribed, wait_for)
 from http_client import read_frames, request
 
@@ -209,3 +210,18 @@ def test_the_mqtt_image_hides_the_cats_box(tmp_path, broker):
     sent = decode_jpeg(live.payloads(f"{BASE}/snapshot")[0]).astype(int)
     hidden = inside(boxes(result, sent.shape[:2]))
     assert hidden.mean() > 0.1 and (sent[hidden].max(axis=1) <= 8).mean() > 0.97  # the overlay's box and label on top
+
+
+def test_privacy_on_a_classifier_is_warned_of_at_start_with_what_to_do():
+    """A classifier gives nothing to mask: every image would be withheld, so the run says so once, at start."""
+    settings = load_settings("classify", None, ["privacy.labels=[person]", "stages.inference.model="
+                                                f"{MODELS / 'mobilenet_v2_1.0_224_quant.tflite'}",
+                             f"stages.inference.labels={MODELS / 'imagenet_labels.txt'}"])
+    runner = ModelRunner.load(settings)
+    (warning,) = [w for w in runner.fit_warnings(settings) if "privacy" in w]
+    assert warning.endswith("privacy.labels: mobilenet_v2_1.0_224_quant.tflite is a classifier, which gives neither "
+                            "boxes nor segments to mask, so no image of this pipeline leaves the device (privacy "
+                            "fails closed): use a detector or a segmentation model, or turn privacy off")
+    off = load_settings("classify", None, [f"stages.inference.model={MODELS / 'mobilenet_v2_1.0_224_quant.tflite'}",
+                                           f"stages.inference.labels={MODELS / 'imagenet_labels.txt'}"])
+    assert not [w for w in runner.fit_warnings(off) if "privacy" in w]

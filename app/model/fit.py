@@ -3,8 +3,9 @@
 A model that cannot give what the pipeline consumes (a classifier under a pipeline that filters or counts
 detections) is a configuration error with the model's output shapes. Watched labels the model cannot produce
 (`stages.filter.labels`, `publish.labels`, `publish.snapshots.labels`) are a warning naming the model's labels:
-the run is valid, but its events would never fire. `run` checks at start and `validate` checks every pipeline
-whose model is present.
+the run is valid, but its events would never fire. So is privacy on a model that gives neither boxes nor segments
+(a classifier): privacy fails closed, so no image would ever leave. `run` checks at start and `validate` checks
+every pipeline whose model is present.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from app.config import PipelineConfig, Settings
 from app.errors import ConfigError, SmartcamError
+from app.config.privacy import PrivacyConfig
 from app.model.kinds.base import DETECTIONS
+from app.model.kinds.segmentation import SEGMENTS
 from app.model.kinds.choose import choose_kind
 from app.model.manifest import Labels, resolve_labels, resolve_model
 from app.model.runtime import LoadedModel, load_model
@@ -24,8 +27,10 @@ log = logging.getLogger(__name__)
 SHOWN_LABELS = 12
 
 
-def check_fit(pipeline: PipelineConfig, model: LoadedModel, labels: Labels) -> list[str]:
-    """Warnings about watched labels; ConfigError when the model's outputs cannot be what the pipeline needs."""
+def check_fit(pipeline: PipelineConfig, model: LoadedModel, labels: Labels,
+              privacy: PrivacyConfig | None = None) -> list[str]:
+    """Warnings about watched labels and `privacy`; ConfigError when the model's outputs cannot be what the
+    pipeline needs."""
     kind = choose_kind(pipeline.postprocess.kind, model, labels)
     watched = pipeline.watched_labels()
     if kind.produces != DETECTIONS:
@@ -43,6 +48,10 @@ def check_fit(pipeline: PipelineConfig, model: LoadedModel, labels: Labels) -> l
             warnings.append(f"{key}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among the "
                             f"labels of {model.path.name}, so {'it' if len(missing) == 1 else 'they'} never "
                             f"match ({describe(labels)})")
+    if privacy is not None and privacy.enabled and kind.produces not in (DETECTIONS, SEGMENTS):
+        warnings.append(f"privacy.labels: {model.path.name} is a {kind.name}, which gives neither boxes nor segments "
+                        "to mask, so no image of this pipeline leaves the device (privacy fails closed): use a "
+                        "detector or a segmentation model, or turn privacy off")
     return warnings
 
 
@@ -66,4 +75,5 @@ def validate_fit(settings: Settings) -> list[str]:
         log.debug("not checking the model of %s: %s", settings.pipeline.name, exc)
         return []
     labels = resolve_labels(inference.labels, inference.model, settings.models_dir, path, settings.config_path)
-    return [f"{settings.pipeline_path}: {warning}" for warning in check_fit(settings.pipeline, model, labels)]
+    return [f"{settings.pipeline_path}: {warning}"
+            for warning in check_fit(settings.pipeline, model, labels, settings.device.privacy)]

@@ -64,7 +64,7 @@ class ModelRunner:
     def fit_warnings(self, settings: Settings) -> list[str]:
         """How the model fits one camera's pipeline file (logged here), each naming that file."""
         warnings = [f"{settings.pipeline_path}: {warning}"
-                    for warning in check_fit(settings.pipeline, self.model, self.labels)]
+                    for warning in check_fit(settings.pipeline, self.model, self.labels, settings.device.privacy)]
         for warning in warnings:
             log.warning("%s", warning)
         return warnings
