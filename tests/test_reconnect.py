@@ -13,7 +13,7 @@ from app.config import CameraConfig, ReconnectConfig
 from app.errors import SourceError
 from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
-from app.sources.reconnect import CONNECTED, RECONNECTING, STOPPED, Reconnecting
+from app.sources.reconnect import CONNECTED, RECONNECTING, STALLED, STALLED_S, STOPPED, Reconnecting
 
 FRAME = Captured(np.zeros((4, 4, 3), np.uint8))
 
@@ -113,3 +113,16 @@ def test_auto_with_no_camera_yet_fails_the_open_with_what_to_pass(monkeypatch):
         auto.open()
     for alternative in ("--source /dev/video0", "--source rtsp://", "--source clip.mp4", "--source pattern"):
         assert alternative in str(error.value)
+
+
+def test_a_connected_source_whose_read_hangs_is_shown_down_until_a_frame_comes():
+    source = Reconnecting(Scripted(opens=["up"], reads=["ok", "ok"]), BACKOFF, RecordedWaits())
+    source.open()
+    source.read()
+    assert source.health.document()["ok"] is True
+    assert source.health.last_frame is not None
+    source.health.last_frame -= STALLED_S + 1  # the next read has hung that long
+    document = source.health.document()
+    assert document["state"] == STALLED and document["ok"] is False and float(document["for_s"]) > STALLED_S
+    source.read()
+    assert source.health.document()["ok"] is True and source.health.document()["state"] == CONNECTED

@@ -5,7 +5,9 @@ Owns the loop of open → read → (failure) → close → wait → open again, 
 `camera.reconnect.max_delay_s`, and the source's health as others read it (`/healthz`, `/api/stats`, MQTT stats,
 `/metrics`, systemd's STATUS): its state, how many attempts since it last delivered, the last error (credentials
 of any URL in it masked: app/redact.py) and since when. A down source is said once when it goes down and once
-when it is back, not at every attempt.
+when it is back, not at every attempt. A source whose read hangs without failing (a driver that stops delivering,
+a stream whose timeout never fires) is `stalled` once no frame came for `STALLED_S`: down to every reader, though
+the capture thread is still waiting in the read.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ CONNECTING, RECONNECTING, STOPPED = "connecting", "reconnecting", "stopped"
 
 #: longest an open is given (FFmpeg's open timeout is 10 s) before a source that is not retried looks hung
 ATTEMPT_TIMEOUT_S = 15.0
+#: how long a connected source may go without a frame before it is shown as down (`stalled`): longer than FFmpeg's
+#: read timeout (10 s), after which a stream's read fails and is retried as any lost source is
+STALLED_S = 20.0
+STALLED = "stalled"
 
 
 @dataclass
@@ -45,15 +51,21 @@ class SourceHealth:
     since: float = field(default_factory=time.monotonic)
     #: monotonic time of the last attempt to open (the source is being retried, not hung)
     last_attempt: float | None = None
+    #: monotonic time the last frame was delivered
+    last_frame: float | None = None
 
     def document(self) -> dict[str, object]:
         """The health as /api/stats and MQTT stats show it. `retrying`: down, and the last attempt began recently
-        enough that the capture thread is waiting between attempts, not hung in one."""
+        enough that the capture thread is waiting between attempts, not hung in one. A connected source with no
+        frame for `STALLED_S` is `stalled`, not ok, since its last frame."""
         now = time.monotonic()
         retrying = (self.state in (CONNECTING, RECONNECTING) and self.last_attempt is not None
                     and now - self.last_attempt <= self.max_delay_s + ATTEMPT_TIMEOUT_S)
-        return {"ok": self.state == CONNECTED, "state": self.state, "attempts": self.attempts,
-                "last_error": self.last_error, "for_s": round(now - self.since, 1), "retrying": retrying}
+        state, since = self.state, self.since
+        if state == CONNECTED and self.last_frame is not None and now - self.last_frame > STALLED_S:
+            state, since = STALLED, self.last_frame
+        return {"ok": state == CONNECTED, "state": state, "attempts": self.attempts,
+                "last_error": self.last_error, "for_s": round(now - since, 1), "retrying": retrying}
 
     @property
     def down(self) -> bool:
@@ -93,6 +105,7 @@ class Reconnecting(Source):
                 self.decode_errors = self.inner.decode_errors  # what it skipped on the way, counted by the pipeline
             if self.health.state != CONNECTED:
                 self._set(CONNECTED)
+            self.health.last_frame = time.monotonic()
             self.health.attempts, self._delay = 0, self._reconnect.initial_delay_s
             return captured
         self._set(STOPPED)
