@@ -75,3 +75,22 @@ def test_a_frame_prepared_for_another_model_is_fitted_again():
     detector, model = started(MODEL_FILES[0], "stretch")
     detector.process(frame)
     np.testing.assert_array_equal(model.input_buffer(), model_input(MODEL_FILES[0], "stretch", bgr, BGR))
+
+
+@pytest.mark.parametrize(("model_file", "float_range", "grey"), [
+    ("yolov8n_full_integer_quant.tflite", [0, 1], 114), (MODEL_FILES[0], [-1, 1], 0), (MODEL_FILES[1], [-1, 1], 0)])
+def test_letterbox_padding_is_yolos_grey_for_yolo_and_black_for_the_others(model_file, float_range, grey):
+    """Ultralytics trains and predicts with grey 114 padding; the other models (SSD, BlazeFace) keep black, each in
+    its input's encoding (int8 quantised, uint8 as is, float scaled to the range)."""
+    model = load_model(MODELS / model_file, threads=1)
+    stage = Preprocess(PreprocessParams.model_validate({"resize": "letterbox", "float_range": float_range}))
+    stage.start(StageContext(model, Labels()))
+    stage.process(Frame(imread(IMAGES / "cat_720p.jpg"), 1, "test"))  # wider than square: padded above and below
+    top_row = model.input_buffer()[0]
+    spec = model.input
+    low, high = float_range
+    if spec.dtype == np.int8:
+        expected = round(grey / 255 / spec.scale) + spec.zero_point
+    else:
+        expected = grey if spec.dtype == np.uint8 else low + grey * (high - low) / 255
+    np.testing.assert_allclose(top_row, np.full_like(top_row, expected), atol=1e-6)

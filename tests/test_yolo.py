@@ -1,13 +1,18 @@
 """The yolo kind with the real YOLOv8n int8 (shared/models, AGPL-3.0: test data only) on real images: the known
 answers and boxes, letterbox against stretch, v5's layout (built from v8's output: no v5 model is shared), boxes in
-pixels or normalised, class-wise NMS, and the kind refusing other models' tensors while the others refuse its own.
+pixels or normalised, class-wise NMS, and the kind refusing other models' tensors while the others refuse its own;
+the app's whole path (preprocess with grey padding, decode, NMS) against a plain numpy decode with OpenCV's NMS on
+every shared image; the class names read from the model's own metadata.
 
 The image goes into the model as it was trained (pixel / 255, quantised with the input's scale and zero point;
 letterbox padding grey 114), written here so these tests check the decoder alone."""
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
+import zipfile
 from functools import cache
 
 import cv2
@@ -19,7 +24,7 @@ from app.frame import Detection, Frame
 from app.model.kinds import KINDS
 from app.model.kinds.choose import choose_kind
 from app.model.kinds.yolo import decode_yolo
-from app.model.manifest import Labels, read_labels
+from app.model.manifest import Labels, labels_from_metadata, read_labels, resolve_labels
 from app.model.runtime import LoadedModel, TensorSpec, load_model
 from app.stages.preprocess import fit
 from conftest import IMAGES, MODELS, imread, iou, run_model
@@ -173,3 +178,79 @@ def test_the_preprocess_stage_encodes_an_int8_input_with_its_own_quantisation():
                       {"kind": "yolo", "min_score": 0.5})
     assert [d.label for d in frame.detections] == ["cat"] and frame.detections[0].score > 0.9
     assert iou(frame.detections[0].box, (51, 40, 365, 336)) > 0.95
+
+
+def reference_detections(image: str) -> list[tuple[str, float, tuple[float, float, float, float]]]:
+    """YOLOv8n by hand, as Ultralytics' predictor does it: letterbox with grey 114, pixel / 255 quantised, the raw
+    interpreter, the whole output dequantised, boxes scaled to the 640 input, the best class's score at least 0.4,
+    OpenCV's NMS per class at IoU 0.5, boxes back to source pixels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    bgr = imread(IMAGES / image)
+    height, width = bgr.shape[:2]
+    ratio = min(640 / width, 640 / height)
+    new_w, new_h = round(width * ratio), round(height * ratio)
+    left, top = round((640 - new_w) / 2 - 0.1), round((640 - new_h) / 2 - 0.1)
+    canvas = np.full((640, 640, 3), 114, np.uint8)
+    canvas[top:top + new_h, left:left + new_w] = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    interpreter = Interpreter(model_path=str(MODELS / YOLO), num_threads=2)
+    interpreter.allocate_tensors()
+    (given,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    in_scale, in_zero = given["quantization"]
+    codes = np.round(canvas[..., ::-1] / 255.0 / in_scale) + in_zero
+    interpreter.set_tensor(given["index"], np.clip(codes, -128, 127).astype(np.int8)[None])
+    interpreter.invoke()
+    out_scale, out_zero = out["quantization"]
+    values = (interpreter.get_tensor(out["index"])[0].astype(np.float32) - out_zero) * out_scale  # [84, 8400]
+    class_ids, scores = values[4:].argmax(axis=0), values[4:].max(axis=0)
+    keep = scores >= 0.4
+    cx, cy, w, h = (values[:4, keep] * 640).tolist()
+    boxes = [[x - bw / 2, y - bh / 2, bw, bh] for x, y, bw, bh in zip(cx, cy, w, h, strict=True)]
+    kept = cv2.dnn.NMSBoxesBatched(boxes, scores[keep].tolist(), class_ids[keep].tolist(), 0.4, 0.5)
+    names = coco().names
+    found = []
+    for i in np.asarray(kept, np.intp).ravel():
+        x, y, bw, bh = boxes[i]
+        x0, y0 = max(0.0, (x - left) / ratio), max(0.0, (y - top) / ratio)
+        x1, y1 = min(width, (x + bw - left) / ratio), min(height, (y + bh - top) / ratio)
+        found.append((names[int(class_ids[keep][i])], float(scores[keep][i]), (x0, y0, x1, y1)))
+    return found
+
+
+@pytest.mark.parametrize("image", sorted(p.name for p in IMAGES.iterdir() if p.suffix in (".bmp", ".jpg")))
+def test_the_app_agrees_with_a_plain_numpy_decode_and_opencv_nms(image):
+    """Issue 18's reference: through the app's own stages (letterbox, grey padding, int8 quantised from [0, 1]),
+    the same labels as the reference and every box at IoU >= 0.95 with the reference's box of its label."""
+    frame = run_model(YOLO, image, "coco80_labels.txt", {"resize": "letterbox", "float_range": [0, 1]},
+                      {"kind": "yolo", "min_score": 0.4, "nms_iou": 0.5, "max_results": 100})
+    ours, theirs = frame.detections, reference_detections(image)
+    assert sorted(d.label for d in ours) == sorted(label for label, _, _ in theirs), (found(ours), theirs)
+    for detection in ours:
+        best = max(iou(detection.box, box) for label, _, box in theirs if label == detection.label)
+        assert best >= 0.95, (image, detection, theirs)
+
+
+def test_class_names_come_from_the_models_metadata_unless_labels_are_given(tmp_path, caplog):
+    """The export's metadata (temp_meta.txt, a Python dict with `names`) gives COCO's 80 names, the same as
+    coco80_labels.txt; labels given in the pipeline win; the log says where the names came from."""
+    model_path = MODELS / YOLO
+    from_metadata = resolve_labels(None, str(model_path), tmp_path, model_path)
+    assert from_metadata.names == coco().names and "temp_meta.txt" in from_metadata.origin
+    given = resolve_labels(["thing"], str(model_path), tmp_path, model_path)
+    assert given.names == {0: "thing"}
+    with caplog.at_level(logging.INFO, logger="app.model.kinds.yolo"):
+        frame = infer("cat.bmp", "letterbox")
+        KINDS["yolo"].build(KNOWN, yolo(), from_metadata)(frame)
+    assert (frame.detections[0].label, frame.detections[0].class_id) == ("cat", 15)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "app.model.kinds.yolo"]
+    assert "80 class names from" in line and "temp_meta.txt" in line
+
+
+def test_names_from_a_recent_exports_metadata_json(tmp_path):
+    """Recent Ultralytics exports append a zip with metadata.json (JSON turns the ids into strings)."""
+    model_path = tmp_path / "exported.tflite"
+    shutil.copy(MODELS / "face_detection_short_range.tflite", model_path)  # a model with no metadata of its own
+    with zipfile.ZipFile(model_path, "a") as packed:
+        packed.writestr("metadata.json", json.dumps({"task": "detect", "names": {"0": "hen", "1": "fox"}}))
+    labels = labels_from_metadata(model_path)
+    assert labels.names == {0: "hen", 1: "fox"} and "metadata.json" in labels.origin

@@ -2,13 +2,16 @@
 
 Owns `models/manifest.yaml` (named models with source, checksum, labels and kind), resolving what a pipeline's
 `inference.model` means (a name or a path), and reading labels — from a file with `N name`, `N: name` or plain
-lines, or from the label file packed inside a `.tflite` as TFLite metadata (a zip appended to the flatbuffer).
+lines, or from what a `.tflite` packs in a zip appended to its flatbuffer: the label file of TFLite metadata, or
+the class names of an Ultralytics export's metadata.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
+import json
 import re
 import sys
 import zipfile
@@ -149,17 +152,48 @@ def parse_labels(lines: list[str], origin: str = "labels") -> Labels:
 
 
 def labels_from_metadata(model_path: Path) -> Labels:
-    """The label file packed in the model's TFLite metadata (an appended zip); empty Labels when there is none."""
+    """The class names packed in the model's metadata (a zip appended to the flatbuffer): Ultralytics' `names`
+    when an export wrote them, else the label file of TFLite metadata; empty Labels when there is neither."""
     try:
         with zipfile.ZipFile(model_path) as packed:
-            names = [n for n in packed.namelist() if n.endswith(".txt")]
-            if not names:
-                return Labels()
-            name = next((n for n in names if "label" in n.lower()), names[0])
-            return parse_labels(packed.read(name).decode("utf-8", errors="replace").splitlines(),
-                                f"{model_path.name}'s metadata ({name})")
+            texts = {info.filename: packed.read(info).decode("utf-8", errors="replace") for info in packed.infolist()
+                     if info.filename.endswith((".txt", ".json")) and info.file_size <= MAX_LABELS_BYTES}
     except (zipfile.BadZipFile, OSError):
         return Labels()
+    origin = f"{model_path.name}'s metadata"
+    for name, text in texts.items():
+        names = ultralytics_names(text)
+        if names:
+            return Labels(names, True, len(names), f"{origin} ({name}: Ultralytics' names)")
+    label_files = [name for name in texts if name.endswith(".txt")]
+    if not label_files:
+        return Labels()
+    name = next((n for n in label_files if "label" in n.lower()), label_files[0])
+    return parse_labels(texts[name].splitlines(), f"{origin} ({name})")
+
+
+def ultralytics_names(text: str) -> dict[int, str]:
+    """Id -> name from Ultralytics' export metadata: a dict whose `names` is {id: name} (a list in older YOLOv5
+    exports), written as JSON (`metadata.json`, appended as a zip by recent exports) or as a Python literal
+    (`temp_meta.txt`, the file older exports packed with tflite-support); empty for any other text."""
+    if not text.lstrip().startswith("{"):
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError:
+        try:
+            document = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return {}
+    names = document.get("names") if isinstance(document, dict) else None
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names:
+        return {}
+    try:
+        return {int(i): str(name) for i, name in names.items()}
+    except (TypeError, ValueError):
+        return {}
 
 
 def entry_of(model_ref: str, model_path: Path) -> ModelEntry | None:

@@ -1,17 +1,18 @@
 """Preprocess: fit the frame to the model's input and write it straight into the interpreter's input tensor.
 
 `stretch` scales the whole frame (aspect lost), `letterbox` scales it whole and pads, `crop` takes the centre at
-the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels.
-The frame is resized first and only the model-size image is converted to the model's RGB (a BGR frame from OpenCV
-is never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is (the
-convention of every uint8 model: its quantisation maps raw pixels to its range), float32 scaled to `float_range`,
-and int8 scaled to `float_range` and then quantised with the input's own scale and zero point (one lookup table),
-as a full-integer export (YOLOv8's, [0, 1] calibrated with its own data) expects; an int8 input without
-quantisation is shifted by 128. A camera that already delivered the whole frame at model size
-(`frame.lores`, picamera2's lores stream) skips the resize when the mode is `stretch`, which is what the camera's
-scaler did; letterbox and crop keep their geometry. The fitting (`scale`) is done ahead in the capture lane
-(`prepare`), so the inference lane only converts and writes the model-size image; a frame that was not prepared,
-or was prepared for another model (the CPU fallback of an Edge TPU), is fitted here.
+the model's aspect. Each records an `InputGeometry` on the frame so decoders return boxes in source pixels. The
+frame is resized first and only the model-size image is converted to the model's RGB (a BGR frame from OpenCV is
+never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is (the convention
+of every uint8 model: its quantisation maps raw pixels to its range), float32 scaled to `float_range`, and int8
+scaled to `float_range` and then quantised with the input's own scale and zero point (one lookup table), as a
+full-integer export (YOLOv8's, [0, 1] calibrated with its own data) expects; an int8 input without quantisation is
+shifted by 128. Letterbox padding is black, except for a YOLO model (outputs the `yolo` kind takes), whose padding
+is Ultralytics' grey 114, as it was trained and as Ultralytics' own predictor pads. A camera that already delivered
+the whole frame at model size (`frame.lores`, picamera2's lores stream) skips the resize when the mode is
+`stretch`, which is what the camera's scaler did; letterbox and crop keep their geometry. The fitting (`scale`) is
+done ahead in the capture lane (`prepare`), so the inference lane only converts and writes the model-size image; a
+frame that was not prepared, or was prepared for another model (the CPU fallback of an Edge TPU), is fitted here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import cv2
 import numpy as np
 
 from app.frame import BGR, RGB, Frame, InputGeometry, Scaled
+from app.model.kinds import yolo
+from app.model.runtime import LoadedModel
 from app.stages.base import Stage, StageContext
 
 
@@ -54,6 +57,7 @@ class Preprocess(Stage):
         #: int8: each pixel value's encoding, from `float_range` and the input's quantisation
         self._int8 = _int8_table(self.float_scale, self.float_offset, ctx.model.input.scale,
                                  ctx.model.input.zero_point) if self.dtype == np.int8 else None
+        self._padding = self._encode(padding_grey(ctx.model))
 
     def prepare(self, frame: Frame) -> None:
         """Fit the frame to the model in the capture lane (the resize is most of this stage's work)."""
@@ -83,11 +87,11 @@ class Preprocess(Stage):
 
     def _write(self, pixels: np.ndarray, order: str, target: tuple[int, int, int, int]) -> None:
         """Encode uint8 `pixels` (channels in `order`) into the input tensor's region `target` as RGB; the rest is
-        padding (black)."""
+        padding."""
         buffer = self.model.input_buffer()
         x, y, w, h = target
         if (w, h) != (self.model_w, self.model_h):
-            buffer[...] = self._encode_black()
+            buffer[...] = self._padding
         region = buffer[y:y + h, x:x + w]
         if self.dtype == np.uint8 and order == BGR:
             cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=region)
@@ -104,11 +108,17 @@ class Preprocess(Stage):
             region += self.float_offset
         del buffer, region  # the interpreter refuses to invoke while a view of its tensor is alive
 
-    def _encode_black(self) -> float:
-        """Black in the input's encoding: 0 for uint8, pixel 0's code for int8, the range's low end for float."""
+    def _encode(self, grey: int) -> float:
+        """A grey pixel value in the input's encoding: as is for uint8, its code for int8, its value in the range
+        for float."""
         if self.dtype == np.uint8:
-            return 0
-        return int(self._int8[0]) if self._int8 is not None else self.float_offset
+            return grey
+        return int(self._int8[grey]) if self._int8 is not None else grey * self.float_scale + self.float_offset
+
+
+def padding_grey(model: LoadedModel) -> int:
+    """The grey of a model's letterbox padding: YOLO's (Ultralytics trains and predicts with it), else black."""
+    return yolo.LETTERBOX_GREY if yolo.mismatch(model.outputs) is None else 0
 
 
 def _int8_table(float_scale: float, float_offset: float, scale: float, zero_point: int) -> np.ndarray:

@@ -7,11 +7,14 @@ multiple of 21, since the three heads at strides 8, 16 and 32 give (H/32)(W/32) 
 Boxes come normalised to the input or in input pixels, depending on the export: values above 2 can only be pixels,
 so those frames' boxes are divided by the input size. int8 and uint8 outputs are dequantised; the scores are
 compared on the best class only, and boxes are dequantised only for the candidates. Overlapping boxes of one
-class are suppressed (NMS, `nms_iou`), boxes of different classes never suppress each other.
+class are suppressed (NMS, `nms_iou`), boxes of different classes never suppress each other. The class names are
+the labels the pipeline gives, else those of the model's metadata (an Ultralytics export packs its `names`); the
+log says which.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,10 +29,14 @@ if TYPE_CHECKING:
     from app.config import PostprocessParams
     from app.model.manifest import Labels
 
+log = logging.getLogger(__name__)
+
 #: cells of the three heads (strides 8, 16, 32) per stride-32 cell: 16 + 4 + 1
 CELLS_PER_GRID = 21
 #: box values above this are in input pixels: normalised ones stay near 0..1
 PIXEL_BOXES_ABOVE = 2.0
+#: the grey Ultralytics pads a letterbox with, in training and in its own predictor (the preprocess stage uses it)
+LETTERBOX_GREY = 114
 
 
 def mismatch(outputs: Sequence[TensorSpec]) -> str | None:
@@ -95,6 +102,11 @@ def decode_yolo(values: np.ndarray, output: TensorSpec, input_size: tuple[int, i
 def build(params: PostprocessParams, model: LoadedModel, labels: Labels) -> Decoder:
     (output,) = model.outputs
     input_size, names = model.input_size, labels.names
+    if names:
+        log.info("%s: %d class names from %s", model.path.name, len(names), labels.origin)
+    else:
+        log.info("%s: no class names (none given, none in its metadata): detections carry class ids",
+                 model.path.name)
 
     def decode(frame: Frame) -> None:
         assert frame.geometry is not None
