@@ -132,7 +132,7 @@ mqtt: {{enabled: true, host: 127.0.0.1, port: {broker.port}}}
     assert all((e["camera"], e["pipeline"]) == ("cam0", "pets") for e in objects)
     event = device["components"]["objects"]
     assert event["platform"] == "event" and event["state_topic"] == f"{BASE}/objects"
-    assert event["event_types"] == ["new", "update", "end"] and "event_type" in event["value_template"]
+    assert event["event_types"] == ["new", "update", "end", "person_down"] and "event_type" in event["value_template"]
     zone = device["components"]["zone_middle_count"]
     assert zone["platform"] == "sensor" and zone["state_topic"] == f"{BASE}/zones/middle/count"
     crossings = device["components"]["line_gate_in"]

@@ -5,7 +5,9 @@ whole of discovery is tested as data.
 
 **The entities** (Home Assistant's MQTT docs, "Device discovery payload"). `discovery_components()` is the one list
 of the instance's entities, by object id: the snapshot image, per watched label a count sensor and an occupancy
-binary sensor, and what the track stage adds (`TrackEntities`); a new kind of entity is one more entry there. With
+binary sensor, what the track stage adds (`TrackEntities`: the object event entity, whose `OBJECT_EVENT_TYPES`
+include the pose monitor's `person_down`), and per segmentation class shown an area sensor (`%`, `areas.py`); a new
+kind of entity is one more entry there. With
 `mqtt.discovery.mode: device` (the default; Home Assistant 2024.11 and later) they go out as one retained document,
 `device`, `origin`, the availability and `components`; with `entity` (older releases) as one retained
 document per entity (`discovery_messages()`). Entity names leave the device name out (Home Assistant puts it in
@@ -32,7 +34,8 @@ retains for the instance and, before its own documents, sends what `clean_up()` 
 - with discovery off, everything retained is emptied; so is the discovery that versions before the per-instance
   layout retained for the camera.
 With every label watched (no `publish.labels`) the entities of labels seen before are kept (in device mode taken
-into the device document): any of them may come back.
+into the device document): any of them may come back. So are the area sensors of watched labels: they are announced
+with the first segmented frame, which comes after this check.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass, field
 from app import __version__
 from app.names import safe_name
 from app.outputs.mqtt.topics import Message, Topics
+from app.scene.tracker import END, NEW, UPDATE
 
 #: the discovery and state go out again this long after Home Assistant's birth, at random from 0 (Home Assistant's
 #: advice: a random delay, so that many devices do not all answer at once)
@@ -58,6 +62,8 @@ REMOVAL_GRACE_S = 5.0
 OCCUPANCY_TEMPLATE = "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"
 #: the application behind the discovery, as Home Assistant logs it
 ORIGIN = {"name": "smartcam", "sw_version": __version__}
+#: the object events Home Assistant's event entity accepts: the tracker's, and the pose monitor's lying person
+OBJECT_EVENT_TYPES = [NEW, UPDATE, END, "person_down"]
 #: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes
 OBJECT_EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
                          "'label': value_json.label, 'zones': value_json.zones, "
@@ -90,13 +96,13 @@ class TrackEntities:
     lines: tuple[str, ...] = ()
 
 
-def discovery_components(topics: Topics, labels: Iterable[str],
-                         track: TrackEntities = TrackEntities()) -> dict[str, dict]:
+def discovery_components(topics: Topics, labels: Iterable[str], track: TrackEntities = TrackEntities(),
+                         areas: Iterable[str] = ()) -> dict[str, dict]:
     """Every Home Assistant entity of the instance, by object id, as a device discovery component: its `platform`,
     `unique_id`, `name` (without the device's name: Home Assistant adds it) and the rest of its config. The snapshot
     image; per label (sorted) a count sensor and an occupancy binary sensor; with tracking, an event entity for
-    the object events, a count sensor per zone and an in and an out counter per line. The one place to add an
-    entity: both discovery modes are made from this."""
+    the object events, a count sensor per zone and an in and an out counter per line; per segmentation class of
+    `areas` an area sensor in percent. The one place to add an entity: both discovery modes are made from this."""
     node = topics.node
     components: dict[str, dict] = {"snapshot": {
         "platform": "image", "name": "snapshot", "unique_id": f"{node}_snapshot",
@@ -104,7 +110,7 @@ def discovery_components(topics: Topics, labels: Iterable[str],
     if track.tracking:
         components["objects"] = {
             "platform": "event", "name": "object", "unique_id": f"{node}_objects", "state_topic": topics.objects,
-            "event_types": ["new", "update", "end"], "value_template": OBJECT_EVENT_TEMPLATE}
+            "event_types": OBJECT_EVENT_TYPES, "value_template": OBJECT_EVENT_TEMPLATE}
     for zone in track.zones:
         components[f"zone_{safe_name(zone)}_count"] = {
             "platform": "sensor", "name": f"{zone} zone count", "unique_id": f"{node}_zone_{safe_name(zone)}_count",
@@ -124,6 +130,12 @@ def discovery_components(topics: Topics, labels: Iterable[str],
             "platform": "binary_sensor", "name": f"{label} occupancy", "unique_id": f"{node}_{object_id}_occupancy",
             "state_topic": topics.count(label), "device_class": "occupancy",
             "value_template": OCCUPANCY_TEMPLATE}
+    for label in sorted(areas):
+        object_id = safe_name(label)
+        components[f"{object_id}_area"] = {
+            "platform": "sensor", "name": f"{label} area", "unique_id": f"{node}_{object_id}_area",
+            "state_topic": topics.area(label), "unit_of_measurement": "%", "state_class": "measurement",
+            "suggested_display_precision": 1}
     return components
 
 
@@ -185,6 +197,8 @@ class Published:
     components: Mapping[str, dict]
     #: the topics the run holds a retained value for now (its counts, its discovery documents, ...)
     retained: frozenset[str]
+    #: the area topics of the watched labels (`Topics.area`): their entities are kept until frames announce them
+    watched_areas: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -229,7 +243,7 @@ def _retained_device(published: Published, document: dict) -> CleanUp:
     if not published.enabled:
         return _emptied(published, topic, *theirs.values())
     gone = {o: c for o, c in theirs.items() if o not in published.components and not set(c) <= {"platform"}}
-    kept = {o: c for o, c in gone.items() if _keeps(published, c)}
+    kept = {o: c for o, c in gone.items() if keeps(published, c)}
     removed = [o for o in gone if o not in kept]
     messages: list[Message] = []
     lines: list[str] = []
@@ -256,20 +270,24 @@ def _retained_entity(published: Published, topic: str, platform: str, object_id:
         return CleanUp()  # published by this run
     if published.enabled and published.device_mode:
         kept = {object_id: as_component(document, platform)} \
-            if object_id not in published.components and _keeps(published, document) else {}
+            if object_id not in published.components and keeps(published, document) else {}
         if {**published.components, **kept}.get(object_id, {}).get("platform") == platform:
             return CleanUp((Message(topic, MIGRATE_DISCOVERY), Message(topic, "", retain=True)), (), kept, True,
                            (f"moving {topic} into the device discovery {published.topics.device_discovery}",))
-    elif published.enabled and _keeps(published, document):
+    elif published.enabled and keeps(published, document):
         return CleanUp()  # every label watched: one seen before may come back
     return _emptied(published, topic, document)
 
 
-def _keeps(published: Published, document: dict) -> bool:
-    """With every label watched (no publish.labels), an entity showing a label's count is kept."""
+def keeps(published: Published, document: dict) -> bool:
+    """With every label watched (no publish.labels), an entity showing a label's count or area is kept; so is the
+    area of a watched label."""
     state_topic = document.get("state_topic")
-    return published.every_label and isinstance(state_topic, str) \
-        and state_topic.startswith(f"{published.topics.base}/count/")
+    if not isinstance(state_topic, str):
+        return False
+    base = published.topics.base
+    return published.every_label and state_topic.startswith((f"{base}/count/", f"{base}/area/")) \
+        or state_topic in published.watched_areas
 
 
 def _emptied(published: Published, topic: str, *documents: dict) -> CleanUp:

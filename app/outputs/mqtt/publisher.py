@@ -1,7 +1,8 @@
 """MQTT: events, counts, snapshots, stats and Home Assistant discovery, without ever blocking the pipeline.
 
 `MqttPublisher` is the Publisher; it owns what the broker must hold for Home Assistant (availability, the current
-count per watched label, zone and line counts, the latest snapshot and the discovery) and the stream of the rest.
+count per watched label, zone and line counts, a segmentation's class areas, the latest snapshot and the discovery)
+and the stream of the rest (events, the tracked objects' events, `person_down` among them, results, stats).
 The topics are `topics.py`'s, the discovery documents and their clean-up `discovery.py`'s, the entities and
 the retained state `state.py`'s, the connection `link.py`'s. The retained topics are *state* (`RetainedState`),
 kept as the latest value per topic and sent again on every (re)connect and whenever Home Assistant announces
@@ -37,6 +38,7 @@ from collections import deque
 import paho.mqtt.client as mqtt
 
 from app.config import MqttConfig
+from app.model.kinds.segmentation import SEGMENTS, Segments
 from app.names import safe_name
 from app.outputs.base import Output, PublishContext, Publisher, event_document, object_document
 from app.outputs.mqtt.discovery import as_json, birth_delay
@@ -134,7 +136,10 @@ class MqttPublisher(Publisher):
             stream.append(Message(topics.results, as_json(out.result)))
         taken = any(e.kind in SNAPSHOT_EVENTS for e in out.events) or any(e.type == NEW for e in out.objects)
         snapshot = out.sendable_jpeg(ctx.stats) if taken else None
+        segments = out.frame.kind_results.get(SEGMENTS)
         with self._wake:
+            if isinstance(segments, Segments):
+                self._entities.show_areas(segments)
             for label, count in out.counts.items():
                 self._entities.watch(label)
                 self._retained.set(topics.count(label), str(count))

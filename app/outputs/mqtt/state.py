@@ -1,9 +1,9 @@
 """What the broker holds for Home Assistant, as state: the latest payload of each retained topic
 (`RetainedState`, with the removals' emptied counts that wait for Home Assistant to unload the entities), and the
-entities it is made of (`Entities`): the watched labels, the track stage's zones and
-lines, the components an earlier all-labels run left that are kept, their counts, and the discovery made from
-them. `Entities` also acts on retained discovery found on the broker (`discovery.clean_up`), at connect or after a
-reload changed the entities. Both are used with the publisher's lock held.
+entities it is made of (`Entities`): the watched labels, the track stage's zones and lines, the segmentation classes
+shown (`areas.py`), the components an earlier run left that are kept, their counts and areas, and the discovery made
+from them. `Entities` also acts on retained discovery found on the broker (`discovery.clean_up`), at connect or after
+a reload changed the entities. Both are used with the publisher's lock held.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from collections import deque
 from collections.abc import Iterable
 
 from app.config.outputs import DiscoveryConfig
+from app.model.kinds.segmentation import Segments
 from app.outputs.base import PublishContext
 import app.outputs.mqtt.discovery as discovery
+from app.outputs.mqtt.areas import area_payload, area_states
 from app.outputs.mqtt.discovery import (Published, TrackEntities, clean_up, discovery_components,
-                                        discovery_messages)
+                                        discovery_messages, keeps)
 from app.outputs.mqtt.topics import Message, Topics
 
 
@@ -101,14 +103,17 @@ def track_entities(ctx: PublishContext) -> TrackEntities:
 
 
 class Entities:
-    """The run's Home Assistant entities and their counts, kept in `retained`."""
+    """The run's Home Assistant entities and their counts and areas, kept in `retained`."""
 
     def __init__(self, topics: Topics, retained: RetainedState, discovery: DiscoveryConfig,
                  ctx: PublishContext) -> None:
         self.topics, self.retained, self.discovery, self.ctx = topics, retained, discovery, ctx
         self.labels: set[str] = set()
+        #: the segmentation classes whose area is published, and the area published (`areas.area_states`)
+        self.areas: dict[str, float] = {}
         self.track = track_entities(ctx)
-        #: components of labels seen by an earlier all-labels run, found retained: published as they were
+        #: components of labels seen by an earlier all-labels run, and the areas of watched labels, found retained:
+        #: published as they were
         self.kept: dict[str, dict] = {}
         self._start_counts(frozenset())
         self.update_discovery()
@@ -121,17 +126,31 @@ class Entities:
             if discovery:
                 self.update_discovery()
 
+    def show_areas(self, segments: Segments) -> None:
+        """A segmented frame's class areas: those that moved enough are published, a class shown the first time
+        gets its Home Assistant entity."""
+        states = area_states(segments, self.ctx.publish.labels, self.areas)
+        for label, area in states.items():
+            self.retained.set(self.topics.area(label), area_payload(area))
+        new = states.keys() - self.areas.keys()
+        self.areas.update(states)
+        if new:
+            self.update_discovery()
+
     def reconfigure(self, ctx: PublishContext) -> list[str]:
         """A reload's zones, lines and watched labels: the entities change as a new connection finding the old
         ones retained would change them (those gone are removed, their counts emptied; new ones are announced),
         while the counts that remain go on. What to log."""
         held = self.retained.held()
         announced = {topic: self.retained[topic] for topic in held if self.topics.is_discovery(topic)}
-        old_counts = self._count_topics()
+        old_state = self._count_topics() | self._area_topics()
         self.ctx, self.track = ctx, track_entities(ctx)
         if ctx.publish.labels:  # an all-labels run keeps every label it saw
             self.labels = set()
-        for topic in [*announced, *(old_counts - self._count_topics())]:
+            self.areas = {label: area for label, area in self.areas.items() if label in ctx.publish.labels}
+        published = self._published()
+        self.kept = {o: c for o, c in self.kept.items() if keeps(published, c)}
+        for topic in [*announced, *(old_state - self._count_topics() - self._area_topics())]:
             self.retained.forget(topic)
         self._start_counts(held)
         self.update_discovery()
@@ -149,8 +168,11 @@ class Entities:
                 *(topics.zone_count(zone) for zone in self.track.zones),
                 *(topics.line_count(line, direction) for line in self.track.lines for direction in ("in", "out"))}
 
+    def _area_topics(self) -> set[str]:
+        return {self.topics.area(label) for label in self.areas}
+
     def components(self) -> dict[str, dict]:
-        return {**self.kept, **discovery_components(self.topics, self.labels, self.track)}
+        return {**self.kept, **discovery_components(self.topics, self.labels, self.track, self.areas)}
 
     def update_discovery(self) -> None:
         if self.discovery.enabled:
@@ -158,11 +180,16 @@ class Entities:
                                               self.discovery.mode == "device"):
                 self.retained.set(message.topic, message.payload)
 
+    def _published(self) -> Published:
+        """What the run publishes now, as the clean-up of retained discovery must know it."""
+        watched = self.ctx.publish.labels or ()
+        return Published(self.topics, self.discovery.enabled, self.discovery.mode == "device", not watched,
+                         self.components(), self.retained.held(),
+                         frozenset(self.topics.area(label) for label in watched))
+
     def clean_up(self, topic: str, document: dict) -> list[str]:
         """Act on a retained discovery document found on the broker (`discovery.clean_up`); what to log."""
-        published = Published(self.topics, self.discovery.enabled, self.discovery.mode == "device",
-                              not self.ctx.publish.labels, self.components(), self.retained.held())
-        found = clean_up(published, topic, document)
+        found = clean_up(self._published(), topic, document)
         if found.kept:
             self.kept.update(found.kept)
             self.update_discovery()

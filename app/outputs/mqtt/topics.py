@@ -12,8 +12,10 @@ Topics (prefix: mqtt.topic_prefix; discovery: mqtt.discovery.prefix; camera, pip
   {prefix}/{camera}/{pipeline}/client         the client id publishing the instance, retained (two boards, one name)
   {prefix}/{camera}/{pipeline}/events         {"type", "label", "count", "previous", "camera", "pipeline", "result"}
   {prefix}/{camera}/{pipeline}/count/{label}  the label's current count, e.g. "2", retained
+  {prefix}/{camera}/{pipeline}/area/{label}   segmentation: the class's share of the frame in percent, e.g. "68.6",
+                                              retained
   {prefix}/{camera}/{pipeline}/snapshot       JPEG of the latest appeared/changed event, retained
-  {prefix}/{camera}/{pipeline}/objects        tracked objects' events: {"type": new|update|end, "track_id", ...}
+  {prefix}/{camera}/{pipeline}/objects        tracked objects' events: {"type": new|update|end|person_down, ...}
   {prefix}/{camera}/{pipeline}/zones/{zone}/count      confirmed objects in the zone now, retained
   {prefix}/{camera}/{pipeline}/lines/{line}/in|out     crossings since the start, retained
   {prefix}/{camera}/{pipeline}/results        every processed frame's result (mqtt.publish_results)
@@ -104,6 +106,10 @@ class Topics:
 
     def count(self, label: str) -> str:
         return f"{self.base}/count/{safe_name(label)}"
+
+    def area(self, label: str) -> str:
+        """A segmentation class's area, in percent of the frame."""
+        return f"{self.base}/area/{safe_name(label)}"
 
     @property
     def objects(self) -> str:
