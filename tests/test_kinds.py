@@ -7,8 +7,10 @@ is given as its tensor description.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from app.config import PostprocessParams
 from app.errors import ConfigError
 from app.frame import Frame
+from app.model.cut import cut_model
 from app.model.kinds import AUTO, KIND_MODULES, KINDS
 from app.model.kinds.base import Kind
 from app.model.kinds.choose import choose_kind
@@ -31,6 +34,15 @@ from app.stages.base import StageContext
 from app.stages.postprocess import Postprocess
 from conftest import MODELS, run_model
 
+def _embedder() -> str:
+    """The embedding sample is made, not shared: the classifier cut at its pooled features, in a folder of the
+    tests' own (made again only when the classifier is another file)."""
+    folder = Path(tempfile.gettempdir()) / f"smartcam-tests-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    return str(cut_model(MODELS / "mobilenet_v2_1.0_224_quant.tflite", "MobilenetV2/Logits/AvgPool",
+                         folder / "mobilenet_v2_embedding.tflite"))
+
+
 #: a real model and image each registered kind decodes (a new kind adds its own)
 SAMPLES: dict[str, tuple[str, str, Labels | str]] = {
     "ssd": ("ssd_mobilenet_v1_fine_tuned_pet.tflite", "cat.bmp", "pet_labels.txt"),
@@ -39,6 +51,7 @@ SAMPLES: dict[str, tuple[str, str, Labels | str]] = {
     "segmentation": ("deeplabv3_mnv2_pascal_quant.tflite", "cat.bmp", "pascal_voc_segmentation_labels.txt"),
     "yolo": ("yolov8n_full_integer_quant.tflite", "cat.bmp", "coco80_labels.txt"),
     "pose": ("movenet_single_pose_lightning_ptq.tflite", "squat.bmp", Labels()),
+    "embedding": (_embedder(), "cat.bmp", Labels()),
 }
 KEY = "stages.postprocess.kind"
 
@@ -71,8 +84,8 @@ def test_a_kind_declared_for_another_kinds_model_is_refused_and_auto_never_takes
     model looks like; under auto (the file renamed, so the manifest does not know it) it is never taken for it."""
     model_file, _, labels = SAMPLES[sample]
     known = read_labels(MODELS / labels) if isinstance(labels, str) else labels
-    with pytest.raises(ConfigError, match=rf"^{KEY}: {re.escape(model_file)} is not {declared} \(its outputs: .*; "
-                                          rf"it looks like {sample}\)$"):
+    with pytest.raises(ConfigError, match=rf"^{KEY}: {re.escape(Path(model_file).name)} is not {declared} \(its "
+                                          rf"outputs: .*; it looks like {sample}\)$"):
         choose_kind(declared, load_model(MODELS / model_file), known)
     renamed = tmp_path / "unnamed.tflite"
     shutil.copy(MODELS / model_file, renamed)

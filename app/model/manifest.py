@@ -1,6 +1,7 @@
 """Models by name: the manifest, where their files live, and their labels.
 
-Owns `models/manifest.yaml` (named models with source, checksum, labels and kind), resolving what a pipeline's
+Owns `models/manifest.yaml` (named models with source, checksum, labels and kind; or, for a model made here, the
+named model and tensor it is cut from: an embedder from a classifier), resolving what a pipeline's
 `inference.model` means (a name or a path), and reading labels — from a file with `N name`, `N: name` or plain
 lines, or from what a `.tflite` packs in a zip appended to its flatbuffer: the label file of TFLite metadata, or
 the class names of an Ultralytics export's metadata.
@@ -23,6 +24,7 @@ import yaml
 
 from app.config import DEFAULT_CONFIG, PROJECT_DIR
 from app.errors import ConfigError
+from app.model.cut import cut_model
 from app.model.digest import digests
 from app.text_file import read_text
 
@@ -31,6 +33,14 @@ MANIFEST = PROJECT_DIR / "models" / "manifest.yaml"
 MAX_LABELS_BYTES = 4 * 1024 * 1024
 BYTE_ORDER_MARK = "\ufeff"
 _NUMBERED_LABEL = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class CutFrom:
+    """A named model made rather than fetched: another named model cut at one of its tensors (app/model/cut.py)."""
+
+    model: str
+    tensor: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class ModelEntry:
     sha256: str | None = None
     edgetpu_variant: str | None = None
     edgetpu_ms: float | None = None
+    cut_from: CutFrom | None = None
 
     @property
     def file(self) -> str:
@@ -70,10 +81,12 @@ def manifest() -> dict[str, ModelEntry]:
     entries = {}
     for name, fields in data["models"].items():
         labels = fields.pop("labels", None)
+        cut_from = fields.pop("cut_from", None)
         entries[name] = ModelEntry(
             name=name,
             input_size=tuple(fields.pop("input_size")),
             labels=tuple(labels) if isinstance(labels, list) else labels,
+            cut_from=CutFrom(**cut_from) if cut_from else None,
             **fields,
         )
     return entries
@@ -104,10 +117,19 @@ def resolve_model(ref: str, models_dir: Path, config_path: Path | None = None) -
         close = difflib.get_close_matches(ref, entries, n=1)
         hint = f"did you mean {close[0]}?" if close else "python -m app list shows the named models"
         raise ConfigError(f"no model named {ref!r} ({hint}), and no such file")
-    path = models_dir / entries[ref].file
+    path = made_cut(entries[ref], models_dir) or models_dir / entries[ref].file
     if not path.is_file():
         raise ConfigError(f"model {ref} is not downloaded: {pull_command(ref, config_path)}")
     return path
+
+
+def made_cut(entry: ModelEntry, models_dir: Path) -> Path | None:
+    """A cut entry's file in `models_dir`, made from its source model there (reused when already made from that very
+    file); None for an entry that is not a cut, or whose source is not downloaded."""
+    if entry.cut_from is None:
+        return None
+    source = models_dir / manifest()[entry.cut_from.model].file
+    return cut_model(source, entry.cut_from.tensor, models_dir / entry.file) if source.is_file() else None
 
 
 @dataclass(frozen=True)

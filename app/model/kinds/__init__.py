@@ -22,6 +22,7 @@ KIND_MODULES = (
     "segmentation",
     "yolo",
     "pose",
+    "embedding",
 )
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (import_module(f"{__name__}.{module}").KIND
                                                       for module in KIND_MODULES)}
