@@ -102,7 +102,9 @@ class Segments:
         """The class of every source pixel, uint8 [frame height, frame width]; `UNSEEN` where the model's input
         does not cover the frame."""
         columns, rows = source_cells(self.geometry, self.class_map.shape)
-        mask = self.class_map[np.ix_(np.maximum(rows, 0), np.maximum(columns, 0))].astype(np.uint8)
+        # bytes before the gather (a 720p mask moves 8x less than in intp), rows then columns (one fancy index of
+        # both, np.ix_, ran 5-7x slower here)
+        mask = self.class_map.astype(np.uint8)[np.maximum(rows, 0)][:, np.maximum(columns, 0)]
         mask[rows < 0, :] = UNSEEN
         mask[:, columns < 0] = UNSEEN
         return mask
