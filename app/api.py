@@ -28,6 +28,8 @@ from app.errors import ConfigError
 from app.frame import Classification, Detection, Frame
 from app.handoff import Handoff
 from app.metrics import Stats
+from app.model.kinds.segmentation import Segments
+from app.outputs.mask_png import segments_of
 from app.outputs.robot.base import RobotContext, RobotOutput
 
 #: results held for a reader that is busy (a live source drops the oldest beyond this)
@@ -55,6 +57,9 @@ class Result:
     #: the frame (H x W x 3, channels in `order`), only with `frames=True`; read it, do not write it
     image: np.ndarray | None = field(default=None, repr=False)
     order: str = ""
+    #: a segmentation model's result: `segments.mask_at_source()` is the class of every source pixel (uint8
+    #: [height, width], 255 where the model did not see), its areas are in `document["segments"]`; else None
+    segments: Segments | None = field(default=None, repr=False)
 
     @property
     def stamp_ns(self) -> int:
@@ -80,7 +85,7 @@ class _ResultQueue(RobotOutput):
         self.results.put(Result(
             frame.source, self.pipeline, frame.seq, frame.t_capture, frame.stamp, frame.ts, frame.size,
             list(frame.detections), list(frame.classes), dict(frame.timing), frame.result(self.pipeline),
-            frame.image if self.frames else None, frame.order if self.frames else ""))
+            frame.image if self.frames else None, frame.order if self.frames else "", segments_of(frame)))
 
 
 class Results:

@@ -102,6 +102,9 @@ class OverlayParams(Strict):
     banner: bool = Field(True, description="a banner with fps, inference ms and the time of the frame's stamp")
     zones: bool = Field(True, description="the camera's zones and lines, with their counts (with the track stage)")
     motion: bool = Field(False, description="the regions that moved (with motion gating)")
+    segments: bool = Field(True, description="segmentation's classes tinted their label's colour, background not")
+    poses: bool = Field(True, description="pose skeletons: a pose model's, and keypoints the crop stage found")
+    keypoint_min_score: float = Field(0.3, ge=0, le=1, description="the score a keypoint needs to be drawn")
 
 
 class SnapshotParams(Strict):

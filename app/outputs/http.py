@@ -45,6 +45,7 @@ from app.config import HttpConfig
 from app.errors import ConfigError
 from app.metrics import is_ok, prometheus_family
 from app.outputs.base import Output, PublishContext, Publisher, object_document
+from app.outputs.mask_png import mask_png, segments_of
 from app.scene.tracker import ObjectEvent
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,17 @@ class HttpPublisher(Publisher):
             return json_response({"error": "the latest frame has no privacy mask yet"}, 503)
         return Response(200, jpeg, "image/jpeg")
 
+    def api_mask(self) -> Response:
+        """The latest frame's segmentation mask (`app.outputs.mask_png`); 404 when the pipeline does not segment."""
+        out = self.latest
+        if out is None:
+            return json_response({"error": "no frame processed yet"}, 503)
+        segments = segments_of(out.frame)
+        if segments is None:
+            return json_response({"error": f"pipeline {self.ctx.pipeline} has no segmentation model, so no mask: "
+                                           "/api/mask.png needs one (kind: segmentation)"}, 404)
+        return Response(200, mask_png(segments), "image/png")
+
     def api_stats(self) -> Response:
         return json_response({
             **self.ctx.stats.document(),
@@ -411,7 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(app.snapshot_file(url.path[len("/snapshots/"):]))
         else:
             endpoint = {
-                "/snapshot.jpg": app.snapshot, "/api/latest": app.api_latest, "/api/stats": app.api_stats,
+                "/snapshot.jpg": app.snapshot, "/api/latest": app.api_latest, "/api/mask.png": app.api_mask,
+                "/api/stats": app.api_stats,
                 "/healthz": app.health, "/metrics": app.metrics, "/snapshots": app.snapshot_list,
                 "/snapshots/": app.snapshot_list,
             }.get(url.path, _not_found)

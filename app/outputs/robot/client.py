@@ -4,9 +4,9 @@
     python -m app.outputs.robot.client udp 239.0.0.1:5600 192.168.1.20  # on the interface with this address)
     python -m app.outputs.robot.client zmq tcp://127.0.0.1:5601 [cam0/]
 
-One line per frame: camera, seq, stamp (wall clock), the detections (label#track_id) or classes, and how long after
-the stamp the message arrived (CLOCK_MONOTONIC, so only meaningful on the camera's own host). Needs only Python (and
-pyzmq for ZeroMQ); `receive_udp` and `receive_zmq` are what `ros_bridge` builds on.
+One line per frame: camera, seq, stamp (wall clock), the detections (label#track_id), classes, class areas or the
+poses' scores, and how long after the stamp the message arrived (CLOCK_MONOTONIC, so only meaningful on the camera's
+own host). Needs only Python (and pyzmq for ZeroMQ); `receive_udp` and `receive_zmq` are what `ros_bridge` builds on.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def line(message: dict) -> str:
     if message["type"] == "label_info":
         return f"{message['camera']}: label_info, {len(message['class_map'])} classes, threshold {message['threshold']}"
     stamp = message["header"]["stamp"]
-    found = [d["results"][0]["hypothesis"]["label"] + (f"#{d['id']}" if d["id"] else "")
-             for d in message.get("detections", [])] + [r["label"] for r in message.get("results", [])]
+    found = ([d["results"][0]["hypothesis"]["label"] + (f"#{d['id']}" if d["id"] else "")
+              for d in message.get("detections", [])] + [r["label"] for r in message.get("results", [])]
+             + [f"{s['label']} {s['area']:.2f}" for s in message.get("segments", [])]
+             + [f"pose {p['score']:.2f}" for p in message.get("poses", [])])
     age_ms = (time.clock_gettime_ns(time.CLOCK_MONOTONIC) - message["stamp_monotonic_ns"]) / 1e6
     return (f"{message['camera']} seq {message['seq']} stamp {stamp['sec']}.{stamp['nanosec']:09d} "
             f"{', '.join(found) or '-'} {age_ms:.1f} ms after {message['stamp_source']}")

@@ -13,26 +13,45 @@ robot without ROS reads the same names its ROS code would.
   stage, else "".
 - `classification`: vision_msgs/Classification (header, `results`: ObjectHypothesis[], each with `label` too).
 - `label_info`: vision_msgs/LabelInfo (header, `class_map`, `threshold`).
+- `segments` (a segmentation model's frame): each class's share of the frame (`segments`, as in the result JSON),
+  and `mask`, shaped after sensor_msgs/CompressedImage (common_interfaces 4.2: header, `format`, `data`): `format`
+  "png", `data` the PNG's bytes in base64 (JSON has no bytes). The PNG is 8-bit grey at the source frame's size, one
+  value per pixel: the class id (LabelInfo's `class_map` names it), 255 where the model did not see the frame
+  (`app.outputs.mask_png`). It goes with every frame, as the type says (`segments`, named as the result is): a
+  class map compresses to a few kB (grace_hopper.bmp's: 3.1 kB at its 512x600, 4.9 kB scaled to 1280x720, 20 kB
+  to 3840x2160), within a datagram once in base64.
+- `poses` (a pose model's frame): ROS 2's common_interfaces and vision_msgs 4.1.1 have no message for 2D keypoints,
+  so `poses` (named as the result is) is the result JSON's: per person its `score` and 17 `keypoints` {name, x, y,
+  score} (COCO's names, x and y in source-frame pixels), under the same header and fields as the others. A ROS
+  node maps it to its own message (ROS4HRI's hri_msgs/Skeleton2D, say, whose points are normalised to the image).
+- A detection's `attributes` (the crop stage's `keypoints`, in the same shape as a pose's) ride beside its
+  Detection2D fields, each under its own key, as in the result JSON.
 
 `header.stamp` is the frame's stamp on the wall clock (ROS 2's default clock is the system clock); the same instant
 on CLOCK_MONOTONIC (picamera2's and V4L2's clock) is `stamp_monotonic_ns`, and `stamp_source` says what the stamp is
 (exposure, presentation or arrival). Beside the ROS fields: `type`, `camera`, `pipeline`, `seq`, `size` [w, h] and
-`latency_ms`. `detections.schema.json` is the schema of all three. `Messages` is what each output shares: the
+`latency_ms`. `detections.schema.json` is the schema of them all. `Messages` is what each output shares: the
 encoding, when the class map is due, and counting (and logging once) what could not be sent.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
 
 from app.frame import Frame
+from app.model.kinds.pose import POSES, Poses
+from app.model.kinds.segmentation import SEGMENTS, Segments
+from app.outputs.mask_png import mask_png, segments_of
 from app.outputs.robot.base import RobotContext
 
 log = logging.getLogger(__name__)
 
 DETECTIONS, CLASSIFICATION, LABEL_INFO = "detections", "classification", "label_info"
+#: sensor_msgs/CompressedImage's `format` of the mask
+MASK_FORMAT = "png"
 #: geometry_msgs/PoseWithCovariance as ROS 2 makes it by default: a 2D detection has no 3D pose
 NO_POSE = {"pose": {"position": {"x": 0.0, "y": 0.0, "z": 0.0},
                     "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}},
@@ -62,6 +81,7 @@ def detections_message(frame: Frame, ctx: RobotContext) -> dict:
                                          "y": round((d.box[1] + d.box[3]) / 2, 2)}, "theta": 0.0},
                  "size_x": round(d.box[2] - d.box[0], 2), "size_y": round(d.box[3] - d.box[1], 2)},
         "id": "" if d.track_id is None else str(d.track_id),
+        **d.attributes,
     } for d in frame.detections]
     out["latency_ms"] = latency(frame)
     return out
@@ -72,6 +92,24 @@ def classification_message(frame: Frame, ctx: RobotContext) -> dict:
     out = _common(CLASSIFICATION, frame, ctx)
     out["results"] = [{"class_id": str(c.class_id), "score": round(c.score, 4), "label": c.label}
                       for c in frame.classes]
+    out["latency_ms"] = latency(frame)
+    return out
+
+
+def segments_message(frame: Frame, segments: Segments, ctx: RobotContext) -> dict:
+    """Each class's share of the frame and the mask as sensor_msgs/CompressedImage (a PNG), plus smartcam's fields."""
+    out = _common(SEGMENTS, frame, ctx)
+    out["segments"] = segments.as_json()
+    out["mask"] = {"header": out["header"], "format": MASK_FORMAT,
+                   "data": base64.b64encode(mask_png(segments)).decode("ascii")}
+    out["latency_ms"] = latency(frame)
+    return out
+
+
+def poses_message(frame: Frame, poses: Poses, ctx: RobotContext) -> dict:
+    """The frame's poses, best first, each person's keypoints in source pixels, plus smartcam's fields."""
+    out = _common(POSES, frame, ctx)
+    out["poses"] = poses.as_json()
     out["latency_ms"] = latency(frame)
     return out
 
@@ -112,8 +150,13 @@ class Messages:
         return encode(label_info_message(self.ctx, time.time()))
 
     def frame(self, frame: Frame) -> tuple[str, bytes]:
-        """The type and encoded message of one processed frame: a classification when the results are classes, else
-        detections."""
+        """The type and encoded message of one processed frame: segments or poses when its model gives them, a
+        classification when the results are classes, else detections."""
+        segments, poses = segments_of(frame), frame.kind_results.get(POSES)
+        if segments is not None:
+            return SEGMENTS, encode(segments_message(frame, segments, self.ctx))
+        if isinstance(poses, Poses):
+            return POSES, encode(poses_message(frame, poses, self.ctx))
         if self.ctx.classes:
             return CLASSIFICATION, encode(classification_message(frame, self.ctx))
         return DETECTIONS, encode(detections_message(frame, self.ctx))

@@ -4,10 +4,12 @@
     python3 -m app.outputs.robot.ros_bridge --zmq tcp://CAMERA-HOST:5601
     python3 -m app.outputs.robot.ros_bridge --udp :5600
 
-For each camera it publishes `/smartcam/CAMERA/detections` (vision_msgs/msg/Detection2DArray) or
-`/smartcam/CAMERA/classification` (vision_msgs/msg/Classification), and `/smartcam/CAMERA/label_info`
-(vision_msgs/msg/LabelInfo, transient local, so a late subscriber gets the last one). Stamps are the frame's
-(`header.stamp`: wall clock, ROS 2's default clock), frame ids the camera's `frame_id`.
+For each camera it publishes `/smartcam/CAMERA/detections` (vision_msgs/msg/Detection2DArray),
+`/smartcam/CAMERA/classification` (vision_msgs/msg/Classification) or `/smartcam/CAMERA/segments` (the mask, as
+sensor_msgs/msg/CompressedImage: a PNG of class ids; the class areas have no ROS message and are left out), and
+`/smartcam/CAMERA/label_info` (vision_msgs/msg/LabelInfo, transient local, so a late subscriber gets the last one).
+`poses` has no ROS 2 message to become, so it is not republished. Stamps are the frame's (`header.stamp`: wall
+clock, ROS 2's default clock), frame ids the camera's `frame_id`.
 
 It runs beside ROS, not inside smartcam: rclpy and vision_msgs come from the ROS installation and are imported in
 `main()` only. The conversions take the message classes as a parameter, so they are tested here with stand-ins built
@@ -17,6 +19,7 @@ from vision_msgs 4.1.1's field lists; this node has NOT been run against a real 
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import sys
 from collections.abc import Iterator
@@ -74,8 +77,16 @@ def to_label_info(message: dict, msgs: Any) -> Any:
                                      for c in message["class_map"]])
 
 
+def to_compressed_image(message: dict, msgs: Any) -> Any:
+    """A `segments` message's mask as sensor_msgs/msg/CompressedImage (the PNG's bytes, decoded from base64)."""
+    mask = message["mask"]
+    return msgs.CompressedImage(header=header(mask, msgs), format=str(mask["format"]),
+                                data=base64.b64decode(mask["data"]))
+
+
 CONVERT = {"detections": ("Detection2DArray", to_detection2d_array),
            "classification": ("Classification", to_classification),
+           "segments": ("CompressedImage", to_compressed_image),
            "label_info": ("LabelInfo", to_label_info)}
 
 
@@ -89,6 +100,7 @@ def ros_messages() -> SimpleNamespace:
     """The real message classes (ROS 2 must be sourced)."""
     from builtin_interfaces.msg import Time
     from geometry_msgs.msg import Point, Pose, PoseWithCovariance, Quaternion
+    from sensor_msgs.msg import CompressedImage  # type: ignore[import-not-found]  # ROS 2's, not installed here
     from std_msgs.msg import Header
     from vision_msgs.msg import (BoundingBox2D, Classification, Detection2D, Detection2DArray, LabelInfo,
                                  ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D, VisionClass)
@@ -97,7 +109,7 @@ def ros_messages() -> SimpleNamespace:
                            Quaternion=Quaternion, BoundingBox2D=BoundingBox2D, Classification=Classification,
                            Detection2D=Detection2D, Detection2DArray=Detection2DArray, LabelInfo=LabelInfo,
                            ObjectHypothesis=ObjectHypothesis, ObjectHypothesisWithPose=ObjectHypothesisWithPose,
-                           Point2D=Point2D, Pose2D=Pose2D, VisionClass=VisionClass)
+                           Point2D=Point2D, Pose2D=Pose2D, VisionClass=VisionClass, CompressedImage=CompressedImage)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     publishers: dict[str, Any] = {}
     try:
         for message in messages:
+            if message["type"] not in CONVERT:  # poses: no ROS 2 message
+                continue
             type_name, convert = CONVERT[message["type"]]
             name = topic(message["camera"], message["type"])
             if name not in publishers:

@@ -1,9 +1,10 @@
 """The robot output over ZeroMQ: a PUB socket, one message per processed frame, sent from the inference lane.
 
-Each message is two frames, `[topic, payload]`: the topic is `CAMERA/detections` (or `CAMERA/classification`, or
-`CAMERA/label_info` for the class map, sent at start and every `label_info_s`), so a subscriber picks its cameras
-by prefix (`cam0/`). Sends never wait (`NOBLOCK`); a subscriber more than SNDHWM messages behind loses its oldest in
-libzmq, without slowing the camera or the other subscribers. What ZeroMQ refuses is a `zmq_error` drop.
+Each message is two frames, `[topic, payload]`: the topic is `CAMERA/detections` (or `CAMERA/classification`,
+`CAMERA/segments`, `CAMERA/poses`, or `CAMERA/label_info` for the class map, sent at start and every
+`label_info_s`), so a subscriber picks its cameras by prefix (`cam0/`) and its messages by the rest. Sends never
+wait (`NOBLOCK`); a subscriber more than SNDHWM messages behind loses its oldest in libzmq, without slowing the
+camera or the other subscribers. What ZeroMQ refuses is a `zmq_error` drop.
 
 Several cameras in one process may share one `bind`: the PUB socket is the process's, one per endpoint, counted by
 its users and closed (LINGER 0) by the last; ZeroMQ sockets are not thread-safe and each camera sends from its own
