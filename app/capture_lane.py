@@ -3,7 +3,8 @@
 It owns the source (a camera or stream wrapped in `Reconnecting`, which waits for it through every failure; so
 is a file or folder not there yet, a disk not mounted), the motion gate that decides whether a frame is inferred
 at all, the stages' `prepare` (work done on a core `invoke()` leaves idle), and the slot: on a live source the
-newest frame wins and a replaced one is counted `stale`; a file is read only as fast as it is processed.
+newest frame wins and a replaced one is counted `stale`; a file is read only as fast as it is processed. With
+clips on, it makes the camera's ring of encoded video (app/clips/ring.py), which its source fills as it demuxes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from app.clips.ring import EVENT_DELAY_S, PacketRing
 from app.config import CameraConfig, Settings
 from app.frame import ARRIVAL, Frame
 from app.handoff import Handoff
@@ -23,6 +25,7 @@ from app.sources import build_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
+from app.sources.video_file import VideoFileSource
 from app.stages.base import Stage
 from app.stages.track import Track
 
@@ -45,6 +48,8 @@ class CaptureLane:
         scale = decode_scale(settings.device, input_size)
         source = source or build_source(self.camera.model_copy(update={"decode_scale": scale}),
                                         input_size if stretch else None)
+        #: the encoded video clips are cut from, when clips are on and the source gives it (None otherwise)
+        self.ring = self._clip_ring(settings, source)
         self.source = (Reconnecting(source, self.camera.reconnect, stop, lambda: stats.drop("source_error"))
                        if source.reconnects else source)
         if isinstance(self.source, Reconnecting):
@@ -55,6 +60,16 @@ class CaptureLane:
         self._reload: CameraConfig | None = None
         #: the source did not open at `open()` and is waited for: said opened at its first frame
         self._waiting = False
+
+    def _clip_ring(self, settings: Settings, source: Source) -> PacketRing | None:
+        """The ring `source` fills with its packets, when clips are on: only a video file gives them in this
+        release (streams and raw cameras come next; the clip publisher says so at start)."""
+        clips = settings.device.clips
+        if not clips.enabled or not isinstance(source, VideoFileSource):
+            return None
+        source.ring = PacketRing(clips.pre_roll_s + EVENT_DELAY_S,
+                                 on_drop=lambda count: self.stats.drop("clip_ring_full", count))
+        return source.ring
 
     def _motion_gate(self) -> MotionGate | None:
         """The gate for `camera.motion` (`auto`: on for a live source) and `camera.detect_fps`, if either is on."""

@@ -5,7 +5,8 @@ It owns the queue the inference lane fills (`put`), the label events computed on
 events travel on their frame (`Frame.objects`); those of a frame the full queue drops go out with the next frame
 published, so a frame may be lost but an object's event never is. The end of the run (`end`) hands the events of
 the tracks it closed to every publisher (`Publisher.finish`) after the last frame. The lane itself does no I/O:
-each publisher has its outbox. Publishers never block it.
+each publisher has its outbox. Publishers never block it. The clip publisher is handed the camera's ring of encoded
+video before it starts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from app.config import Settings
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
+from app.clips.ring import PacketRing
 from app.outputs.base import Output, PublishContext, Publisher
+from app.outputs.clips import ClipPublisher
 from app.scene.label_events import LabelEvents
 from app.scene.tracker import ObjectEvent
 
@@ -33,9 +36,12 @@ RELOAD_CLOSE_S = 2.0
 
 
 class OutputLane:
-    def __init__(self, settings: Settings, publishers: list[Publisher], stats: Stats, lossless: bool) -> None:
-        """`lossless`: the inference lane waits for room rather than dropping the oldest frame (files, images)."""
+    def __init__(self, settings: Settings, publishers: list[Publisher], stats: Stats, lossless: bool,
+                 ring: PacketRing | None = None) -> None:
+        """`lossless`: the inference lane waits for room rather than dropping the oldest frame (files, images);
+        `ring`: the camera's encoded video, for clips (None: clips off, or a source that gives none)."""
         self.settings = settings
+        self.ring = ring
         self.publishers = publishers
         self.stats = stats
         self.results: Handoff[Frame] = Handoff(OUTPUT_QUEUE_SIZE, lossless, lambda: stats.drop("output_full"))
@@ -55,7 +61,7 @@ class OutputLane:
         started: list[Publisher] = []
         try:
             for publisher in self.publishers:
-                publisher.start(ctx)
+                self._start(publisher, ctx)
                 started.append(publisher)
         except BaseException:
             close_publishers(started, time.monotonic() + FLUSH_S)
@@ -108,12 +114,18 @@ class OutputLane:
                 continue
             close_publishers([publisher], time.monotonic() + RELOAD_CLOSE_S)
             if new is not None:
-                new.start(ctx)
+                self._start(new, ctx)
                 kept.append(new)
         for new in by_section.values():
-            new.start(ctx)
+            self._start(new, ctx)
             kept.append(new)
         self.publishers = kept
+
+    def _start(self, publisher: Publisher, ctx: PublishContext) -> None:
+        """Start `publisher`, the clip publisher with the camera's ring."""
+        if isinstance(publisher, ClipPublisher):
+            publisher.ring = self.ring
+        publisher.start(ctx)
 
     def close(self, deadline: float) -> None:
         """Close every publisher, flushing until `deadline`."""

@@ -67,7 +67,8 @@ class Pipeline:
         self.capture = CaptureLane(settings, source, self.runner.model.input_size, self.stages, self.stats,
                                    self._stop, self.lane.arrived.set)
         self.source = self.capture.source
-        self.outputs = OutputLane(settings, publishers, self.stats, lossless=not self.source.live)
+        self.outputs = OutputLane(settings, publishers, self.stats, lossless=not self.source.live,
+                                  ring=self.capture.ring)
         self._start_stages()
         self._interrupted = False
         self._error: BaseException | None = None

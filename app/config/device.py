@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from app.config.base import ACCELERATOR_PATTERN, Strict
 from app.config.camera import CameraConfig, CameraEntry
+from app.config.clips import CheckedClipsConfig, ClipsConfig
 from app.config.outputs import HttpConfig, JsonlConfig, MqttConfig, SnapshotsConfig, WebhooksConfig
 from app.config.privacy import PrivacyConfig
 from app.config.robot import UdpConfig, ZmqConfig
@@ -38,6 +39,7 @@ class DeviceConfig(Strict):
     udp: UdpConfig = UdpConfig()
     zmq: ZmqConfig = ZmqConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    clips: CheckedClipsConfig = ClipsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -27,4 +27,7 @@ def build_publishers(settings: Settings) -> list[Publisher]:
     if device.webhooks.enabled:
         from app.outputs.webhooks import WebhookPublisher
         publishers.append(WebhookPublisher(device.webhooks))
+    if device.clips.enabled:
+        from app.outputs.clips import ClipPublisher
+        publishers.append(ClipPublisher(device.clips))
     return publishers

@@ -11,19 +11,24 @@ Read as fast as the pipeline reads (nothing lost), each frame is stamped at its 
 monotonic clock); with `camera.realtime`, paced at the file's frame rate and stamped at the pacer's tick
 (PRESENTATION: the moment the file, played as a camera, presents the frame; its decode comes after, as a camera's
 transfer does).
+
+With clips on, the camera's `PacketRing` (`ring`) gets every packet demuxed, the very packets decoded for inference
+(video is read once), and each frame's stamp as it is delivered, so a clip can be cut by the frames' stamps.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from app.clips.ring import PacketRing
 from app.config import CameraConfig
 from app.errors import SourceError
-from app.frame import PRESENTATION
+from app.frame import ARRIVAL, PRESENTATION
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.decode_warning import DecodeWarning
 from app.sources.pacer import Pacer
@@ -66,6 +71,8 @@ class VideoFileSource(Source):
         self._delivered = self._skipped = 0
         #: errors (packets that did not demux or decode, frames that came again) since a packet further into the file
         self._errors_in_place = 0
+        #: the camera's ring of encoded video, when clips are on (set before `open`)
+        self.ring: PacketRing | None = None
 
     def open(self) -> None:
         self.close()
@@ -82,6 +89,8 @@ class VideoFileSource(Source):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frames and slices decoded on every core, as OpenCV's FFmpeg backend does
         self._container, self._stream = container, stream
+        if self.ring is not None:
+            self.ring.restart(stream)
         if self.camera.realtime:
             self._pacer = Pacer(self._frame_rate(stream))
         self._start_pass()
@@ -97,9 +106,13 @@ class VideoFileSource(Source):
 
     def read(self) -> Captured:
         presented = None if self._pacer is None else self._pacer.wait()
-        image = self._next_frame().to_ndarray(format="bgr24")
+        frame = self._next_frame()
+        image = frame.to_ndarray(format="bgr24")
         self._delivered += 1
-        return Captured(image) if presented is None else Captured(image, t_capture=presented, stamp=PRESENTATION)
+        stamp = time.monotonic() if presented is None else presented
+        if self.ring is not None and frame.pts is not None:
+            self.ring.presented(frame.pts, stamp)
+        return Captured(image, t_capture=stamp, stamp=ARRIVAL if presented is None else PRESENTATION)
 
     def close(self) -> None:
         self._frames = iter(())
@@ -145,6 +158,8 @@ class VideoFileSource(Source):
                         furthest, self._errors_in_place = max(furthest, packet.pos or 0), 0
                     elif self._errors_in_place >= MAX_ERRORS_IN_PLACE:
                         break
+                    if self.ring is not None:
+                        self.ring.add(packet)
                     yield packet
                 else:
                     return  # the end of the file
@@ -188,6 +203,8 @@ class VideoFileSource(Source):
         if not (self.camera.loop and self._delivered):  # a file none of whose frames decodes is not looped over
             raise EndOfStream(self.description)
         self._container.seek(0)
+        if self.ring is not None:
+            self.ring.restart(self._stream)
         self._start_pass()
 
 

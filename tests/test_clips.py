@@ -1,0 +1,250 @@
+"""Event clips: a 60 s H.264 camera (a file made here with PyAV, paced as live) in which a cat is seen from 20 s to
+35 s gives one clip, of the camera's own packets, from the pre-roll before to the post-roll after; the ring of
+packets behind it; retention within max_bytes, oldest first; what a crash left, cleaned at start; a full disk
+that leaves no partial clip while the run goes on; clips refused with privacy on."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from app.clips import writer as writer_module
+from app.clips.recorder import Recorder
+from app.clips.retention import ClipFolder
+from app.clips.ring import PacketRing
+from app.config import load_settings
+from app.config.clips import ClipsConfig
+from app.errors import ConfigError
+from app.metrics import Stats
+from app.outputs import build_publishers
+from app.outputs.base import PublishContext
+from app.outputs.clips import ClipPublisher
+from app.pipeline import Pipeline
+from app.scene.tracker import END, NEW, ObjectEvent
+from app.sources import pacer, video_file
+from conftest import CAT_BREEDS, IMAGES, Collector, imread, pet_pipeline
+
+SIZE, FPS, GOP = (320, 240), 10, 20  # a keyframe every 2 s
+GOP_S = GOP / FPS
+#: the live file is presented this many times faster than its frame rate (stamps follow the pacer; clips the pts)
+SPEED = 5.0
+
+
+def make_h264(path: Path, seconds: float, cat_from: float, cat_to: float) -> Path:
+    """An H.264 MP4 (B-frames, a keyframe every GOP frames): a grey picture with a bar that moves every frame (so no
+    two frames' packets are alike) and cat.bmp at the top left from `cat_from` to `cat_to` seconds."""
+    width, height = SIZE
+    cat = cv2.resize(imread(IMAGES / "cat.bmp"), (240, 160))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "bf": "2",
+                          "preset": "veryfast"}
+        for i in range(round(seconds * FPS)):
+            image = np.full((height, width, 3), 120, np.uint8)
+            image[height - 20:, (i * 3) % (width - 10):(i * 3) % (width - 10) + 10] = 255
+            if cat_from <= i / FPS < cat_to:
+                image[10:170, 10:250] = cat
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode())
+    return path
+
+
+def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
+    """Every video packet of `path`: (bytes, pts, keyframe, pts in seconds), in decode order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        time_base = stream.time_base
+        return [(bytes(p), p.pts, p.is_keyframe, float(p.pts * time_base)) for p in container.demux(stream)
+                if p.size]
+
+
+def clip_settings(tmp_path: Path, source: Path, *overrides: str):
+    pipeline = pet_pipeline(tmp_path, "cats", track={}, publish={"labels": sorted(CAT_BREEDS)})
+    return load_settings(str(pipeline), None, [
+        f"camera.source={source}", "clips.enabled=true", f"clips.dir={tmp_path / 'clips'}", "clips.pre_roll_s=4",
+        "clips.post_roll_s=3", f"clips.labels=[{', '.join(sorted(CAT_BREEDS))}]", *overrides])
+
+
+def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tmp_path, monkeypatch):
+    source = make_h264(tmp_path / "camera.mp4", 60, 20, 35)
+    settings = clip_settings(tmp_path, source, "camera.realtime=true")
+    monkeypatch.setattr(video_file, "Pacer", lambda fps: pacer.Pacer(fps * SPEED))
+    seen = Collector()
+    Pipeline(settings, [*build_publishers(settings), seen]).run()
+
+    cat_times = [(result["seq"] - 1) / FPS for result in seen.results
+                 if any(d["label"] in CAT_BREEDS for d in result["detections"])]
+    assert cat_times and 20 <= cat_times[0] < 21 and 34 <= cat_times[-1] < 35
+    camera_name = settings.device.camera.name
+    folder = tmp_path / "clips" / camera_name
+    sidecars = sorted(folder.glob("*.json"))
+    assert len(sidecars) == 1, sorted((tmp_path / "clips").rglob("*"))
+    sidecar = json.loads(sidecars[0].read_text())
+    video = folder / sidecar["video"]
+    clip = [data for data, *_ in packets_of(video)]
+    camera = packets_of(source)
+    first = [data for data, *_ in camera].index(clip[0])
+    assert [data for data, *_ in camera[first:first + len(clip)]] == clip  # the camera's own bytes, in order
+    assert camera[first][2]  # from a keyframe
+    start, end = camera[first][3], max(seconds for *_, seconds in camera[first:first + len(clip)])
+    pre_roll, post_roll = 4, 3
+    assert cat_times[0] - pre_roll - GOP_S <= start <= cat_times[0] - pre_roll
+    assert end >= cat_times[-1] + post_roll
+    data = video.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # the index at the front
+    assert set(sidecar["labels"]) <= CAT_BREEDS and sidecar["track_ids"] and sidecar["camera"] == camera_name
+    cat_stamps = [result["stamp"]["monotonic_ns"] / 1e9 for result in seen.results
+                  if any(d["label"] in CAT_BREEDS for d in result["detections"])]
+    assert sidecar["start_stamp"] < cat_stamps[0] < cat_stamps[-1] < sidecar["end_stamp"]  # the frames' clock
+    assert imread(folder / sidecar["thumbnail"]).shape[:2] == SIZE[::-1]
+
+
+class FedRing:
+    """A camera's ring fed from a file as its source feeds it: packets in decode order, and each frame presented
+    (stamped with its stream time) once the packets it needs are in."""
+
+    def __init__(self, path: Path, keep_s: float, max_bytes: int = 32 << 20) -> None:
+        self.drops: list[int] = []
+        self.ring = PacketRing(keep_s, max_bytes, self.drops.append)
+        self._container = av.open(str(path))
+        stream = self._container.streams.video[0]
+        self.ring.restart(stream)
+        self._packets = [p for p in self._container.demux(stream) if p.size]
+        self._times = [(p.pts or 0, p.dts or 0) for p in self._packets]
+        self._fed = 0
+        self._presented: list[int] = []
+
+    def feed(self, until_s: float) -> None:
+        """Every packet whose dts is at most `until_s`, and the frames whose pts is at most that."""
+        while self._fed < len(self._packets) and self.ring.seconds(self._times[self._fed][1]) <= until_s:
+            self.ring.add(self._packets[self._fed])
+            self._fed += 1
+        due = sorted(pts for pts, _ in self._times[:self._fed] if self.ring.seconds(pts) <= until_s)
+        for pts in due[len(self._presented):]:
+            self.ring.presented(pts, self.ring.seconds(pts))
+            self._presented.append(pts)
+
+
+def held(ring: PacketRing) -> list[tuple[float, bool]]:
+    """(pts in seconds, keyframe) of every packet the ring holds."""
+    return [(ring.seconds(packet.pts), packet.keyframe) for _, packet in ring.after(0)]
+
+
+def test_the_ring_begins_at_a_keyframe_covers_its_time_and_drops_counted_oldest_first_over_its_bytes(tmp_path):
+    source = make_h264(tmp_path / "camera.mp4", 20, 5, 10)
+    camera = FedRing(source, keep_s=5)
+    camera.feed(15)
+    kept = held(camera.ring)
+    assert kept[0][1] and 15 - 5 - GOP_S <= kept[0][0] <= 15 - 5  # from the keyframe before 10 s
+    assert camera.drops == []  # what time let go is no drop
+    everything = FedRing(source, keep_s=100)
+    everything.feed(15)
+    small = FedRing(source, keep_s=100, max_bytes=everything.ring.held_bytes // 2)
+    small.feed(15)
+    kept_all, kept_small = held(everything.ring), held(small.ring)
+    assert kept_small[0][1] and kept_small == kept_all[-len(kept_small):]  # the oldest went, from a keyframe on
+    assert small.ring.held_bytes <= everything.ring.held_bytes // 2
+    assert sum(small.drops) == len(kept_all) - len(kept_small)  # each packet dropped over the bound counted
+
+
+def cat_event(kind: str, track_id: int, start: float, end: float | None = None) -> ObjectEvent:
+    return ObjectEvent(kind, track_id, "Bengal", 0.9, (0, 0, 10, 10), (), start, end, False)
+
+
+def visible(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_a_full_disk_leaves_no_partial_clip_and_the_next_clip_is_written(tmp_path):
+    camera = FedRing(make_h264(tmp_path / "camera.mp4", 30, 99, 99), keep_s=9)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    full = [True]
+    failures: list[Exception] = []
+    written: list[Path] = []
+
+    class FullDisk(writer_module.ClipWriter):
+        def write(self, packet):
+            if full[0] and self.bytes > 2000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().write(packet)
+
+    recorder = Recorder(ClipsConfig(enabled=True, pre_roll_s=2, post_roll_s=1), camera.ring, folder, "cam",
+                        written.append, lambda what, exc: failures.append(exc), FullDisk)
+    for track_id, (start, end) in enumerate([(5, 7), (17, 19)], 1):
+        camera.feed(start + 1)
+        recorder.take([cat_event(NEW, track_id, start)], start + 1)
+        recorder.pump()
+        camera.feed(end + 1)
+        recorder.take([cat_event(END, track_id, start, end)], end + 1)
+        camera.feed(end + 3)
+        recorder.pump()
+        if track_id == 1:
+            assert [getattr(exc, "errno", None) for exc in failures] == [errno.ENOSPC] and written == []
+            assert visible(folder) == []  # nothing of it is left, not even its temporary file
+            full[0] = False
+    assert len(failures) == 1 and len(written) == 1
+    stem = written[0].stem
+    assert visible(folder) == [f"{stem}.jpg", f"{stem}.json", f"{stem}.mp4"]
+
+
+def test_a_full_disk_in_a_run_pauses_clips_counted_and_the_run_goes_on(tmp_path, monkeypatch):
+    def no_space(self, packet):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module.ClipWriter, "write", no_space)
+    settings = clip_settings(tmp_path, make_h264(tmp_path / "camera.mp4", 12, 4, 7))
+    stats = Pipeline(settings, build_publishers(settings)).run()
+    assert stats.processed == 12 * FPS  # every frame went through
+    assert stats.drop_counts().get("clip_disk_full") == 1
+    assert visible(tmp_path / "clips" / settings.device.camera.name) == []
+
+
+def stored_clip(folder: Path, name: str, size: int, end_ts: float) -> None:
+    (folder / f"{name}.mp4").write_bytes(b"v" * size)
+    (folder / f"{name}.jpg").write_bytes(b"j")
+    (folder / f"{name}.json").write_text(json.dumps({"end_ts": end_ts}))
+
+
+def test_retention_deletes_the_oldest_first_past_max_bytes_and_past_keep_days(tmp_path):
+    folder = ClipFolder(tmp_path)
+    now = 1_800_000_000.0
+    names = [f"2026120{day}-120000-000Z_cam" for day in range(1, 6)]
+    for name in names:
+        stored_clip(tmp_path, name, 1000, now)
+    (tmp_path / "notes.txt").write_text("not a clip")
+    assert folder.prune(keep_days=7, max_bytes=3500, now=now) == names[:2]
+    assert [clip.name for clip in folder.index()] == names[2:]
+    stored_clip(tmp_path, names[0], 10, now - 8 * 86400)  # over keep_days, however small
+    assert folder.prune(keep_days=7, max_bytes=10 ** 6, now=now) == names[:1]
+    assert folder.prune(keep_days=7, max_bytes=1, now=now) == names[2:4]  # the newest always stays
+    assert visible(tmp_path) == [f"{names[4]}.jpg", f"{names[4]}.json", f"{names[4]}.mp4", "notes.txt"]
+
+
+def test_what_a_crash_left_is_cleaned_at_start(tmp_path):
+    settings = clip_settings(tmp_path, tmp_path / "camera.mp4")
+    folder = tmp_path / "clips" / settings.device.camera.name
+    folder.mkdir(parents=True)
+    stored_clip(folder, "20261201-120000-000Z_cam0", 100, 0)
+    (folder / ".20261202-120000-000Z_cam0.mp4.tmp").write_bytes(b"half")  # cut mid-write
+    (folder / "20261203-120000-000Z_cam0.mp4").write_bytes(b"whole, no sidecar")  # cut before its sidecar
+    (folder / ".other.tmp").write_bytes(b"not ours")
+    publisher = ClipPublisher(settings.device.clips)
+    publisher.ring = PacketRing(1)
+    publisher.start(PublishContext(settings, Stats(), settings.pipeline.publish))
+    publisher.close(0)
+    assert visible(folder) == [".other.tmp", "20261201-120000-000Z_cam0.jpg", "20261201-120000-000Z_cam0.json",
+                               "20261201-120000-000Z_cam0.mp4"]
+
+
+def test_clips_with_privacy_on_are_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        clip_settings(tmp_path, tmp_path / "camera.mp4", "privacy.labels=[person]")
+    assert "clips cannot be on with privacy" in str(refused.value) and len(str(refused.value).splitlines()) == 1
