@@ -104,7 +104,8 @@ def test_an_area_no_longer_watched_is_removed_and_emptied_after_the_discovery_no
         tmp_path, broker, start, monkeypatch):
     """Restarted watching person only: cat's area sensor is removed (Home Assistant's marker, then the device
     document without it) and its area emptied after; person's is kept though no segmented frame came yet (it is
-    announced by the first one), and its area is never emptied. A reload dropping person removes its sensor too."""
+    announced by the first one), and its area is never emptied. A reload dropping person, once a frame showed its
+    area, removes its sensor too."""
     monkeypatch.setattr(mqtt_discovery, "REMOVAL_GRACE_S", 0.5)
     first = start(settings(tmp_path, broker, "segment", ["person", "cat"]))
     first.publisher.publish(segmented(by_hand(400, cat=100)))
@@ -119,9 +120,12 @@ def test_an_area_no_longer_watched_is_removed_and_emptied_after_the_discovery_no
         assert "person_area" in documents[-1] and "cat_area" not in documents[-1]
         assert [d["person_area"] for d in documents if set(d.get("person_area", {})) <= {"platform"}] == []
 
+        second.publisher.publish(segmented(by_hand(400)))
+        wait_for(lambda: watcher.payloads(f"{BASE}/area/person", retained=False) == [b"40.0"], "person's area")
         reloaded = settings(tmp_path, broker, "segment", ["Bengal"])
         assert second.publisher.reconfigure(PublishContext(reloaded, second.stats, reloaded.pipeline.publish))
-        wait_for(lambda: watcher.payloads(f"{BASE}/area/person", retained=False) == [b""], "person's area emptied")
+        wait_for(lambda: watcher.payloads(f"{BASE}/area/person", retained=False)[-1:] == [b""],
+                 "person's area emptied")
         assert never_emptied_while_listed(watcher) == []
     assert not [t for t, payload in retained(broker.port).items() if "area" in t]
 
