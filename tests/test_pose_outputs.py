@@ -104,12 +104,15 @@ def test_the_robot_poses_message_carries_each_keypoint_in_source_pixels(grace):
 
 
 def test_a_detections_keypoints_reach_the_robot_detections_message(grace):
-    person = Detection("person", 0, 0.9, (10.0, 22.0, 512.0, 600.0), attributes={"keypoints": keypoints(grace)})
+    """The crop stage's keypoints, checked by the schema, and any other stage's attribute (teach's `name`) beside."""
+    person = Detection("person", 0, 0.9, (10.0, 22.0, 512.0, 600.0),
+                       attributes={"keypoints": keypoints(grace), "name": "grace"})
     frame = Frame(grace.image, 1, "cam0", detections=[person], timing=TIMING)
     kind, payload = Messages(RobotContext("cam0", "detect", "cam0", {0: "person"}, Stats()), 5.0).frame(frame)
     message = json.loads(payload)
     VALIDATOR.validate(message)
     assert kind == "detections" and message["detections"][0]["keypoints"] == keypoints(grace)
+    assert message["detections"][0]["name"] == "grace"
     broken = json.loads(payload)
     broken["detections"][0]["keypoints"][0]["name"] = "tail"
     with pytest.raises(jsonschema.ValidationError):

@@ -24,8 +24,9 @@ robot without ROS reads the same names its ROS code would.
   so `poses` (named as the result is) is the result JSON's: per person its `score` and 17 `keypoints` {name, x, y,
   score} (COCO's names, x and y in source-frame pixels), under the same header and fields as the others. A ROS
   node maps it to its own message (ROS4HRI's hri_msgs/Skeleton2D, say, whose points are normalised to the image).
-- A detection's `attributes` (the crop stage's `keypoints`, in the same shape as a pose's) ride beside its
-  Detection2D fields, each under its own key, as in the result JSON.
+- A detection's `attributes` (what later stages learnt of it: the crop stage's `keypoints`, in the same shape as a
+  pose's) ride beside its Detection2D fields, each under its own key, as in the result JSON; the schema checks
+  `keypoints` and lets the others through.
 
 `header.stamp` is the frame's stamp on the wall clock (ROS 2's default clock is the system clock); the same instant
 on CLOCK_MONOTONIC (picamera2's and V4L2's clock) is `stamp_monotonic_ns`, and `stamp_source` says what the stamp is
