@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from app.outputs.overlay import SEGMENT_TINT, draw, label_colour
 from app.outputs.robot import client, ros_bridge
 from app.outputs.robot.base import RobotContext
 from app.outputs.robot.message import Messages
+from app.pipeline import Pipeline
 from conftest import IMAGES, MODELS, PET, PROJECT, run_model
 from http_client import request
 
@@ -36,6 +38,8 @@ PASCAL = "pascal_voc_segmentation_labels.txt"
 PERSON = 15
 VALIDATOR = jsonschema.Draft202012Validator(
     json.loads((PROJECT / "app" / "outputs" / "robot" / "detections.schema.json").read_text()))
+#: the segment pipeline on the shared model and labels
+DEEPLAB_SET = [f"stages.inference.model={MODELS / DEEPLAB}", f"stages.inference.labels={MODELS / PASCAL}"]
 #: only the segmentation drawn
 SEGMENTS_ONLY = OverlayParams(boxes=False, banner=False, zones=False, poses=False)
 
@@ -146,9 +150,25 @@ def test_the_robot_segments_message_carries_the_areas_and_the_mask_as_a_png(grac
     assert (image.format, image.data) == ("png", png) and image.header["frame_id"] == "cam0"
 
 
+def test_a_segmentation_pipeline_sends_the_class_map_then_its_segments_over_udp(grace):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as robot:
+        robot.bind(("127.0.0.1", 0))
+        robot.settimeout(10)
+        target = f"udp.target=127.0.0.1:{robot.getsockname()[1]}"
+        settings = load_settings("segment", None, [*DEEPLAB_SET, f"camera.source={IMAGES / 'grace_hopper.bmp'}",
+                                                   "udp.enabled=true", target])
+        Pipeline(settings, []).run()
+        label_info, message = (json.loads(robot.recv(65535)) for _ in range(2))
+    for sent in (label_info, message):
+        VALIDATOR.validate(sent)
+    assert {"class_id": PERSON, "class_name": "person"} in label_info["class_map"]
+    assert message["type"] == "segments" and message["segments"] == segments(grace).as_json()
+    png = np.frombuffer(base64.b64decode(message["mask"]["data"]), np.uint8)
+    np.testing.assert_array_equal(cv2.imdecode(png, cv2.IMREAD_UNCHANGED), segments(grace).mask_at_source())
+
+
 def test_the_python_api_gives_the_mask_as_an_array_in_source_pixels(grace):
-    overrides = [f"stages.inference.model={MODELS / DEEPLAB}", f"stages.inference.labels={MODELS / PASCAL}"]
-    with open_pipeline("segment", source=str(IMAGES / "grace_hopper.bmp"), overrides=overrides) as results:
+    with open_pipeline("segment", source=str(IMAGES / "grace_hopper.bmp"), overrides=DEEPLAB_SET) as results:
         (result,) = list(results)
     assert result.segments is not None
     mask = result.segments.mask_at_source()
