@@ -113,7 +113,8 @@ class UdpOutput(RobotOutput):
         assert self._messages is not None
         if len(payload) > MAX_DATAGRAM:
             self._messages.drop("udp_too_large", "", f"udp: a message of {len(payload)} bytes is larger than a "
-                                f"datagram can be ({MAX_DATAGRAM}): fewer results (postprocess.max_results) fit")
+                                f"datagram can be ({MAX_DATAGRAM}): fewer results (postprocess.max_results) fit; a "
+                                "segmentation's mask this large goes over zmq")
             return
         try:
             # connected, so a closed port's ICMP comes back as ECONNREFUSED; connected here, not at start, so a
