@@ -319,15 +319,17 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def _missing_model(settings: Settings) -> list[str]:
-    """The run's model file not there, or its named model not downloaded (with the command that fetches it): the
-    line the run refuses to start with."""
+    """The run's model files not there, or its named models not downloaded (with the command that fetches each):
+    the lines the run refuses to start with."""
     from app.model.manifest import resolve_model
 
-    try:
-        resolve_model(settings.pipeline.inference.model, settings.models_dir, settings.config_path)
-    except ConfigError as exc:
-        return exc.problems
-    return []
+    problems = []
+    for model in settings.pipeline.models:
+        try:
+            resolve_model(model, settings.models_dir, settings.config_path)
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
 
 
 def _camera_ports(runs: list[Settings]) -> list[str]:

@@ -30,7 +30,7 @@ from app.outputs.robot import build_robot_outputs
 from app.outputs.robot.base import RobotContext, RobotOutput, score_threshold
 from app.scene.tracker import ObjectEvent
 from app.sources.base import Source
-from app.stages import STAGES
+from app.stages import build_stages
 from app.stages.base import Stage, StageContext
 from app.stages.postprocess import Postprocess
 
@@ -62,7 +62,7 @@ class Pipeline:
                  self.runner.choice.reason)
         warnings = self.runner.fit_warnings(settings)
         self.stats.warnings += [w for w in (*settings.warnings, *warnings) if w not in self.stats.warnings]
-        self.stages: list[Stage] = [STAGES[name](params) for name, params in settings.pipeline.stages]
+        self.stages: list[Stage] = build_stages(settings)
         self._stop = threading.Event()
         self.capture = CaptureLane(settings, source, self.runner.model.input_size, self.stages, self.stats,
                                    self._stop, self.lane.arrived.set)

@@ -86,7 +86,8 @@ def test_validate_takes_the_runs_model_and_labels(tmp_path):
 
 @pytest.mark.parametrize("models_dir, present", [
     (None, set()),
-    (MODELS, {"mobilenet_v2_1.0_224_quant", "face_detection_short_range", "deeplabv3_mnv2_pascal_quant"})],
+    (MODELS, {"mobilenet_v2_1.0_224_quant", "face_detection_short_range", "deeplabv3_mnv2_pascal_quant",
+              "movenet_single_pose_lightning_ptq"})],
     ids=["empty", "shared"])
 def test_list_shows_pipelines_and_models(tmp_path, models_dir, present):
     models_dir = models_dir or tmp_path

@@ -109,7 +109,7 @@ PREPROCESS = "  - preprocess: {resize: stretch}\n"
     ("\n".join(STAGES_OK.splitlines()[:3]) + "\n", ["stages: ", "needs a postprocess stage"]),
     ("stages:\n" + "\n".join(STAGES_OK.splitlines()[i] for i in (2, 1, 3)) + "\n",
      ["stages[0]: ", "inference must come after preprocess "
-                     "(the order is preprocess, inference, postprocess, filter, track)"]),
+                     "(the order is preprocess, inference, postprocess, filter, track, crop)"]),
     (STAGES_OK.replace("stages:\n", "stages:\n" + FILTER), ["stages[0]: ", "filter must come after preprocess, "
                                                             "inference, postprocess"]),
     (STAGES_OK + "  - postprocess: {min_score: 0.7}\n", ["stages[3]: ", "a second postprocess stage"]),

@@ -8,8 +8,25 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from app.config.base import ACCELERATOR_PATTERN, Strict
+from app.config.base import ACCELERATOR_PATTERN, MAX_SIDE, Strict
 from app.model.kinds import kind_choices
+
+def thread_count(value: object) -> int | str:
+    """A model's `threads`: 1 to 16, or auto; one clear problem for a wrong count, rather than one per member of
+    the union."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
+        return value
+    raise ValueError("expected a number of threads from 1 to 16, or auto")
+
+
+def registered_kind(value: str) -> str:
+    """A name of the kinds registry, read when the file is (a kind added there is accepted here)."""
+    if value not in kind_choices():
+        raise ValueError(f"expected one of {', '.join(kind_choices())}")
+    return value
+
 
 class PreprocessParams(Strict):
     resize: Literal["stretch", "letterbox", "crop"] = Field(
@@ -31,15 +48,7 @@ class InferenceParams(Strict):
     threads: int | Literal["auto"] = Field(
         "auto", description="CPU threads for XNNPACK, 1 to 16; auto: from the cores and whether any output is on")
 
-    @field_validator("threads", mode="before")
-    @classmethod
-    def _threads(cls, value: object) -> int | str:
-        """One clear problem for a wrong count, rather than one per member of the union."""
-        if value == "auto":
-            return "auto"
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16:
-            return value
-        raise ValueError("expected a number of threads from 1 to 16, or auto")
+    _threads = field_validator("threads", mode="before")(classmethod(lambda cls, value: thread_count(value)))
 
 
 class AnchorParams(Strict):
@@ -63,13 +72,7 @@ class PostprocessParams(Strict):
                            description="kinds that decode raw boxes (BlazeFace): overlap above which boxes are merged")
     anchors: AnchorParams = AnchorParams()
 
-    @field_validator("kind")
-    @classmethod
-    def _kind_is_registered(cls, value: str) -> str:
-        """A name of the kinds registry, read when the file is (a kind added there is accepted here)."""
-        if value not in kind_choices():
-            raise ValueError(f"expected one of {', '.join(kind_choices())}")
-        return value
+    _kind_is_registered = field_validator("kind")(classmethod(lambda cls, value: registered_kind(value)))
 
 
 class FilterParams(Strict):
@@ -93,6 +96,46 @@ class TrackParams(Strict):
                          "the model's own (on MOT15: 49 false positives, 61 with the model's boxes)")
     stationary_s: float = Field(10.0, gt=0, le=86400, description="seconds without moving before an object is "
                                 "stationary")
+
+
+class PersonDownParams(Strict):
+    """`person_down` (app/scene/person_down.py): a tracked person whose pose (the crop stage's keypoints) stays
+    down for `down_s` seconds is one `person_down` object event, once per episode."""
+
+    down_s: float = Field(3.0, gt=0, le=3600, description="seconds a person stays down before the event")
+    angle: float = Field(60.0, gt=0, lt=90, description="degrees from vertical beyond which the torso (shoulders' "
+                         "midpoint to hips') is lying")
+    low_in_box: float = Field(0.6, gt=0, le=1, description="a head this far down its box (0 its top, 1 its bottom) "
+                              "is down whatever the torso")
+    min_keypoint_score: float = Field(0.15, ge=0, le=1, description="keypoints scoring below this are not used "
+                                      "(MoveNet Lightning scores a half-seen body's joints about 0.15 to 0.3)")
+
+
+class CropParams(Strict):
+    """The `crop` stage (app/stages/crop.py): a second model on each chosen detection's crop, its result on the
+    detection (`keypoints` for pose). With the track stage, only a new track or one whose box moved is run."""
+
+    model: str = Field(description="the second model: a named model (models/manifest.yaml) or a .tflite path")
+    kind: str = Field("auto", description="how to decode it, a kind of app/model/kinds; auto: the manifest's kind, "
+                      "else the one its outputs plainly are")
+    labels: list[str] | None = Field(None, description="crop only detections with these labels (default: all)")
+    min_size: int = Field(32, ge=1, le=MAX_SIDE, description="crop only boxes at least this many pixels wide and "
+                          "high")
+    max_per_frame: int = Field(4, ge=1, le=100, description="at most this many crops a frame, the largest first")
+    changed_iou: float = Field(0.7, gt=0, le=1, description="with the track stage: a track is run again once its "
+                               "box's overlap with the box it was last run on falls below this")
+    margin: float = Field(0.1, ge=0, le=1, description="the crop grows by this fraction of the box's size on each "
+                          "side (within the frame)")
+    preprocess: PreprocessParams = Field(PreprocessParams(resize="letterbox"),
+                                         description="how the crop is fitted to the second model's input")
+    accelerator: str | None = Field(None, pattern=ACCELERATOR_PATTERN,
+                                    description="the second model's; default config.yaml's accelerator")
+    threads: int | Literal["auto"] = Field("auto", description="the second model's CPU threads, 1 to 16, or auto")
+    person_down: PersonDownParams | None = Field(None, description="with the track stage and a pose model: the "
+                                                 "person_down event")
+
+    _threads = field_validator("threads", mode="before")(classmethod(lambda cls, value: thread_count(value)))
+    _kind_is_registered = field_validator("kind")(classmethod(lambda cls, value: registered_kind(value)))
 
 
 class OverlayParams(Strict):
@@ -129,6 +172,7 @@ LANE_STAGES: dict[str, type[Strict]] = {
     "postprocess": PostprocessParams,
     "filter": FilterParams,
     "track": TrackParams,
+    "crop": CropParams,
 }
 REQUIRED_STAGES = ("preprocess", "inference", "postprocess")
 #: the output lane's blocks: top-level keys of a pipeline file, beside `stages`
@@ -148,6 +192,7 @@ class PipelineConfig:
     postprocess: PostprocessParams
     filter: FilterParams | None = None
     track: TrackParams | None = None
+    crop: CropParams | None = None
     overlay: OverlayParams = field(default_factory=OverlayParams)
     publish: PublishParams = field(default_factory=PublishParams)
 
@@ -155,11 +200,17 @@ class PipelineConfig:
     def stages(self) -> list[tuple[str, Strict]]:
         """The inference lane's stages that this pipeline runs, in lane order, with their parameters."""
         present = {"preprocess": self.preprocess, "inference": self.inference, "postprocess": self.postprocess,
-                   "filter": self.filter, "track": self.track}
+                   "filter": self.filter, "track": self.track, "crop": self.crop}
         return [(name, params) for name, params in present.items() if params is not None]
+
+    @property
+    def models(self) -> list[str]:
+        """The models this pipeline runs: the inference stage's, then the crop stage's second model."""
+        return [self.inference.model, *([self.crop.model] if self.crop else [])]
 
     def watched_labels(self) -> dict[str, list[str]]:
         """The labels this pipeline names, by the key that names them (for checking them against the model)."""
         keys = {"stages.filter.labels": self.filter.labels if self.filter else None,
+                "stages.crop.labels": self.crop.labels if self.crop else None,
                 "publish.labels": self.publish.labels, "publish.snapshots.labels": self.publish.snapshots.labels}
         return {key: labels for key, labels in keys.items() if labels}

@@ -7,7 +7,9 @@ loitering and crossed. Here their changes become the frame's events: one `update
 changed, listing the tracker's changes, then the zones', then the lines'; a `new` naming the zones the object is in
 (a crossing it made while tentative follows as an update); an `end` naming the zones it was in (a crossing it had
 begun goes before it as an update). Zones and lines exist once laid out on a frame size (`relayout`); until then
-the tracker's own output passes through.
+the tracker's own output passes through. Poses come later in the lane than the tracker (the crop stage runs on
+tracked detections): with `watch_poses`, `pose_events` feeds the person_down monitor (app/scene/person_down.py) the
+frame's tracked detections once their keypoints are on, and gives its `person_down` events.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.frame import Detection
+from app.config.pipeline import PersonDownParams
 from app.scene.line_monitor import LineMonitor
+from app.scene.person_down import KEYPOINTS, PERSON_DOWN, PersonDownMonitor, Posed
 from app.scene.tracker import END, NEW, UPDATE, ObjectEvent, Tracker, object_event
 from app.scene.zone_monitor import ZoneMonitor
 from app.scene.zones import SceneLayout, Sighting, reference_point
@@ -27,6 +31,7 @@ class Scene:
         self.layout: SceneLayout | None = None
         self.zones = ZoneMonitor()
         self.lines = LineMonitor()
+        self.person_down: PersonDownMonitor | None = None
         if layout is not None:
             self.relayout(layout)
 
@@ -64,6 +69,26 @@ class Scene:
         merged += self._ended([event for event in events if event.type == END])
         self._retain()
         return [self._placed(detection) for detection in tracked], merged
+
+    def watch_poses(self, params: PersonDownParams | None) -> None:
+        """Watch the tracked persons' poses for person_down with `params` (None: stop); new parameters keep the
+        episodes under way."""
+        if params is None or self.person_down is None:
+            self.person_down = None if params is None else PersonDownMonitor(params)
+        else:
+            self.person_down.params = params
+
+    def pose_events(self, detections: list[Detection], now: float, seq: int = 0) -> list[ObjectEvent]:
+        """This frame's `person_down` events, from its tracked detections with their keypoints (`now`: seconds);
+        the episodes of tracks that ended are forgotten."""
+        if self.person_down is None:
+            return []
+        persons = [Posed(d.track_id, d.box, d.attributes[KEYPOINTS]) for d in detections
+                   if d.track_id is not None and KEYPOINTS in d.attributes]
+        tracks = {track.id: track for track in self.tracker.tracks}
+        self.person_down.retain(tracks)
+        return [replace(object_event(PERSON_DOWN, tracks[track_id], seq), zones=self.zones.zones_of(track_id))
+                for track_id in self.person_down.update(persons, now) if track_id in tracks]
 
     def finish(self, seq: int = 0) -> list[ObjectEvent]:
         """End every confirmed track now, each naming the zones it was in."""
