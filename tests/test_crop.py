@@ -12,6 +12,7 @@ import pytest
 from app.config import load_settings
 from app.errors import ConfigError, ModelError
 from app.model.accelerator import ModelChoice
+from app.model.fit import validate_fit
 from app.stages import build_stages
 from cascade import MOVENET, YOLO, Cascade, cascade_file
 from conftest import IMAGES, app, error_line, imread, run_model
@@ -160,3 +161,21 @@ def test_a_reload_keeps_the_tracks_results_unless_the_second_model_changes(tmp_p
     crop.reconfigure(crop.params.model_copy(update={"threads": 1}), context)
     assert crop.runner is not runner and crop.runner is not None and crop.runner.model.threads == 1
     assert crop._kept == {}
+
+
+def test_crop_labels_need_a_detector_and_person_down_needs_the_track_stage(tmp_path):
+    """MoveNet as the first model gives no boxes to crop: `stages.crop.labels` is the fit check's error, as
+    `filter.labels` is; a crop label the detector lacks is its warning; person_down without track is one line."""
+    path = cascade_file(tmp_path, {"labels": ["person"]})
+    settings = load_settings(str(path), None, [f"stages.inference.model={MOVENET}", "stages.inference.labels=null",
+                                               "stages.postprocess.kind=pose"])
+    with pytest.raises(ConfigError, match=r"stages\.crop\.labels: work on detections, but "
+                                          r"movenet_single_pose_lightning_ptq\.tflite is a pose"):
+        validate_fit(settings)
+    warnings = validate_fit(load_settings(str(cascade_file(tmp_path, {"labels": ["unicorn"]})), None, []))
+    assert any("stages.crop.labels: unicorn is not among the labels" in warning for warning in warnings), warnings
+    with pytest.raises(ConfigError, match=r"cascade\.yaml: stages\.crop\.person_down: watches tracked persons: "
+                                          r"add a track stage before crop"):
+        load_settings(str(cascade_file(tmp_path, {"person_down": {}})), None, [])
+    line = error_line(app("validate", "--pipeline", cascade_file(tmp_path, {"person_down": {}})), 2)
+    assert line.endswith("stages.crop.person_down: watches tracked persons: add a track stage before crop")

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.config.base import Strict
 from app.config.overrides import Override, apply_pipeline_override
-from app.config.pipeline import LANE_STAGES, OUTPUT_BLOCKS, REQUIRED_STAGES, PipelineConfig
+from app.config.pipeline import LANE_STAGES, OUTPUT_BLOCKS, REQUIRED_STAGES, CropParams, PipelineConfig
 from app.config.problems import Problems, validate_section
 from app.config.references import substitute_env
 from app.yaml_file import read_mapping
@@ -40,6 +40,9 @@ def read_pipeline(pipe_path: Path, pipeline_overrides: list[Override], set_keys:
         model = _validate_mapping(LANE_STAGES[name], params, f"stages.{name}", where, set_keys, problems)
         if model is not None:
             blocks[name] = model
+    crop = blocks.get("crop")
+    if isinstance(crop, CropParams) and crop.person_down is not None and "track" not in blocks:
+        problems.add(where, "stages.crop.person_down", "watches tracked persons: add a track stage before crop")
     if len(problems.lines) > errors_before:
         return None
     return PipelineConfig(pipe_path.stem, str(description or ""), **blocks)

@@ -91,9 +91,6 @@ class Crop(Stage):
         """Load the second model for the run of `settings` (when the pipeline is built); `scene`: the track
         stage's, when the pipeline tracks."""
         self._settings, self.tracked, self.scene = settings, settings.pipeline.track is not None, scene
-        if self.params.person_down is not None and scene is None:
-            raise ConfigError(f"{settings.pipeline_path}: stages.crop.person_down: watches tracked persons: add a "
-                              "track stage before crop")
         self.runner = ModelRunner.load(second_model_settings(settings, self.params))
         log.info("crop: %s on %s: %s", self.runner.model.path.name, self.runner.choice.accelerator,
                  self.runner.choice.reason)
