@@ -13,9 +13,11 @@ from app.config import load_settings
 from app.errors import ConfigError, ModelError
 from app.model.accelerator import ModelChoice
 from app.model.fit import validate_fit
+from app.model.kinds.pose import KEYPOINT_NAMES
+from app.pipeline import Pipeline
 from app.stages import build_stages
 from cascade import MOVENET, YOLO, Cascade, cascade_file
-from conftest import IMAGES, app, error_line, imread, run_model
+from conftest import IMAGES, Collector, FakeCamera, app, error_line, imread, run_model
 
 #: every person of kite_and_cold.jpg through YOLOv8n at 0.4: (box, its shorter side), and its kites
 PERSON_SIDES = (54, 54, 27, 11)
@@ -179,3 +181,16 @@ def test_crop_labels_need_a_detector_and_person_down_needs_the_track_stage(tmp_p
         load_settings(str(cascade_file(tmp_path, {"person_down": {}})), None, [])
     line = error_line(app("validate", "--pipeline", cascade_file(tmp_path, {"person_down": {}})), 2)
     assert line.endswith("stages.crop.person_down: watches tracked persons: add a track stage before crop")
+
+
+def test_a_camera_runs_the_crop_stage_and_its_results_carry_the_keypoints(tmp_path):
+    """A whole run (Pipeline: capture, inference and output lanes) of two frames of grace_hopper.bmp: the result
+    document's person carries its 17 keypoints."""
+    collect = Collector()
+    settings = load_settings(str(cascade_file(tmp_path, {"labels": ["person"]})), None, [])
+    grace = imread(IMAGES / "grace_hopper.bmp")
+    Pipeline(settings, [collect], source=FakeCamera([grace, grace], live=False)).run()
+    assert len(collect.results) == 2
+    for result in collect.results:
+        (person,) = [d for d in result["detections"] if d["label"] == "person"]
+        assert [k["name"] for k in person["keypoints"]] == list(KEYPOINT_NAMES)
