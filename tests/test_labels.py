@@ -30,6 +30,7 @@ from conftest import MODELS, PROJECT, FakeCamera, run_model
 IMAGENET = (MODELS / "imagenet_labels.txt").read_text().splitlines()  # line 0 is "background"
 PET = (MODELS / "pet_labels.txt").read_text().splitlines()
 CLASSIFIER = "mobilenet_v2_1.0_224_quant.tflite"
+DEEPLAB = "deeplabv3_mnv2_pascal_quant.tflite"
 PET_SSD = "ssd_mobilenet_v1_fine_tuned_pet.tflite"
 
 
@@ -119,6 +120,18 @@ def test_a_classifier_under_a_filter_is_refused(tmp_path):
     settings = load_settings(str(pipeline))
     with pytest.raises(ConfigError, match=r"stages.filter: work on detections, but .* is a classifier .*\[1, 1001\]"):
         check_fit(settings.pipeline, load_model(MODELS / CLASSIFIER), read_labels(MODELS / "imagenet_labels.txt"))
+
+
+def test_publish_labels_choose_a_segmentation_models_areas_but_snapshot_labels_are_refused(tmp_path):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"stages:\n  - preprocess: {{}}\n  - inference: {{model: {MODELS / DEEPLAB}}}\n"
+                        "  - postprocess: {kind: segmentation}\npublish: {labels: [person, truck]}\n")
+    model, labels = load_model(MODELS / DEEPLAB), read_labels(MODELS / "pascal_voc_segmentation_labels.txt")
+    warnings = check_fit(load_settings(str(pipeline)).pipeline, model, labels)
+    assert len(warnings) == 1 and warnings[0].startswith("publish.labels: truck is not among the labels of ")
+    settings = load_settings(str(pipeline), overrides=["publish.snapshots.labels=[person]"])
+    with pytest.raises(ConfigError, match=r"^publish.snapshots.labels: work on detections, but .* is a segmentation"):
+        check_fit(settings.pipeline, model, labels)
 
 
 def test_watched_labels_the_model_cannot_produce_are_a_warning_in_validate():

@@ -3,7 +3,8 @@
 A model that cannot give what the pipeline consumes (a classifier under a pipeline that filters or counts
 detections) is a configuration error with the model's output shapes. Watched labels the model cannot produce
 (`stages.filter.labels`, `publish.labels`, `publish.snapshots.labels`) are a warning naming the model's labels:
-the run is valid, but its events would never fire. So is privacy on a model that gives neither boxes nor segments
+the run is valid, but its events would never fire. A segmentation model's `publish.labels` choose its area sensors
+(MQTT), so they fit it too. So is privacy on a model that gives neither boxes nor segments
 (a classifier): privacy fails closed, so no image would ever leave. `run` checks at start and `validate` checks
 every pipeline whose model is present.
 """
@@ -35,7 +36,8 @@ def check_fit(pipeline: PipelineConfig, model: LoadedModel, labels: Labels,
     watched = pipeline.watched_labels()
     if kind.produces != DETECTIONS:
         needs = ["stages.filter"] if pipeline.filter else []
-        needs += [key for key in watched if not key.startswith("stages.filter")]
+        fits = {"publish.labels"} if kind.produces == SEGMENTS else set()  # the watched classes' areas
+        needs += [key for key in watched if not key.startswith("stages.filter") and key not in fits]
         if needs:
             shapes = ", ".join(str(list(o.shape)) for o in model.outputs)
             raise ConfigError(f"{', '.join(needs)}: work on detections, but {model.path.name} is a {kind.name} (its "
