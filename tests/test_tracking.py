@@ -315,3 +315,22 @@ def test_the_mot_harness_takes_track_parameters_and_refuses_an_unknown_one_in_on
     assert params_of(["confirm_at_start=true", "min_hits=2"]) == TrackParams(confirm_at_start=True, min_hits=2)
     assert mot_main(["/nonexistent", "--set", "min_hit=2"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_with_coast_an_object_missed_for_three_frames_is_handed_on_where_its_motion_takes_it_with_its_id():
+    """Walking 20 px a frame and missed for 3 frames: with coast 3 it is in each of them, at the box its motion
+    predicts, marked with the frames it has been lost, and found again with the same id; coast 2 shows 2 of the 3
+    frames and 0 (the default) none."""
+    walking = [[detection(100 + 20 * i)] if not 10 <= i < 13 else [] for i in range(16)]
+    for coast, shown in ((3, [1, 2, 3]), (2, [1, 2]), (0, [])):
+        frames, events = walk(Tracker(TrackParams(min_hits=1, coast=coast)), walking)
+        gap = [(i, d) for i in range(10, 13) for d in frames[i]]
+        assert [d.attributes for _, d in gap] == [{"coasted": n} for n in shown]
+        assert all(abs((d.box[0] + d.box[2]) / 2 - (100 + 20 * i)) < 6 for i, d in gap)  # its box is 80 wide
+        assert [d.track_id for frame in frames for d in frame] == [1] * (13 + len(shown))
+        assert [e.type for e in events] == [NEW]
+
+
+def test_a_tentative_track_is_not_coasted():
+    frames, _ = walk(Tracker(TrackParams(min_hits=3, coast=3)), [[detection(100)], [detection(110)], [], []])
+    assert [len(frame) for frame in frames] == [1, 1, 0, 0]

@@ -94,6 +94,9 @@ class TrackParams(Strict):
                                    "new events) on its first frame, as SORT does")
     smooth: bool = Field(True, description="a tracked detection's box is its track's Kalman estimate, steadier than "
                          "the model's own (on MOT15: 49 false positives, 61 with the model's boxes)")
+    coast: int = Field(0, ge=0, le=100_000, description="frames a confirmed track the detector missed is still "
+                       "handed on, at the box its motion predicts, with its id and attributes {coasted: frames "
+                       "lost}: an object missed for a frame or two stays in view (0: only what was detected)")
     stationary_s: float = Field(10.0, gt=0, le=86400, description="seconds without moving before an object is "
                                 "stationary")
 

@@ -8,8 +8,10 @@ frames is found again. A detection left over starts a tentative track, unless it
 better-scoring one by DUPLICATE_IOU (one object seen twice, under two labels); `min_hits` matches in a row confirm
 it (`new`; a miss starts the count again; with `confirm_at_start`, in the run's first `min_hits` frames one is
 enough); a track not matched for `max_lost` frames ends (`end`). With `smooth`, a tracked detection's box is the
-filter's estimate. Its label is the one with the highest summed score so far ("settled"). It is `stationary` once
-its box has kept an IoU of at least STILL_IOU with where it stopped for `stationary_s`.
+filter's estimate. With `coast`, a confirmed track lost for up to that many frames is still handed on, as its last
+detection at the box its filter predicts, marked `coasted` (online: nothing is looked ahead or filled in later).
+Its label is the one with the highest summed score so far ("settled"). It is `stationary` once its box has kept an
+IoU of at least STILL_IOU with where it stopped for `stationary_s`.
 
 Every change of a confirmed track (label, stationary, moving) is one `update` event listing what changed. Usable on
 its own: detections in, tracked detections and events out. Zones and lines are not its business: their monitors
@@ -78,6 +80,8 @@ class TrackedObject:
     scores: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     best_score: float = 0.0
     label: str = ""
+    #: the last detection that continued it
+    detection: Detection | None = None
     still_box: np.ndarray | None = None
     still_since: float = 0.0
     stationary: bool = False
@@ -145,7 +149,7 @@ class Tracker:
             self.tracks.remove(track)
             if track.confirmed:
                 events.append(object_event(END, track, seq, end=track.last_seen))
-        return out, events
+        return out + self._coasting(), events
 
     def _match(self, boxes: np.ndarray) -> dict[int, TrackedObject]:
         """Move every track's Kalman state one frame on, assign the detections' boxes to the predicted ones, and
@@ -178,6 +182,15 @@ class Tracker:
             return replace(detection, track_id=track.id, box=kalman.box_of(track.motion))
         return replace(detection, track_id=track.id)
 
+    def _coasting(self) -> list[Detection]:
+        """The confirmed tracks lost for 1 to `coast` frames, each as its last detection at the box its filter
+        predicts for this frame, with its id and `coasted`: the frames it has been lost (what other stages had
+        attached to that detection, which was about where it was, is left off)."""
+        return [replace(track.detection, box=kalman.box_of(track.motion), track_id=track.id,
+                        attributes={"coasted": track.lost})
+                for track in self.tracks
+                if track.confirmed and 0 < track.lost <= self.params.coast and track.detection is not None]
+
     @staticmethod
     def _duplicates(boxes: np.ndarray, detections: list[Detection], matched: set[int]) -> set[int]:
         """Unmatched detections that overlap a matched or a better-scoring one by DUPLICATE_IOU: the same object
@@ -207,6 +220,7 @@ class Tracker:
         track.last_seen = now
 
     def _observe(self, track: TrackedObject, detection: Detection) -> None:
+        track.detection = detection
         track.scores[detection.label] += detection.score
         track.best_score = max(track.best_score, detection.score)
 
