@@ -34,6 +34,9 @@ SIZE, FPS, GOP = (320, 240), 10, 20  # a keyframe every 2 s
 GOP_S = GOP / FPS
 #: the live file is presented this many times faster than its frame rate (stamps follow the pacer; clips the pts)
 SPEED = 5.0
+#: the clips' pre- and post-roll: the post-roll is longer than the tracker takes to end a track (max_lost frames),
+#: so the clip's end is the post-roll's doing
+PRE_ROLL_S, POST_ROLL_S = 4, 8
 
 
 def make_h264(path: Path, seconds: float, cat_from: float, cat_to: float) -> Path:
@@ -68,8 +71,9 @@ def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
 def clip_settings(tmp_path: Path, source: Path, *overrides: str):
     pipeline = pet_pipeline(tmp_path, "cats", track={}, publish={"labels": sorted(CAT_BREEDS)})
     return load_settings(str(pipeline), None, [
-        f"camera.source={source}", "clips.enabled=true", f"clips.dir={tmp_path / 'clips'}", "clips.pre_roll_s=4",
-        "clips.post_roll_s=3", f"clips.labels=[{', '.join(sorted(CAT_BREEDS))}]", *overrides])
+        f"camera.source={source}", "clips.enabled=true", f"clips.dir={tmp_path / 'clips'}",
+        f"clips.pre_roll_s={PRE_ROLL_S}", f"clips.post_roll_s={POST_ROLL_S}",
+        f"clips.labels=[{', '.join(sorted(CAT_BREEDS))}]", *overrides])
 
 
 def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tmp_path, monkeypatch):
@@ -94,9 +98,8 @@ def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tm
     assert [data for data, *_ in camera[first:first + len(clip)]] == clip  # the camera's own bytes, in order
     assert camera[first][2]  # from a keyframe
     start, end = camera[first][3], max(seconds for *_, seconds in camera[first:first + len(clip)])
-    pre_roll, post_roll = 4, 3
-    assert cat_times[0] - pre_roll - GOP_S <= start <= cat_times[0] - pre_roll
-    assert end >= cat_times[-1] + post_roll
+    assert cat_times[0] - PRE_ROLL_S - GOP_S <= start <= cat_times[0] - PRE_ROLL_S
+    assert end >= cat_times[-1] + POST_ROLL_S
     data = video.read_bytes()
     assert 0 < data.find(b"moov") < data.find(b"mdat")  # the index at the front
     assert set(sidecar["labels"]) <= CAT_BREEDS and sidecar["track_ids"] and sidecar["camera"] == camera_name
@@ -248,3 +251,44 @@ def test_clips_with_privacy_on_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError) as refused:
         clip_settings(tmp_path, tmp_path / "camera.mp4", "privacy.labels=[person]")
     assert "clips cannot be on with privacy" in str(refused.value) and len(str(refused.value).splitlines()) == 1
+
+
+def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], **config) -> list[dict]:
+    """The sidecars of the clips a Recorder makes from a 60 s file for objects (track id, label, first seen, last
+    seen), each event taken a second after its moment, the ring fed as time goes."""
+    camera = FedRing(make_h264(tmp_path / "camera.mp4", 60, 99, 99), keep_s=9)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    written: list[Path] = []
+    recorder = Recorder(ClipsConfig(enabled=True, pre_roll_s=2, post_roll_s=2, **config), camera.ring, folder,
+                        "cam", written.append, lambda what, exc: pytest.fail(f"{what}: {exc}"))
+    moments = {round(start + 1, 1): (NEW, i) for i, (_, _, start, _) in enumerate(lives)}
+    moments.update({round(end + 1, 1): (END, i) for i, (_, _, _, end) in enumerate(lives)})
+    for frame in range(60 * FPS):  # time goes on frame by frame
+        now = frame / FPS
+        camera.feed(now)
+        if now in moments:
+            kind, i = moments[now]
+            track_id, label, start, end = lives[i]
+            recorder.take([ObjectEvent(kind, track_id, label, 0.9, (0, 0, 9, 9), (), start,
+                                       end if kind == END else None, False)], now)
+        recorder.pump()
+    recorder.close()
+    return [json.loads(path.with_suffix(".json").read_text()) for path in written]
+
+
+def test_overlapping_objects_share_a_clip_and_others_get_their_own(tmp_path):
+    clips = recorded(tmp_path, [(1, "Bengal", 5, 10), (2, "Persian", 9, 14), (3, "Bengal", 15, 17),
+                                (4, "dog", 30, 33), (5, "Bengal", 40, 42)], labels=["Bengal", "Persian"])
+    # 3 came in 2's post-roll: one clip; 4 is no label of clips; 5 is alone
+    assert [(clip["track_ids"], clip["labels"]) for clip in clips] == [([1, 2, 3], ["Bengal", "Persian"]),
+                                                                       ([5], ["Bengal"])]
+    assert clips[0]["duration_s"] >= 17 + 2 - (5 - 2)  # from the pre-roll of 1 to the post-roll of 3
+
+
+def test_a_clip_past_max_clip_s_goes_on_in_the_next_from_its_keyframe(tmp_path):
+    clips = recorded(tmp_path, [(1, "Bengal", 5, 30)], max_clip_s=11)  # 11 s: not a whole number of GOPs
+    assert [clip["track_ids"] for clip in clips] == [[1]] * 3
+    for clip, following in zip(clips[:-1], clips[1:], strict=True):
+        assert 11 <= clip["duration_s"] + 1 / FPS < 11 + GOP_S  # first to last frame, cut at the next keyframe
+        assert following["start_stamp"] - clip["end_stamp"] == pytest.approx(1 / FPS)  # no frame lost between
