@@ -18,6 +18,7 @@ get its `person_down` events.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,13 +51,13 @@ def second_model_settings(settings: Settings, params: CropParams) -> Settings:
 
 
 def crop_region(box: Box, margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The pixels (x0, y0, x1, y1) a crop takes: `box` grown by `margin` of its size on each side, within the
-    frame of `size` (width, height)."""
+    """The pixels (x0, y0, x1, y1) a crop takes: `box` grown by `margin` of its size on each side, to whole pixels
+    outwards (a box of any size takes at least one), within the frame of `size` (width, height)."""
     x0, y0, x1, y1 = box
     grow_x, grow_y = (x1 - x0) * margin, (y1 - y0) * margin
     width, height = size
-    return (max(0, round(x0 - grow_x)), max(0, round(y0 - grow_y)), min(width, round(x1 + grow_x)),
-            min(height, round(y1 + grow_y)))
+    return (max(0, math.floor(x0 - grow_x)), max(0, math.floor(y0 - grow_y)),
+            min(width, math.ceil(x1 + grow_x)), min(height, math.ceil(y1 + grow_y)))
 
 
 def shifted(geometry: InputGeometry, x0: int, y0: int, size: tuple[int, int]) -> InputGeometry:
