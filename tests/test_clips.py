@@ -68,7 +68,7 @@ def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
                 if p.size]
 
 
-def clip_settings(tmp_path: Path, source: Path, *overrides: str):
+def clip_settings(tmp_path: Path, source: Path | str, *overrides: str):
     pipeline = pet_pipeline(tmp_path, "cats", track={}, publish={"labels": sorted(CAT_BREEDS)})
     return load_settings(str(pipeline), None, [
         f"camera.source={source}", "clips.enabled=true", f"clips.dir={tmp_path / 'clips'}",
@@ -119,6 +119,7 @@ class FedRing:
         self._container = av.open(str(path))
         stream = self._container.streams.video[0]
         self.ring.restart(stream)
+        self.stream = stream
         self._packets = [p for p in self._container.demux(stream) if p.size]
         self._times = [(p.pts or 0, p.dts or 0) for p in self._packets]
         self._fed = 0
@@ -253,9 +254,11 @@ def test_clips_with_privacy_on_are_refused_in_one_line(tmp_path):
     assert "clips cannot be on with privacy" in str(refused.value) and len(str(refused.value).splitlines()) == 1
 
 
-def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], **config) -> list[dict]:
+def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], reopen_at: float | None = None,
+             **config) -> list[dict]:
     """The sidecars of the clips a Recorder makes from a 60 s file for objects (track id, label, first seen, last
-    seen), each event taken a second after its moment, the ring fed as time goes."""
+    seen), each event taken a second after its moment, the ring fed as time goes; at `reopen_at` the source
+    reopens (the ring restarts)."""
     camera = FedRing(make_h264(tmp_path / "camera.mp4", 60, 99, 99), keep_s=9)
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -266,6 +269,8 @@ def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], **confi
     moments.update({round(end + 1, 1): (END, i) for i, (_, _, _, end) in enumerate(lives)})
     for frame in range(60 * FPS):  # time goes on frame by frame
         now = frame / FPS
+        if reopen_at is not None and frame == round(reopen_at * FPS):
+            camera.ring.restart(camera.stream)
         camera.feed(now)
         if now in moments:
             kind, i = moments[now]
@@ -292,3 +297,18 @@ def test_a_clip_past_max_clip_s_goes_on_in_the_next_from_its_keyframe(tmp_path):
     for clip, following in zip(clips[:-1], clips[1:], strict=True):
         assert 11 <= clip["duration_s"] + 1 / FPS < 11 + GOP_S  # first to last frame, cut at the next keyframe
         assert following["start_stamp"] - clip["end_stamp"] == pytest.approx(1 / FPS)  # no frame lost between
+
+
+def test_a_clip_never_spans_video_the_ring_lost(tmp_path):
+    """The source reopened mid-clip (its first packet a keyframe, as a reopened or rewound stream's is): the clip
+    ends there, and the object still in view goes on in a clip from there."""
+    clips = recorded(tmp_path, [(1, "Bengal", 5, 20)], reopen_at=13.8)  # the keyframe at 14 s: its dts is 13.8
+    assert [clip["track_ids"] for clip in clips] == [[1], [1]]
+    assert clips[0]["end_stamp"] < 14 and clips[1]["start_stamp"] == 14
+
+
+def test_a_source_that_gives_no_encoded_video_says_so_and_makes_no_clip(tmp_path, caplog):
+    settings = clip_settings(tmp_path, "pattern")
+    Pipeline(settings, build_publishers(settings)).run(max_frames=3)
+    said = [r.getMessage() for r in caplog.records if "clips are on, but none is made" in r.getMessage()]
+    assert len(said) == 1 and not (tmp_path / "clips").exists()

@@ -76,7 +76,8 @@ class PacketRing:
         return float(pts * self.time_base)
 
     def restart(self, stream: av.video.stream.VideoStream) -> None:
-        """The source (re)opened or rewound `stream`: forget the packets of before, take its parameters."""
+        """The source (re)opened or rewound `stream`: forget the packets of before, take its parameters, and skip
+        an index, so a reader knows the video it had did not go on (its times may go back)."""
         import av
 
         holder = av.open(io.BytesIO(), "w", format="mp4")  # never written: it only keeps the stream's parameters
@@ -86,6 +87,7 @@ class PacketRing:
             self._keyframes.clear()
             self._timeline.clear()
             self._bytes = 0
+            self._next += 1
             self.time_base = stream.time_base or Fraction(1, 90000)
             self.template = template
 
