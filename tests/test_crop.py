@@ -125,6 +125,21 @@ def test_a_steady_track_is_run_once_and_keeps_its_keypoints_and_a_moved_one_is_r
     assert cascade.crop._kept == {}
 
 
+def test_a_track_the_detector_missed_is_not_run_at_its_predicted_box_and_keeps_its_keypoints(tmp_path):
+    """track.coast: grace_hopper.bmp moves right on a grey canvas for two frames (each run: changed_iou 1), then
+    the canvas is empty and the tracker hands her track on at its predicted box (`coasted`), further right: no
+    model drew that box, so MoveNet is not run on it; the track keeps its last keypoints."""
+    cascade = Cascade(tmp_path, {"labels": ["person"], "changed_iou": 1.0}, track={"min_hits": 1, "coast": 2})
+    grace = imread(IMAGES / "grace_hopper.bmp")
+    seen = [next(d for d in cascade.frame(on_canvas(grace, x, 0), t).detections if d.label == "person")
+            for t, x in ((0.0, 0), (0.1, 40))]
+    assert cascade.invocations == 2
+    (coasted,) = [d for d in cascade.frame(on_canvas(grace[:0], 0, 0), 0.2).detections
+                  if d.track_id == seen[1].track_id]
+    assert coasted.attributes["coasted"] == 1 and coasted.box[0] > seen[1].box[0]
+    assert cascade.invocations == 2 and coasted.attributes["keypoints"] == seen[1].attributes["keypoints"]
+
+
 def test_the_second_model_has_its_own_accelerator_and_threads(tmp_path):
     cascade = Cascade(tmp_path, {"accelerator": "cpu", "threads": 1})
     assert cascade.crop.runner is not None

@@ -10,7 +10,8 @@ kind gives goes on the detection's `attributes` (app/stages/crop_results.py: pos
 Which detections: those with `labels`, at least `min_size` pixels wide and high, at most `max_per_frame` a frame,
 the largest first. With the track stage, only confirmed tracks, and of those only a new one or one whose box's
 overlap with the box it was last run on fell below `changed_iou`: a track in between keeps its last result (that is
-how the stage saves the CPU on a scene of steady tracks); a track's result is forgotten when it ends. With
+how the stage saves the CPU on a scene of steady tracks); a track the detector missed, handed on by the tracker
+at its predicted box (`coasted`), is not run but keeps its last result; a track's result is forgotten when it ends. With
 `person_down`, the track stage's scene watches the poses (app/scene/person_down.py) and the frame's object events
 get its `person_down` events.
 """
@@ -41,6 +42,8 @@ from app.stages.preprocess import Preprocess
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
+#: the attribute of a detection the tracker hands on at its predicted box (track.coast): no model drew that box
+COASTED = "coasted"
 
 
 def second_model_settings(settings: Settings, params: CropParams) -> Settings:
@@ -139,7 +142,7 @@ class Crop(Stage):
         wanted = [i for i, d in enumerate(detections)
                   if (params.labels is None or d.label in params.labels)
                   and min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= params.min_size
-                  and (not self.tracked or d.track_id is not None) and self._due(d)]
+                  and (not self.tracked or d.track_id is not None) and COASTED not in d.attributes and self._due(d)]
         wanted.sort(key=lambda i: -_area(detections[i].box))
         return set(wanted[:params.max_per_frame])
 
