@@ -85,8 +85,7 @@ class Crop(Stage):
     def __init__(self, params: CropParams) -> None:
         super().__init__(params)
         self.runner: ModelRunner | None = None
-        #: whether the pipeline tracks (then only confirmed tracks are run), and the track stage's scene
-        self.tracked = False
+        #: the track stage's scene, when the pipeline tracks (then only confirmed tracks are run)
         self.scene: Scene | None = None
         self._settings: Settings | None = None
         self._kept: dict[int, Kept] = {}
@@ -94,7 +93,7 @@ class Crop(Stage):
     def load(self, settings: Settings, scene: Scene | None) -> None:
         """Load the second model for the run of `settings` (when the pipeline is built); `scene`: the track
         stage's, when the pipeline tracks."""
-        self._settings, self.tracked, self.scene = settings, settings.pipeline.track is not None, scene
+        self._settings, self.scene = settings, scene
         self.runner = ModelRunner.load(second_model_settings(settings, self.params))
         log.info("crop: %s on %s: %s", self.runner.model.path.name, self.runner.choice.accelerator,
                  self.runner.choice.reason)
@@ -142,7 +141,7 @@ class Crop(Stage):
         wanted = [i for i, d in enumerate(detections)
                   if (params.labels is None or d.label in params.labels)
                   and min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= params.min_size
-                  and (not self.tracked or d.track_id is not None) and COASTED not in d.attributes and self._due(d)]
+                  and (self.scene is None or d.track_id is not None) and COASTED not in d.attributes and self._due(d)]
         wanted.sort(key=lambda i: -_area(detections[i].box))
         return set(wanted[:params.max_per_frame])
 
