@@ -17,6 +17,8 @@ from conftest import IMAGES, MODELS, imread
 
 #: a uint8 model (the pet SSD) and a float32 one (BlazeFace, [-1, 1])
 MODEL_FILES = ["ssd_mobilenet_v1_fine_tuned_pet.tflite", "face_detection_short_range.tflite"]
+#: an int8 model (quantised from float_range through a lookup table)
+INT8_MODEL = "yolov8n_full_integer_quant.tflite"
 
 
 def model_input(model_file: str, resize: str, image: np.ndarray, order: str) -> np.ndarray:
@@ -27,7 +29,7 @@ def model_input(model_file: str, resize: str, image: np.ndarray, order: str) -> 
     return model.input_buffer().copy()
 
 
-@pytest.mark.parametrize("model_file", MODEL_FILES)
+@pytest.mark.parametrize("model_file", [*MODEL_FILES, INT8_MODEL])
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "crop"])
 def test_a_bgr_frame_and_its_rgb_twin_give_the_same_input(model_file, resize):
     bgr = imread(IMAGES / "cat_720p.jpg")
@@ -78,7 +80,7 @@ def test_a_frame_prepared_for_another_model_is_fitted_again():
 
 
 @pytest.mark.parametrize(("model_file", "float_range", "grey"), [
-    ("yolov8n_full_integer_quant.tflite", [0, 1], 114), (MODEL_FILES[0], [-1, 1], 0), (MODEL_FILES[1], [-1, 1], 0)])
+    (INT8_MODEL, [0, 1], 114), (MODEL_FILES[0], [-1, 1], 0), (MODEL_FILES[1], [-1, 1], 0)])
 def test_letterbox_padding_is_yolos_grey_for_yolo_and_black_for_the_others(model_file, float_range, grey):
     """Ultralytics trains and predicts with grey 114 padding; the other models (SSD, BlazeFace) keep black, each in
     its input's encoding (int8 quantised, uint8 as is, float scaled to the range)."""

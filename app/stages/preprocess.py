@@ -5,14 +5,15 @@ the model's aspect. Each records an `InputGeometry` on the frame so decoders ret
 frame is resized first and only the model-size image is converted to the model's RGB (a BGR frame from OpenCV is
 never converted whole). The input's dtype and quantisation decide the pixel encoding: uint8 as is (the convention
 of every uint8 model: its quantisation maps raw pixels to its range), float32 scaled to `float_range`, and int8
-scaled to `float_range` and then quantised with the input's own scale and zero point (one lookup table), as a
-full-integer export (YOLOv8's, [0, 1] calibrated with its own data) expects; an int8 input without quantisation is
-shifted by 128. Letterbox padding is black, except for a YOLO model (outputs the `yolo` kind takes), whose padding
-is Ultralytics' grey 114, as it was trained and as Ultralytics' own predictor pads. A camera that already delivered
-the whole frame at model size (`frame.lores`, picamera2's lores stream) skips the resize when the mode is
-`stretch`, which is what the camera's scaler did; letterbox and crop keep their geometry. The fitting (`scale`) is
-done ahead in the capture lane (`prepare`), so the inference lane only converts and writes the model-size image; a
-frame that was not prepared, or was prepared for another model (the CPU fallback of an Edge TPU), is fitted here.
+scaled to `float_range` and then quantised with the input's own scale and zero point (one lookup table, OpenCV's
+LUT), as a full-integer export (YOLOv8's, [0, 1] calibrated with its own data) expects; an int8 input without
+quantisation is shifted by 128. Letterbox padding is black, except for a YOLO model (outputs the `yolo` kind
+takes), whose padding is Ultralytics' grey 114, as it was trained and as Ultralytics' own predictor pads. A camera
+that already delivered the whole frame at model size (`frame.lores`, picamera2's lores stream) skips the resize
+when the mode is `stretch`, which is what the camera's scaler did; letterbox and crop keep their geometry. The
+fitting (`scale`) is done ahead in the capture lane (`prepare`), so the inference lane only converts and writes the
+model-size image; a frame that was not prepared, or was prepared for another model (the CPU fallback of an Edge
+TPU), is fitted here.
 """
 
 from __future__ import annotations
@@ -93,18 +94,17 @@ class Preprocess(Stage):
         if (w, h) != (self.model_w, self.model_h):
             buffer[...] = self._padding
         region = buffer[y:y + h, x:x + w]
-        if self.dtype == np.uint8 and order == BGR:
-            cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=region)
-            del buffer, region
-            return
-        if order == BGR:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-        if self.dtype == np.uint8:
-            region[...] = pixels
-        elif self._int8 is not None:
-            np.take(self._int8, pixels, out=region)
+        if self._int8 is not None or self.dtype == np.uint8:  # a byte per value: uint8 as is, int8 by its table
+            codes = pixels if self._int8 is None else cv2.LUT(pixels, self._int8.view(np.uint8))
+            into = region.view(np.uint8)
+            if order == BGR:
+                cv2.cvtColor(codes, cv2.COLOR_BGR2RGB, dst=into)
+            else:
+                into[...] = codes
+            del into
         else:
-            np.multiply(pixels, self.float_scale, out=region, casting="unsafe")
+            rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB) if order == BGR else pixels
+            np.multiply(rgb, self.float_scale, out=region, casting="unsafe")
             region += self.float_offset
         del buffer, region  # the interpreter refuses to invoke while a view of its tensor is alive
 
