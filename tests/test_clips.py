@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import time
 from pathlib import Path
 
 import av
@@ -24,6 +25,7 @@ from app.errors import ConfigError
 from app.metrics import Stats
 from app.outputs import build_publishers
 from app.outputs.base import PublishContext
+from app.outputs import clips as clips_module
 from app.outputs.clips import ClipPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW, ObjectEvent
@@ -312,3 +314,21 @@ def test_a_source_that_gives_no_encoded_video_says_so_and_makes_no_clip(tmp_path
     Pipeline(settings, build_publishers(settings)).run(max_frames=3)
     said = [r.getMessage() for r in caplog.records if "clips are on, but none is made" in r.getMessage()]
     assert len(said) == 1 and not (tmp_path / "clips").exists()
+
+
+def test_old_clips_are_pruned_while_none_is_made_and_a_reload_keeps_an_unchanged_recorder(tmp_path, monkeypatch):
+    settings = clip_settings(tmp_path, tmp_path / "camera.mp4", "clips.keep_days=1")
+    folder = tmp_path / "clips" / settings.device.camera.name
+    publisher = ClipPublisher(settings.device.clips)
+    publisher.ring = PacketRing(1)
+    ctx = PublishContext(settings, Stats(), settings.pipeline.publish, lossless=True)
+    publisher.start(ctx)
+    for day in (1, 2):
+        stored_clip(folder, f"2026110{day}-120000-000Z_cam0", 100, 0)  # long past keep_days
+    monkeypatch.setattr(clips_module, "PRUNE_EVERY_S", 0)
+    publisher.finish([])  # a frame's events, none: the worker wakes
+    publisher.close(time.monotonic() + 5)
+    assert [path.name for path in folder.glob("*.json")] == ["20261102-120000-000Z_cam0.json"]  # the newest stays
+    assert publisher.reconfigure(ctx)
+    changed = clip_settings(tmp_path, tmp_path / "camera.mp4", "clips.keep_days=2")
+    assert not publisher.reconfigure(PublishContext(changed, Stats(), changed.pipeline.publish))

@@ -108,9 +108,8 @@ class Recorder:
             return
         last = self.ring.stream_time(now if event.end is None else event.end)
         end_at = (float("-inf") if last is None else last) + self.config.post_roll_s
-        self.clip.end_at = max(end_at, self.clip.end_at or end_at)
-        if self._live:
-            self.clip.end_at = None
+        if not self._live:  # the clip's last object left: it ends a post-roll after the latest seen
+            self.clip.end_at = end_at if self.clip.end_at is None else max(end_at, self.clip.end_at)
 
     def pump(self) -> None:
         """Write the packets the ring got since, ending (and beginning) clips on the way."""

@@ -64,11 +64,6 @@ class PacketRing:
         self.template: av.video.stream.VideoStream | None = None
 
     @property
-    def next_index(self) -> int:
-        """The index the next packet added will get."""
-        return self._next
-
-    @property
     def held_bytes(self) -> int:
         return self._bytes
 

@@ -21,7 +21,7 @@ from app.clips.ring import PacketRing
 from app.config.clips import ClipsConfig
 from app.names import safe_name
 from app.outputs.base import Output, PublishContext, Publisher
-from app.outputs.disk import MB, DiskGate
+from app.outputs.disk import DiskGate
 from app.outputs.outbox import Outbox
 from app.scene.tracker import ObjectEvent
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: frames' object events waiting while the disk is slow (they hold no image)
 OUTBOX_SIZE = 1000
+#: the folder is pruned after each clip, and at least this often (clips past keep_days while none is made)
+PRUNE_EVERY_S = 3600.0
 
 
 class ClipPublisher(Publisher):
@@ -42,6 +44,7 @@ class ClipPublisher(Publisher):
         self._gate: DiskGate
         self._folder: ClipFolder
         self._recorder: Recorder
+        self._pruned_at = 0.0
 
     def start(self, ctx: PublishContext) -> None:
         if self.ring is None:
@@ -84,17 +87,24 @@ class ClipPublisher(Publisher):
         for objects, now in items:
             self._recorder.take(objects, now)
             self._recorder.pump()
+            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                self._prune_now()
         self._recorder.close()
 
     def _written(self, video: Path) -> None:
         self._gate.succeeded()
+        log.info("%s: clip %s", self._recorder.camera, video.name)
+        self._prune_now()
+
+    def _prune_now(self) -> None:
+        """Prune (after a clip, or when PRUNE_EVERY_S passed); a failure is counted as a failed write is."""
         try:
-            log.info("%s: clip %s (%.1f MB)", self._recorder.camera, video.name, video.stat().st_size / MB)
             self._prune()
         except OSError as exc:
             self._gate.failed(f"old clips in {self._folder.folder} not deleted", exc)
 
     def _prune(self) -> None:
+        self._pruned_at = time.monotonic()
         for name in self._folder.prune(self.config.keep_days, self.config.max_bytes, time.time()):
             log.debug("clip %s deleted (clips.keep_days, clips.max_bytes)", name)
 
