@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from app.outputs.clips import ClipPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW, ObjectEvent
 from app.sources import pacer, video_file
-from conftest import CAT_BREEDS, IMAGES, Collector, imread, pet_pipeline
+from conftest import CAT_BREEDS, IMAGES, PROJECT, Collector, imread, pet_pipeline, wait_for
 
 SIZE, FPS, GOP = (320, 240), 10, 20  # a keyframe every 2 s
 GOP_S = GOP / FPS
@@ -332,3 +334,23 @@ def test_old_clips_are_pruned_while_none_is_made_and_a_reload_keeps_an_unchanged
     assert publisher.reconfigure(ctx)
     changed = clip_settings(tmp_path, tmp_path / "camera.mp4", "clips.keep_days=2")
     assert not publisher.reconfigure(PublishContext(changed, Stats(), changed.pipeline.publish))
+
+
+def test_killed_mid_clip_it_leaves_no_visible_file_and_the_next_start_cleans_up(tmp_path):
+    """kill -9 while a clip is being written (a camera paced as live, a cat in view from 2 s): the folder shows no
+    file (the clip's is hidden and temporary), and the next start removes it."""
+    source = make_h264(tmp_path / "camera.mp4", 30, 2, 28)
+    pipeline = pet_pipeline(tmp_path, "cats", track={}, publish={"labels": sorted(CAT_BREEDS)})
+    config = tmp_path / "config.yaml"
+    config.write_text(f"camera: {{source: {source}, realtime: true}}\nclips: {{enabled: true, dir: clips}}\n")
+    running = subprocess.Popen([sys.executable, "-m", "app", "run", "--config", str(config), "--pipeline",
+                                str(pipeline)], cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "clips" / "cam0"
+    try:
+        begun = wait_for(lambda: [path for path in folder.glob("*") if ".mp4" in path.name], "a clip being written",
+                         timeout=60)
+    finally:
+        running.kill()
+        running.wait()
+    assert [path.name for path in folder.iterdir() if not path.name.startswith(".")] == []
+    assert ClipFolder(folder).clean() == [begun[0].name] and list(folder.iterdir()) == []
