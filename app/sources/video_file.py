@@ -109,7 +109,9 @@ class VideoFileSource(Source):
         frame = self._next_frame()
         image = frame.to_ndarray(format="bgr24")
         self._delivered += 1
-        stamp = time.monotonic() if presented is None else presented
+        if presented is None and self.ring is None:
+            return Captured(image)  # stamped at its arrival by the capture lane
+        stamp = time.monotonic() if presented is None else presented  # the ring knows the stamp the frame gets
         if self.ring is not None and frame.pts is not None:
             self.ring.presented(frame.pts, stamp)
         return Captured(image, t_capture=stamp, stamp=ARRIVAL if presented is None else PRESENTATION)
