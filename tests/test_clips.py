@@ -80,9 +80,12 @@ def clip_settings(tmp_path: Path, source: Path | str, *overrides: str):
         f"clips.labels=[{', '.join(sorted(CAT_BREEDS))}]", *overrides])
 
 
-def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tmp_path, monkeypatch):
+@pytest.mark.parametrize("realtime", [True, False], ids=["paced as live", "read as fast as processed"])
+def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tmp_path, monkeypatch, realtime):
+    """Paced as live (SPEED times faster: the clip follows the stream's pts, which the pace does not change), and
+    read as fast as the pipeline processes it, every frame: the same clip."""
     source = make_h264(tmp_path / "camera.mp4", 60, 20, 35)
-    settings = clip_settings(tmp_path, source, "camera.realtime=true")
+    settings = clip_settings(tmp_path, source, f"camera.realtime={str(realtime).lower()}")
     monkeypatch.setattr(video_file, "Pacer", lambda fps: pacer.Pacer(fps * SPEED))
     seen = Collector()
     Pipeline(settings, [*build_publishers(settings), seen]).run()
