@@ -262,10 +262,10 @@ def test_clips_with_privacy_on_are_refused_in_one_line(tmp_path):
 
 
 def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], reopen_at: float | None = None,
-             **config) -> list[dict]:
+             seen_in: dict[int, tuple[str, ...]] | None = None, **config) -> list[dict]:
     """The sidecars of the clips a Recorder makes from a 60 s file for objects (track id, label, first seen, last
-    seen), each event taken a second after its moment, the ring fed as time goes; at `reopen_at` the source
-    reopens (the ring restarts)."""
+    seen; in the zones `seen_in` gives by track id), each event taken a second after its moment, the ring fed as
+    time goes; at `reopen_at` the source reopens (the ring restarts)."""
     camera = FedRing(make_h264(tmp_path / "camera.mp4", 60, 99, 99), keep_s=9)
     folder = tmp_path / "clips"
     folder.mkdir()
@@ -282,7 +282,8 @@ def recorded(tmp_path: Path, lives: list[tuple[int, str, float, float]], reopen_
         if now in moments:
             kind, i = moments[now]
             track_id, label, start, end = lives[i]
-            recorder.take([ObjectEvent(kind, track_id, label, 0.9, (0, 0, 9, 9), (), start,
+            zones = (seen_in or {}).get(track_id, ())
+            recorder.take([ObjectEvent(kind, track_id, label, 0.9, (0, 0, 9, 9), zones, start,
                                        end if kind == END else None, False)], now)
         recorder.pump()
     recorder.close()
@@ -296,6 +297,12 @@ def test_overlapping_objects_share_a_clip_and_others_get_their_own(tmp_path):
     assert [(clip["track_ids"], clip["labels"]) for clip in clips] == [([1, 2, 3], ["Bengal", "Persian"]),
                                                                        ([5], ["Bengal"])]
     assert clips[0]["duration_s"] >= 17 + 2 - (5 - 2)  # from the pre-roll of 1 to the post-roll of 3
+
+
+def test_only_objects_seen_in_the_zones_make_clips(tmp_path):
+    clips = recorded(tmp_path, [(1, "Bengal", 5, 8), (2, "Bengal", 20, 23)],
+                     seen_in={1: ("lawn",), 2: ("door", "path")}, zones=["door"])
+    assert [(clip["track_ids"], clip["zones"]) for clip in clips] == [([2], ["door", "path"])]
 
 
 def test_a_clip_past_max_clip_s_goes_on_in_the_next_from_its_keyframe(tmp_path):
