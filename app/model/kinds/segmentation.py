@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,13 +73,21 @@ def source_cells(geometry: InputGeometry, grid: tuple[int, int]) -> tuple[np.nda
             cells(geometry.frame_height, geometry.scale_y, geometry.offset_y, height))
 
 
+@lru_cache(maxsize=8)
+def cell_weights(geometry: InputGeometry, grid: tuple[int, int]) -> np.ndarray:
+    """How many source pixels fall in each grid cell, flattened: the same for every frame of a camera, so kept."""
+    columns, rows = source_cells(geometry, grid)
+    column_weight = np.bincount(columns[columns >= 0], minlength=grid[1])
+    row_weight = np.bincount(rows[rows >= 0], minlength=grid[0])
+    weights = np.outer(row_weight, column_weight).ravel()
+    weights.flags.writeable = False
+    return weights
+
+
 def class_shares(class_map: np.ndarray, geometry: InputGeometry) -> dict[int, float]:
     """Each class's share of the source frame, largest first: a grid cell weighs the source pixels that fall in
     it; classes that cover no source pixel (in letterbox padding only) are left out."""
-    columns, rows = source_cells(geometry, class_map.shape)
-    column_weight = np.bincount(columns[columns >= 0], minlength=class_map.shape[1])
-    row_weight = np.bincount(rows[rows >= 0], minlength=class_map.shape[0])
-    weights = np.outer(row_weight, column_weight).ravel()
+    weights = cell_weights(geometry, (class_map.shape[0], class_map.shape[1]))
     pixels = np.bincount(class_map.ravel(), weights=weights) / (geometry.frame_width * geometry.frame_height)
     present = np.flatnonzero(pixels)
     return {int(i): float(pixels[i]) for i in present[np.argsort(-pixels[present], kind="stable")]}
@@ -115,7 +124,7 @@ def class_map_of(values: np.ndarray) -> np.ndarray:
     keep their order, so they need no dequantising)."""
     if values.ndim == 3:
         return values.argmax(axis=2).astype(np.intp)
-    return values.astype(np.intp)
+    return values.astype(np.intp, copy=False)  # the interpreter's output is a copy already
 
 
 def build(params: PostprocessParams, model: LoadedModel, labels: Labels) -> Decoder:
