@@ -1,4 +1,5 @@
-"""The command line: run (default) · validate · list · models · devices · bench · reload · mqtt (app/__main__.py).
+"""The command line: run (default) · validate · list · models · devices · bench · reload · mqtt · teach
+(app/__main__.py).
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
 0 done, 2 bad usage or configuration, 1 failure at run time. A user's mistake is one line (`--debug` adds the
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from app.reload import Reloader
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload", "mqtt")
+COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload", "mqtt", "teach")
 #: the length of the clip `bench --clip-from` makes (20 s at 30 fps), looped for longer runs
 CLIP_FRAMES = 600
 
@@ -44,11 +45,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload · mqtt. "
+        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload · mqtt · teach. "
                "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload, _add_mqtt):
+    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload, _add_mqtt, _add_teach):
         add(commands)
     return parser
 
@@ -173,6 +174,63 @@ def _add_mqtt(commands: argparse._SubParsersAction) -> None:
     clean.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     _common(clean)
     clean.set_defaults(handler=command_mqtt_clean)
+
+
+def _add_teach(commands: argparse._SubParsersAction) -> None:
+    teach = commands.add_parser("teach", help="teach names, and what a detection is not, from photos or clips")
+    actions = teach.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="teach NAME from FILEs (or, --not, that their LABEL is not one)",
+                             description="The pipeline's detector finds the best LABEL in each photo or clip (the "
+                                         "whole image without a detector); its crop's embedding is stored.")
+    add.add_argument("items", nargs="+", metavar="NAME FILE", help="the name, then the files (with --not: files)")
+    add.add_argument("--not", dest="negative", action="store_true", help="the files' LABEL is not one")
+    add.add_argument("--label", required=True, metavar="L", help="the detector's label of the object")
+    add.add_argument("--pipeline", default="detect", metavar="NAME", help="whose detector and embedder")
+    add.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
+    add.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
+    add.set_defaults(handler=command_teach_add, source=None, output=[])
+    teach_list = actions.add_parser("list", help="the taught names")
+    teach_list.set_defaults(handler=command_teach_list)
+    remove = actions.add_parser("remove", help="forget a taught name (not:LABEL for --not examples)")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(handler=command_teach_remove)
+    for parser in (add, teach_list, remove):
+        parser.add_argument("--gallery", metavar="PATH",
+                            help="the gallery file: teach.gallery (default: teach.json in models.dir)")
+        _common(parser)
+
+
+def _gallery_override(args: argparse.Namespace) -> list[str]:
+    """`--gallery G` as `--set teach.gallery=G`, so the run's crop stage and the command read the same file."""
+    return [] if args.gallery is None else [f"teach.gallery={_quoted(args.gallery)}"]
+
+
+def command_teach_add(args: argparse.Namespace) -> int:
+    from app.teach.commands import add
+
+    if args.negative:
+        name, files = None, args.items
+    elif len(args.items) < 2:
+        raise ConfigError("teach add: give a NAME and at least one FILE (or --not FILE...)")
+    else:
+        name, files = args.items[0], args.items[1:]
+    settings = load_settings(args.pipeline, args.config, _run_overrides(args) + _gallery_override(args))
+    print("\n".join(add(settings, name, files, args.label)))
+    return EXIT_OK
+
+
+def command_teach_list(args: argparse.Namespace) -> int:
+    from app.teach.commands import listing
+
+    print("\n".join(listing(load_device(args.config, args.overrides + _gallery_override(args)))))
+    return EXIT_OK
+
+
+def command_teach_remove(args: argparse.Namespace) -> int:
+    from app.teach.commands import remove
+
+    print("\n".join(remove(load_device(args.config, args.overrides + _gallery_override(args)), args.name)))
+    return EXIT_OK
 
 
 def command_mqtt_clean(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from app.config.clips import CheckedClipsConfig, ClipsConfig
 from app.config.outputs import HttpConfig, JsonlConfig, MqttConfig, SnapshotsConfig, WebhooksConfig
 from app.config.privacy import PrivacyConfig
 from app.config.robot import UdpConfig, ZmqConfig
+from app.config.teach import TeachConfig
 
 class ModelsConfig(Strict):
     dir: str = Field("models", description="where named models live (relative paths: to the config file)")
@@ -40,6 +41,7 @@ class DeviceConfig(Strict):
     zmq: ZmqConfig = ZmqConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     clips: CheckedClipsConfig = ClipsConfig()
+    teach: TeachConfig = TeachConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

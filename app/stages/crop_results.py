@@ -2,7 +2,8 @@
 
 The crop stage runs any kind whose result is one thing per crop (a pose, segments, an embedding: a result of
 `Frame.kind_results`, keyed by what the kind produces); boxes and classes of a crop are refused. On a detection, a
-pose is its `keypoints` (the crop's one person: name, x, y, score in source pixels); a kind not named in
+pose is its `keypoints` (the crop's one person: name, x, y, score in source pixels); an embedding is nothing (the
+crop stage keeps the vector, and the teach step puts a taught `name` on the detection); a kind not named in
 ON_A_DETECTION puts its result's JSON under its result key. A kind that finds nothing on a crop (no pose) gives no
 attribute.
 """
@@ -28,7 +29,8 @@ def _keypoints(result: KindResult) -> dict[str, Any]:
 
 
 #: kind name -> its result as a detection's attributes (the kinds whose key is not their result key)
-ON_A_DETECTION: dict[str, Callable[[KindResult], dict[str, Any]]] = {"pose": _keypoints}
+ON_A_DETECTION: dict[str, Callable[[KindResult], dict[str, Any]]] = {"pose": _keypoints,
+                                                                     "embedding": lambda result: {}}
 
 
 def on_a_detection(kind: Kind) -> Attributes:

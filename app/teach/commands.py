@@ -1,0 +1,65 @@
+"""`python -m app teach add | list | remove`: what each does to the gallery, as the lines it prints.
+
+`add` teaches NAME from files (or, `--not`, that the files' LABEL is not one), `list` shows the names, `remove`
+forgets one. The gallery is config.yaml's `teach.gallery` (`--gallery` sets it), else teach.json in the models
+folder. A name is a name by the config's NAME_RULE (it may become a topic and an entity); `--not` examples of LABEL
+are listed and removed as `not:LABEL`. A wrong file, name, label or gallery is one ConfigError line (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.config import Settings
+from app.config.base import checked_name
+from app.config.settings import DeviceSettings
+from app.errors import ConfigError
+from app.teach.examples import Teaching
+from app.teach.gallery import Gallery, GalleryError, load_gallery, not_name
+from app.teach.run import gallery_path
+
+
+def _loaded(path: Path, teaching: Teaching | None) -> Gallery:
+    try:
+        return load_gallery(path, teaching.embedder if teaching is not None else None)
+    except GalleryError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def add(settings: Settings, name: str | None, files: list[str], label: str) -> list[str]:
+    """Teach `name` (None: `--not label`) from `files`; the lines saying what was stored."""
+    if name is not None:
+        try:
+            checked_name(name, "name to teach")
+        except ValueError as exc:
+            raise ConfigError(f"teach add {name!r}: {exc}") from None
+    teaching = Teaching(settings)
+    path = gallery_path(settings)
+    stored = _loaded(path, teaching)
+    teaching.start_embedder()
+    positive = name is not None
+    examples = [teaching.example(Path(file), label, name if name is not None else not_name(label), positive)
+                for file in files]
+    stored.added(examples).save(path)
+    what = f"{name} ({label})" if positive else f"not a {label}"
+    return [f"taught {what}: {len(examples)} example(s) from {', '.join(files)} -> {path}"]
+
+
+def listing(settings: DeviceSettings) -> list[str]:
+    """One line per taught name: name, label, examples."""
+    path = gallery_path(settings)
+    stored = _loaded(path, None)
+    lines = [f"{path}: embedder {stored.embedder.model} (sha256 {stored.embedder.sha256[:12]}…)"]
+    lines += [f"{name}\t{label}\t{count} example(s)" for name, (label, count) in stored.names().items()]
+    return lines
+
+
+def remove(settings: DeviceSettings, name: str) -> list[str]:
+    """Forget every example of `name`."""
+    path = gallery_path(settings)
+    stored = _loaded(path, None)
+    if name not in stored.names():
+        raise ConfigError(f"teach remove {name}: no such name in {path} (its names: "
+                          f"{', '.join(stored.names()) or 'none'})")
+    stored.without(name).save(path)
+    return [f"removed {name} from {path}"]
