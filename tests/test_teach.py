@@ -105,7 +105,7 @@ def frames_with(frames: list[Frame], label: str) -> int:
     return sum(any(d.label == label for d in frame.detections) for frame in frames)
 
 
-def teach(gallery: Path, pipeline: Path, *args: str) -> str:
+def teach(gallery: Path, pipeline: Path, *args: str | Path) -> str:
     proc = app("teach", "add", *args, "--pipeline", pipeline, "--gallery", gallery)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -252,7 +252,7 @@ def test_a_clip_teaches_from_its_best_frame(tmp_path, pipeline):
     """A clip is read as the video source reads it, past its first frames: ten grey frames, then cat_720p.jpg for
     five; its best cat is the example, near the photo's."""
     clip = tmp_path / "late_cat.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 360))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 10, (640, 360))
     cat = cv2.resize(imread(IMAGES / "cat_720p.jpg"), (640, 360))
     for image in [np.full_like(cat, 128)] * 10 + [cat] * 5:
         writer.write(image)

@@ -1,12 +1,13 @@
 """The teach step on made-up vectors: nearest neighbour with its threshold and margin, only within the detection's
 label; a track's majority name; a `--not` detection dropped, counted and taken out of its zones' counts, its track's
-events withheld from its `new` to its `end`."""
+events withheld from its `new` to its `end`; the overlay's caption with the name."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from app.frame import Detection, Frame
+from app.outputs.overlay import box_caption
 from app.scene.tracker import END, NEW, UPDATE, ObjectEvent
 from app.teach.gallery import Embedder, Example, Gallery
 from app.teach.matching import Match, Matcher
@@ -85,3 +86,9 @@ def test_a_track_judged_not_after_its_new_went_out_keeps_its_events():
     assert judged(verdicts, [person(3)], [None], set(), [event(NEW, 3)]).objects == [event(NEW, 3)]
     dropped = judged(verdicts, [person(3)], [STATUE], {0}, [event(END, 3)])
     assert dropped.detections == [] and dropped.objects == [event(END, 3)]
+
+
+def test_the_overlay_shows_a_taught_name_after_the_label():
+    named = Detection("person", 0, 0.92, (0.0, 0.0, 10.0, 10.0), 3, attributes={"name": "grace", "similarity": 0.8})
+    assert box_caption(named) == "person grace 0.92 #3"
+    assert box_caption(person(None)) == "person 0.90"

@@ -1,7 +1,7 @@
-"""Overlay: boxes with `label score` (and `#track_id`) in a stable colour per label, segmentation's classes tinted
-their label's colour, pose skeletons (COCO's limbs between the keypoints the model is sure enough of), the
-camera's zones and lines with their counts, the regions that moved (when asked), and a banner with fps, inference
-ms and time.
+"""Overlay: boxes with `label score` (a taught `name` after the label, and `#track_id`) in a stable colour per
+label, segmentation's classes tinted their label's colour, pose skeletons (COCO's limbs between the keypoints the
+model is sure enough of), the camera's zones and lines with their counts, the regions that moved (when asked), and
+a banner with fps, inference ms and time.
 
 Always drawn on a copy of the frame, in the frame's own channel order, and only when an output asks for pixels
 (`Output.annotated`), so a camera nobody is watching spends nothing on drawing. The classes are tinted with one
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from app.config import OverlayParams
-from app.frame import BGR, Frame
+from app.frame import BGR, Detection, Frame
 from app.model.kinds.pose import KEYPOINT_NAMES, POSES, Poses
 from app.model.kinds.segmentation import SEGMENTS, UNSEEN, Segments
 
@@ -87,6 +87,13 @@ def draw_banner(image: np.ndarray, frame: Frame, fps: float, scale: float, thick
     cv2.putText(image, text, (8, th + 5), FONT, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
+def box_caption(detection: Detection) -> str:
+    """`label [name] score [#track_id]`: the name the teach step gave it (app/teach/) after its label."""
+    name = detection.attributes.get("name")
+    return " ".join([detection.label, *([str(name)] if name else []), f"{detection.score:.2f}",
+                     *([f"#{detection.track_id}"] if detection.track_id is not None else [])])
+
+
 def draw_boxes(image: np.ndarray, frame: Frame, order: Callable[[RGBColour], RGBColour], scale: float,
                thickness: int) -> None:
     """Each detection's box with `label score #track_id`, and a classifier's top three classes."""
@@ -94,7 +101,7 @@ def draw_boxes(image: np.ndarray, frame: Frame, order: Callable[[RGBColour], RGB
         colour = order(label_colour(d.label))
         x0, y0, x1, y1 = (round(v) for v in d.box)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
-        text = f"{d.label} {d.score:.2f}" + (f" #{d.track_id}" if d.track_id is not None else "")
+        text = box_caption(d)
         (tw, th), base = cv2.getTextSize(text, FONT, 0.6 * scale, thickness)
         ty = max(y0, th + base + 2)
         cv2.rectangle(image, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, cv2.FILLED)
