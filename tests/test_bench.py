@@ -14,7 +14,7 @@ import pytest
 from app.bench.camera import PacedCamera
 from app.bench.report import HEADER, summarise
 from app.sources.base import Captured, Source
-from conftest import IMAGES, PET_LABEL_FILE, PET_MODEL, PROJECT
+from conftest import IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT
 
 PET_ARGS = ["--model", str(PET_MODEL), "--labels", str(PET_LABEL_FILE)]
 
@@ -52,6 +52,13 @@ def test_bench_reports_every_mode_with_every_column(report):
                        "CPU ms/captured frame", "peak RSS MB", "first result s"):
             assert float(cells[column]) > 0, (column, row)
         assert cells["× limit"].endswith("x") and cells["beyond invoke ms"] != "-"
+        if row[0] == "limit":  # invoke alone: nothing decoded
+            assert cells["postprocess ms p50"] == "-" and cells["postprocess ÷ inference"] == "-"
+        else:  # the loop and the pipeline time their decoder
+            assert float(cells["postprocess ms p50"]) > 0 and cells["postprocess ÷ inference"].endswith("%")
+        assert cells["mask ms p50"] == "-"  # a detector has no mask
+        drawn = row[0] == "pipeline" and row[1] == "on"  # the probe draws the overlay with the outputs on
+        assert (cells["overlay ms p50"] != "-") == drawn and (not drawn or float(cells["overlay ms p50"]) > 0)
     loops = [dict(zip(HEADER, row, strict=True)) for row in rows if row[0] == "loop"]
     assert all(cells["× loop"] == "1.00x" for cells in loops)
 
@@ -87,6 +94,21 @@ def test_robot_mode_times_the_receipt_of_every_frame_at_a_udp_and_a_zeromq_clien
         got = run["receipt"][transport]
         assert got["exposure_to_receipt_ms"]["p50"] > run["inference_ms"]["p50"]
         assert 0 < got["result_to_receipt_ms"]["p50"] <= got["exposure_to_receipt_ms"]["p50"]
+
+
+def test_a_segmentation_pipeline_times_its_decoder_and_its_source_size_mask():
+    """DeepLab through `segment`: the decoder (class map and areas) in the inference lane and the mask at the
+    source's size (what privacy builds) in the output lane, each timed per result beside the same run's invoke."""
+    proc = subprocess.run([sys.executable, "-m", "app", "bench", "--pipeline", "segment", "--model",
+                           str(MODELS / "deeplabv3_mnv2_pascal_quant.tflite"), "--labels",
+                           str(MODELS / "pascal_voc_segmentation_labels.txt"), "--source", str(IMAGES / "cat.bmp"),
+                           "--modes", "pipeline", "--outputs", "off", "--threads", "1", "--frames", "4",
+                           "--repeat", "1"], cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    header, row = table_rows(proc.stdout)
+    cells = dict(zip(header, row, strict=True))
+    assert float(cells["postprocess ms p50"]) > 0 and float(cells["mask ms p50"]) > 0
+    assert cells["postprocess ÷ inference"].endswith("%")
 
 
 def test_bench_writes_json_with_every_run_and_a_plot(report):
@@ -167,3 +189,20 @@ def test_ratios_compare_with_limit_and_the_loop_at_the_same_thread_count():
     assert pipeline["fps_vs_loop"] == pytest.approx(92 / 80)
     assert pipeline["beyond_invoke_ms"] == pytest.approx(2.5)  # median CPU 22.5 less limit's 20
     assert pipeline["beyond_vs_loop"] == pytest.approx(2.5 / 6)
+
+
+def test_the_decoders_share_of_invoke_is_the_median_of_each_runs_own_ratio():
+    """Each run's postprocess p50 over its own inference p50 (a slow run slows both), then the median of those."""
+    def run(inference, postprocess, mask=None):
+        return {"mode": "pipeline", "outputs": False, "threads": 1, "fps": 10, "cpu_ms_per_frame": 1,
+                "cpu_ms_per_captured_frame": 1, "inference_ms": {"p50": inference, "p95": inference},
+                "postprocess_ms": {"p50": postprocess, "p95": postprocess},
+                **({"mask_ms": {"p50": mask, "p95": mask}} if mask else {}), "peak_rss_mb": 1,
+                "first_result_s": 1, "drops": {}, "exposure_to_result_ms": {"p50": 1, "p95": 1, "p99": 1}}
+
+    (row,) = summarise([run(100, 5, 2), run(200, 8, 4), run(100, 2, 3)])
+    assert row["postprocess_vs_inference"] == pytest.approx(0.04)  # of 0.05, 0.04 and 0.02
+    assert row["postprocess_ms_p50"] == 5 and row["mask_ms_p50"] == 3 and row["overlay_ms_p50"] is None
+    undecoded = {key: value for key, value in run(100, 5).items() if key != "postprocess_ms"}
+    (limit,) = summarise([{**undecoded, "mode": "limit"}])
+    assert limit["postprocess_ms_p50"] is None and limit["postprocess_vs_inference"] is None

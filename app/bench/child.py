@@ -21,11 +21,13 @@ import cv2
 import numpy as np
 
 from app.bench.camera import PacedCamera
-from app.config import Settings, load_settings
+from app.config import OverlayParams, Settings, load_settings
 from app.frame import Frame, InputGeometry
+from app.model.kinds.segmentation import SEGMENTS, Segments
 from app.model.runner import ModelRunner
 from app.pipeline import Pipeline
 from app.outputs import Output, Publisher, build_publishers
+from app.outputs.overlay import draw
 from app.sources import build_source
 from app.sources.base import Source
 from app.stages import STAGES
@@ -62,16 +64,24 @@ class RunSpec:
 
 @dataclass
 class Recorder:
-    """Per result: when it was ready, exposure-to-result and inference ms."""
+    """Per result: when it was ready, exposure-to-result and inference ms; and, where measured, the decoding ms
+    (the postprocess stage: the kind's decoder, e.g. YOLO's decode and NMS), a segmentation's source-size mask
+    ms (what privacy and the mask API build from it) and the overlay's ms."""
 
     ready: list[float] = field(default_factory=list)
     exposure_to_result: list[float] = field(default_factory=list)
     inference: list[float] = field(default_factory=list)
+    postprocess: list[float] = field(default_factory=list)
+    mask: list[float] = field(default_factory=list)
+    overlay: list[float] = field(default_factory=list)
 
-    def add(self, ready: float, exposure_to_result_ms: float, inference_ms: float) -> None:
+    def add(self, ready: float, exposure_to_result_ms: float, inference_ms: float,
+            postprocess_ms: float | None = None) -> None:
         self.ready.append(ready)
         self.exposure_to_result.append(exposure_to_result_ms)
         self.inference.append(inference_ms)
+        if postprocess_ms is not None:
+            self.postprocess.append(postprocess_ms)
 
 
 def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, int],
@@ -85,11 +95,15 @@ def measurement(spec: RunSpec, record: Recorder, cpu_s: float, drops: dict[str, 
         return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in qs}
 
     step = max(1, count // SERIES_POINTS)
+    stages = {f"{name}_ms": percentiles(values, 50, 95)
+              for name, values in (("postprocess", record.postprocess), ("mask", record.mask),
+                                   ("overlay", record.overlay)) if values}
     return {
         "mode": spec.mode, "outputs": spec.outputs, "threads": spec.threads, "live_fps": spec.live_fps,
         "frames": count,
         "fps": round((count - 1) / span, 2) if span else 0.0,
         "inference_ms": percentiles(record.inference, 50, 95),
+        **stages,
         "exposure_to_result_ms": percentiles(record.exposure_to_result, 50, 95, 99),
         #: p99 over each fifth of the run in turn: flat when latency does not creep up in a long run
         "exposure_to_result_p99_by_fifth_ms": [percentiles(list(part), 99)["p99"]
@@ -167,8 +181,10 @@ def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
         interpreter.invoke()
         inference_ms = (time.perf_counter() - started) * 1000
         frame = Frame(captured.image, seq, "bench", geometry=InputGeometry(*rgb.shape[1::-1], *rgb.shape[1::-1]))
+        decoding = time.perf_counter()
         for decoder in decoders:
             frame = decoder.process(frame) or frame
+        postprocess_ms = (time.perf_counter() - decoding) * 1000
         if results is not None:
             annotated = captured.image.copy()
             for d in frame.detections:
@@ -179,7 +195,7 @@ def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
             cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, 80])
             results.write(json.dumps(frame.result(settings.pipeline.name)) + "\n")
         now = time.monotonic()
-        record.add(now, (now - exposed) * 1000, inference_ms)
+        record.add(now, (now - exposed) * 1000, inference_ms, postprocess_ms)
     cpu_s = time.process_time() - cpu
     source.close()
     if results is not None:
@@ -189,15 +205,27 @@ def run_loop(settings: Settings, spec: RunSpec, workdir: Path) -> dict:
 
 
 class Probe(Publisher):
-    """The last publisher of a bench pipeline: notes each result's timing as the output lane hands it on."""
+    """The last publisher of a bench pipeline: notes each result's timing as the output lane hands it on; builds a
+    segmentation's source-size mask, timed, as privacy and the mask API do; and with `overlay` (the outputs on),
+    draws the pipeline's overlay on every result, timed, as the live page and snapshots draw it on theirs."""
 
-    def __init__(self, record: Recorder) -> None:
+    def __init__(self, record: Recorder, overlay: OverlayParams | None) -> None:
         self.record = record
+        self.overlay = overlay
 
     def publish(self, out: Output) -> None:
         timing = out.frame.timing
         ready = out.frame.t_capture + timing["exposure_to_result"] / 1000
-        self.record.add(ready, timing["exposure_to_result"], timing["inference"])
+        self.record.add(ready, timing["exposure_to_result"], timing["inference"], timing.get("postprocess"))
+        segments = out.frame.kind_results.get(SEGMENTS)
+        if isinstance(segments, Segments):
+            started = time.perf_counter()
+            segments.mask_at_source()
+            self.record.mask.append((time.perf_counter() - started) * 1000)
+        if self.overlay is not None:
+            started = time.perf_counter()
+            draw(out.frame, self.overlay, 0.0)
+            self.record.overlay.append((time.perf_counter() - started) * 1000)
 
 
 def output_overrides(workdir: Path, port: int) -> list[str]:
@@ -219,7 +247,8 @@ def run_pipeline(spec: RunSpec, workdir: Path) -> dict:
                       f"zmq.bind=tcp://127.0.0.1:{spec.zmq_port}"]
     settings = load_settings(spec.pipeline, spec.config, overrides)
     record = Recorder()
-    pipeline = Pipeline(settings, [*build_publishers(settings), Probe(record)],
+    probe = Probe(record, settings.pipeline.overlay if spec.outputs else None)
+    pipeline = Pipeline(settings, [*build_publishers(settings), probe],
                         camera(settings, spec) if spec.live_fps else None)
     if gated:
         threading.Thread(target=stop_after_captured, args=(pipeline, spec.frames), daemon=True).start()

@@ -1,8 +1,9 @@
 """The bench's runs as a table, a JSON document and a plot.
 
 One row per (mode, outputs, threads): the median over its repetitions of each number, and the ratios a claim is
-made of: fps against `limit` (invoke alone) and against the `loop` with the same outputs, and the CPU a frame
-costs beyond `invoke()` (the run's CPU per frame less `limit`'s at the same thread count) against the loop's.
+made of: fps against `limit` (invoke alone) and against the `loop` with the same outputs, the CPU a frame
+costs beyond `invoke()` (the run's CPU per frame less `limit`'s at the same thread count) against the loop's, and
+the decoder's time (the postprocess stage) against `invoke()`'s in the same runs.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 from app.errors import ConfigError
 
 HEADER = ["mode", "outputs", "threads", "fps", "× limit", "× loop", "inference ms p50", "inference ms p95",
-          "exposure→result ms p50", "p95", "p99", "CPU ms/frame", "CPU ms/captured frame", "beyond invoke ms",
-          "beyond × loop", "peak RSS MB", "first result s", "drops"]
+          "postprocess ms p50", "postprocess ÷ inference", "mask ms p50", "overlay ms p50", "exposure→result ms p50",
+          "p95", "p99", "CPU ms/frame", "CPU ms/captured frame", "beyond invoke ms", "beyond × loop", "peak RSS MB",
+          "first result s", "drops"]
 
 Key = tuple[str, bool, int]
 
@@ -43,6 +45,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "fps_range": [min(r["fps"] for r in group), max(r["fps"] for r in group)],
             "inference_ms_p50": median(group, lambda r: r["inference_ms"]["p50"]),
             "inference_ms_p95": median(group, lambda r: r["inference_ms"]["p95"]),
+            **_stage_medians(group),
             **{f"exposure_to_result_ms_{q}": statistics.median(r["exposure_to_result_ms"][q] for r in group)
                for q in ("p50", "p95", "p99")},
             "cpu_ms_per_frame": median(group, lambda r: r["cpu_ms_per_frame"]),
@@ -64,6 +67,23 @@ def summarise(runs: list[dict]) -> list[dict]:
         ours, theirs = row["beyond_invoke_ms"], loop and loop["beyond_invoke_ms"]
         row["beyond_vs_loop"] = ours / theirs if ours is not None and theirs else None
     return rows
+
+
+def _stage_medians(group: list[dict]) -> dict[str, float | None]:
+    """The decoder's p50 ms and its ratio to the same run's inference p50, a segmentation's source-size mask p50 ms
+    and the overlay's, each the median over the runs; None where not measured (`limit` decodes nothing)."""
+    timed = [run for run in group if "postprocess_ms" in run]
+
+    def p50(name: str) -> float | None:
+        measured = [run[name]["p50"] for run in group if name in run]
+        return statistics.median(measured) if measured else None
+
+    return {
+        "postprocess_ms_p50": p50("postprocess_ms"),
+        "postprocess_vs_inference": statistics.median(r["postprocess_ms"]["p50"] / r["inference_ms"]["p50"]
+                                                      for r in timed) if timed else None,
+        "mask_ms_p50": p50("mask_ms"), "overlay_ms_p50": p50("overlay_ms"),
+    }
 
 
 def _receipt(group: list[dict]) -> dict[str, dict]:
@@ -94,10 +114,15 @@ def _cells(row: dict) -> list[str]:
     def ratio(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}x"
 
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
     drops = ", ".join(f"{reason} {count}" for reason, count in row["drops"].items()) or "0"
     return [row["mode"], "on" if row["outputs"] else "off", str(row["threads"]), number(row["fps"]),
             ratio(row["fps_vs_limit"]), ratio(row["fps_vs_loop"]), number(row["inference_ms_p50"]),
-            number(row["inference_ms_p95"]), number(row["exposure_to_result_ms_p50"]),
+            number(row["inference_ms_p95"]), number(row["postprocess_ms_p50"], 2),
+            percent(row["postprocess_vs_inference"]), number(row["mask_ms_p50"], 2), number(row["overlay_ms_p50"], 2),
+            number(row["exposure_to_result_ms_p50"]),
             number(row["exposure_to_result_ms_p95"]), number(row["exposure_to_result_ms_p99"]),
             number(row["cpu_ms_per_frame"]), number(row["cpu_ms_per_captured_frame"]),
             number(row["beyond_invoke_ms"]), ratio(row["beyond_vs_loop"]),
