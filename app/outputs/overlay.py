@@ -122,7 +122,7 @@ def tint_segments(image: np.ndarray, segments: Segments, order: Callable[[RGBCol
         if class_id != BACKGROUND_ID and label != BACKGROUND:
             factors[class_id] = np.round(255 * (1 - SEGMENT_TINT) + SEGMENT_TINT * np.array(order(label_colour(label))))
     mask = segments.mask_at_source()
-    return cv2.multiply(image, cv2.LUT(cv2.merge([mask, mask, mask]), factors.reshape(UNSEEN + 1, 1, 3)),
+    return cv2.multiply(image, cv2.LUT(cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR), factors.reshape(UNSEEN + 1, 1, 3)),
                         scale=1 / 255)
 
 
