@@ -121,7 +121,10 @@ class Crop(Stage):
         self._result = on_a_detection(kind)
         self._ctx = ctx
         assert self._settings is not None, "loaded"
-        self.verdicts = taught_verdicts(self._settings, model.path) if kind.name == EMBEDDING else None
+        verdicts = taught_verdicts(self._settings, model.path) if kind.name == EMBEDDING else None
+        if verdicts is not None and self.verdicts is not None:
+            verdicts.carry_on(self.verdicts)
+        self.verdicts = verdicts
         if self.scene is not None:
             self.scene.watch_poses(self.params.person_down)
 
@@ -198,7 +201,8 @@ class Crop(Stage):
 
     def reconfigure(self, params: CropParams, ctx: StageContext) -> None:
         """A reload: a new model (or its accelerator, threads or kind) is loaded and the kept results forgotten;
-        other parameters apply from the next frame, keeping the tracks' results and the person_down episodes."""
+        other parameters apply from the next frame, keeping the tracks' results and the person_down episodes. The
+        gallery is read again; the teach step's tracks keep their votes."""
         model_changed = any(getattr(params, key) != getattr(self.params, key)
                             for key in ("model", "kind", "accelerator", "threads", "preprocess", "margin"))
         self.params = params

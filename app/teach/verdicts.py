@@ -56,6 +56,11 @@ class Verdicts:
         self._votes: dict[int, Votes] = {}
         self._hidden: set[int] = set()
 
+    def carry_on(self, earlier: Verdicts) -> None:
+        """Take over `earlier`'s count and tracks (a reload, the gallery read again): a track keeps its votes, and
+        one whose `new` was withheld stays withheld to its `end`."""
+        self.taught_not, self._votes, self._hidden = earlier.taught_not, earlier._votes, earlier._hidden
+
     def judge(self, frame: Frame, vectors: list[np.ndarray | None], fresh: set[int]) -> None:
         """Name, keep or drop each of `frame`'s detections (`vectors`: each one's embedding or None; `fresh`: the
         indices embedded this frame), and withhold the object events of tracks judged `--not`."""
