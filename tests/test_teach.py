@@ -225,6 +225,12 @@ def test_list_and_remove(tmp_path, pipeline):
     assert "no such name" in error_line(app("teach", "remove", "bob", "--gallery", gallery), 2)
     assert "finds no dog" in error_line(app("teach", "add", "rex", IMAGES / "grace_hopper.bmp", "--label", "dog",
                                             "--pipeline", pipeline, "--gallery", gallery), 2)
+    (tmp_path / "notes.mp4").write_text("not a video")
+    for wrong, line in (("missing.jpg", "no such file"), ("notes.mp4", "cannot be read as a photo or a clip")):
+        proc = app("teach", "add", "rex", tmp_path / wrong, "--label", "dog", "--pipeline", pipeline, "--gallery",
+                   gallery)
+        assert line in error_line(proc, 2)
+    assert app("teach", "list", "--gallery", gallery).stdout.splitlines()[1:] == ["grace\tperson\t1 example(s)"]
 
 
 def test_without_an_embedding_crop_stage_the_manifests_embedder_embeds_and_without_boxes_the_whole_image(tmp_path,
