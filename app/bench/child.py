@@ -30,7 +30,7 @@ from app.outputs import Output, Publisher, build_publishers
 from app.outputs.overlay import draw
 from app.sources import build_source
 from app.sources.base import Source
-from app.stages import STAGES
+from app.stages import build_stages
 from app.stages.base import Stage, StageContext
 
 MODES = ("limit", "loop", "pipeline", "gated", "robot")
@@ -136,7 +136,7 @@ def first_input(settings: Settings, stages: list[Stage]) -> None:
 
 
 def started_stages(settings: Settings, ctx: StageContext) -> list[Stage]:
-    stages = [STAGES[name](params) for name, params in settings.pipeline.stages]
+    stages = build_stages(settings)
     for stage in stages:
         stage.start(ctx)
     return stages
