@@ -6,7 +6,8 @@ events travel on their frame (`Frame.objects`); those of a frame the full queue 
 published, so a frame may be lost but an object's event never is. The end of the run (`end`) hands the events of
 the tracks it closed to every publisher (`Publisher.finish`) after the last frame. The lane itself does no I/O:
 each publisher has its outbox. Publishers never block it. The clip publisher is handed the camera's ring of encoded
-video before it starts.
+video before it starts, and plans each frame's object events into clips before any publisher gets them (`_planned`:
+the events of an object in a clip carry the clip's URL, whichever output sends them).
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ class OutputLane:
                 self._apply_reload(*self._reload)
             pipeline = self.settings.pipeline
             events = labels.update(frame)
+            objects = self._planned(self._objects_until(frame.seq), frame.t_capture)
             self._publish(Output(frame, frame.result(pipeline.name), events, dict(labels.counts), pipeline.overlay,
-                                 self.stats.recent_fps(), self._objects_until(frame.seq), self.settings.device.privacy))
-        closing = [*self._objects_until(None), *self._closing]
+                                 self.stats.recent_fps(), objects, self.settings.device.privacy))
+        closing = self._planned([*self._objects_until(None), *self._closing], time.monotonic())
         for publisher in self.publishers:
             publisher.finish(closing)
 
@@ -126,6 +128,14 @@ class OutputLane:
         if isinstance(publisher, ClipPublisher):
             publisher.ring = self.ring
         publisher.start(ctx)
+
+    def _planned(self, objects: list[ObjectEvent], now: float) -> list[ObjectEvent]:
+        """A frame's object events (`now`: its stamp), planned into clips by the clip publisher, when there is one
+        (every frame, events or not: the planner follows the ring)."""
+        for publisher in self.publishers:
+            if isinstance(publisher, ClipPublisher):
+                objects = publisher.plan(objects, now)
+        return objects
 
     def close(self, deadline: float) -> None:
         """Close every publisher, flushing until `deadline`."""

@@ -13,15 +13,12 @@ import time
 from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 import pytest
 
 from app.clips import writer as writer_module
 from app.clips.recorder import Recorder
 from app.clips.retention import ClipFolder
 from app.clips.ring import PacketRing
-from app.config import load_settings
 from app.config.clips import ClipsConfig
 from app.errors import ConfigError
 from app.metrics import Stats
@@ -32,36 +29,8 @@ from app.outputs.clips import ClipPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW, ObjectEvent
 from app.sources import pacer, video_file
-from conftest import CAT_BREEDS, IMAGES, PROJECT, Collector, imread, pet_pipeline, wait_for
-
-SIZE, FPS, GOP = (320, 240), 10, 20  # a keyframe every 2 s
-GOP_S = GOP / FPS
-#: the live file is presented this many times faster than its frame rate (stamps follow the pacer; clips the pts)
-SPEED = 5.0
-#: the clips' pre- and post-roll: the post-roll is longer than the tracker takes to end a track (max_lost frames),
-#: so the clip's end is the post-roll's doing
-PRE_ROLL_S, POST_ROLL_S = 4, 8
-
-
-def make_h264(path: Path, seconds: float, cat_from: float, cat_to: float) -> Path:
-    """An H.264 MP4 (B-frames, a keyframe every GOP frames): a grey picture with a bar that moves every frame (so no
-    two frames' packets are alike) and cat.bmp at the top left from `cat_from` to `cat_to` seconds."""
-    width, height = SIZE
-    cat = cv2.resize(imread(IMAGES / "cat.bmp"), (240, 160))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "bf": "2",
-                          "preset": "veryfast"}
-        for i in range(round(seconds * FPS)):
-            image = np.full((height, width, 3), 120, np.uint8)
-            image[height - 20:, (i * 3) % (width - 10):(i * 3) % (width - 10) + 10] = 255
-            if cat_from <= i / FPS < cat_to:
-                image[10:170, 10:250] = cat
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(stream.encode())
-    return path
-
+from clip_video import FPS, GOP_S, POST_ROLL_S, PRE_ROLL_S, SIZE, SPEED, FedRing, clip_settings, make_h264
+from conftest import CAT_BREEDS, PROJECT, Collector, imread, pet_pipeline, wait_for
 
 def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
     """Every video packet of `path`: (bytes, pts, keyframe, pts in seconds), in decode order."""
@@ -70,14 +39,6 @@ def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
         time_base = stream.time_base
         return [(bytes(p), p.pts, p.is_keyframe, float(p.pts * time_base)) for p in container.demux(stream)
                 if p.size]
-
-
-def clip_settings(tmp_path: Path, source: Path | str, *overrides: str):
-    pipeline = pet_pipeline(tmp_path, "cats", track={}, publish={"labels": sorted(CAT_BREEDS)})
-    return load_settings(str(pipeline), None, [
-        f"camera.source={source}", "clips.enabled=true", f"clips.dir={tmp_path / 'clips'}",
-        f"clips.pre_roll_s={PRE_ROLL_S}", f"clips.post_roll_s={POST_ROLL_S}",
-        f"clips.labels=[{', '.join(sorted(CAT_BREEDS))}]", *overrides])
 
 
 @pytest.mark.parametrize("realtime", [True, False], ids=["paced as live", "read as fast as processed"])
@@ -114,33 +75,6 @@ def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tm
                   if any(d["label"] in CAT_BREEDS for d in result["detections"])]
     assert sidecar["start_stamp"] < cat_stamps[0] < cat_stamps[-1] < sidecar["end_stamp"]  # the frames' clock
     assert imread(folder / sidecar["thumbnail"]).shape[:2] == SIZE[::-1]
-
-
-class FedRing:
-    """A camera's ring fed from a file as its source feeds it: packets in decode order, and each frame presented
-    (stamped with its stream time) once the packets it needs are in."""
-
-    def __init__(self, path: Path, keep_s: float, max_bytes: int = 32 << 20) -> None:
-        self.drops: list[int] = []
-        self.ring = PacketRing(keep_s, max_bytes, self.drops.append)
-        self._container = av.open(str(path))
-        stream = self._container.streams.video[0]
-        self.ring.restart(stream)
-        self.stream = stream
-        self._packets = [p for p in self._container.demux(stream) if p.size]
-        self._times = [(p.pts or 0, p.dts or 0) for p in self._packets]
-        self._fed = 0
-        self._presented: list[int] = []
-
-    def feed(self, until_s: float) -> None:
-        """Every packet whose dts is at most `until_s`, and the frames whose pts is at most that."""
-        while self._fed < len(self._packets) and self.ring.seconds(self._times[self._fed][1]) <= until_s:
-            self.ring.add(self._packets[self._fed])
-            self._fed += 1
-        due = sorted(pts for pts, _ in self._times[:self._fed] if self.ring.seconds(pts) <= until_s)
-        for pts in due[len(self._presented):]:
-            self.ring.presented(pts, self.ring.seconds(pts))
-            self._presented.append(pts)
 
 
 def held(ring: PacketRing) -> list[tuple[float, bool]]:
@@ -321,11 +255,17 @@ def test_a_clip_never_spans_video_the_ring_lost(tmp_path):
     assert clips[0]["end_stamp"] < 14 and clips[1]["start_stamp"] == 14
 
 
-def test_a_source_that_gives_no_encoded_video_says_so_and_makes_no_clip(tmp_path, caplog):
-    settings = clip_settings(tmp_path, "pattern")
-    Pipeline(settings, build_publishers(settings)).run(max_frames=3)
-    said = [r.getMessage() for r in caplog.records if "clips are on, but none is made" in r.getMessage()]
-    assert len(said) == 1 and not (tmp_path / "clips").exists()
+def test_a_source_that_gives_no_encoded_video_has_its_frames_encoded_for_clips(tmp_path, caplog):
+    """The pattern (raw frames): every frame read is encoded into the ring (app/clips/encoder.py), from a keyframe,
+    and the clip publisher has video to cut (tests/test_clips_raw.py makes clips of it)."""
+    settings = clip_settings(tmp_path, "pattern", "camera.width=320", "camera.height=240")
+    pipeline = Pipeline(settings, build_publishers(settings))
+    pipeline.run(max_frames=3)
+    assert not [r for r in caplog.records if "clips are on, but none is made" in r.getMessage()]
+    ring = pipeline.capture.ring
+    assert ring is not None and ring.template is not None
+    held = ring.after(0)
+    assert held[0][1].keyframe and len(held) >= 3  # every frame read, the skipped ones too
 
 
 def test_old_clips_are_pruned_while_none_is_made_and_a_reload_keeps_an_unchanged_recorder(tmp_path, monkeypatch):

@@ -1,13 +1,17 @@
 """`Recorder`: which clips one camera makes, from its tracked objects' events, and their packets from its ring.
 
-Owns the rule of a clip: one per tracked object's life (`new` to `end`), for the objects whose label is one of
-`clips.labels` and that are seen in one of `clips.zones` (either list empty: any), from `pre_roll_s` before the
+Owns the making of a clip: one per tracked object's life (`new` to `end`), for the objects the planner put in one
+(app/clips/planner.py: the labels and zones, and which clip, by name), from `pre_roll_s` before the
 object was first seen (the keyframe at or before that, so at most one GOP more) to `post_roll_s` after it was last
 seen. An object that comes while a clip is open, its post-roll included, joins that clip (overlapping objects make
 one clip); a clip that reaches `max_clip_s` is cut at a keyframe and goes on in the next, which begins there. A
 clip never spans video the ring lost (the source reopened or rewound, the ring's bound hit): it ends there, and
 the objects still in view go on in a clip from the next keyframe. All times are the stream's (pts), mapped from
 the events' stamps by the ring, so a clip is the same however fast the source was read.
+
+The recorder follows the planner's names: an event planned into another clip than the open one ends the open one
+where the planner saw it closed (the packet past its post-roll), and `pump` writes no further than the newest packet
+the planner had seen, so a clip never ends here before the planner closed it to newcomers.
 
 A clip that fails to write (a full disk) is removed whole and reported (`on_failure`); its objects are followed to
 their end all the same, and the next clip tries again. Runs in the clip publisher's worker (app/outputs/clips.py):
@@ -18,15 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.clips.planner import ClipPlanner, clip_end, clip_name, planned_clip
 from app.clips.ring import EncodedPacket, PacketRing
 from app.clips.writer import SIDECAR, THUMBNAIL, VIDEO, ClipWriter
 from app.config.clips import ClipsConfig
 from app.frame import wall_clock
-from app.names import safe_name
 from app.scene.tracker import END, NEW, ObjectEvent
 
 if TYPE_CHECKING:
@@ -35,23 +38,18 @@ if TYPE_CHECKING:
 WriterFactory = Callable[[Path, "av.video.stream.VideoStream"], ClipWriter]
 
 
-def clip_name(ts: float, camera: str, taken: int = 0) -> str:
-    """`YYYYmmdd-HHMMSS-mmmZ_<camera>` (UTC, the clip's start), with `-N` after the `Z` for the N-th other clip that
-    would have that name."""
-    stamp = datetime.fromtimestamp(ts, timezone.utc)
-    again = f"-{taken}" if taken else ""
-    return f"{stamp:%Y%m%d-%H%M%S}-{stamp.microsecond // 1000:03d}Z{again}_{safe_name(camera)}"
-
-
 @dataclass
 class Clip:
-    """A clip being made: what is in it, and its writer once its first keyframe came."""
+    """A clip being made: the planner's name for it, what is in it, and its writer once its first keyframe came."""
 
+    planned: str
     tracks: set[int] = field(default_factory=set)
     labels: set[str] = field(default_factory=set)
     zones: set[str] = field(default_factory=set)
     writer: ClipWriter | None = None
     failed: bool = False
+    #: 0: the clip the planner named; N: the N-th that went on from it (cut at max_clip_s, or after lost video)
+    part: int = 0
     #: stream times (seconds): its first packet's, the latest frame written, and past which it ends (None while an
     #: object of it is in view)
     start_s: float = 0.0
@@ -65,7 +63,9 @@ class Clip:
 class Recorder:
     def __init__(self, config: ClipsConfig, ring: PacketRing, folder: Path, camera: str,
                  on_written: Callable[[Path], None], on_failure: Callable[[str, Exception], None],
-                 open_writer: WriterFactory = ClipWriter) -> None:
+                 open_writer: WriterFactory = ClipWriter, planner: ClipPlanner | None = None) -> None:
+        """`planner`: the one the output lane runs on the events before they are taken here (their clips named);
+        None: the events come unplanned, and a planner of its own plans them in `take`."""
         self.config = config
         self.ring = ring
         self.folder = folder
@@ -73,30 +73,36 @@ class Recorder:
         self._on_written = on_written
         self._on_failure = on_failure
         self._open_writer = open_writer
-        self._labels, self._zones = set(config.labels), set(config.zones)
+        self.planner = planner or ClipPlanner(config, ring, folder, camera)
+        self._plans = planner is None
+        #: the newest packet index the planner had seen at the frame taken last: a clip ends only where it said
+        self._until: int | None = None
         #: the objects of the open clip still in view: track id -> label
         self._live: dict[int, str] = {}
         self.clip: Clip | None = None
         #: the index of the next packet the clip takes from the ring
         self._cursor = 0
 
-    def take(self, events: list[ObjectEvent], now: float) -> None:
-        """One frame's object events; `now`: its stamp (an update's moment)."""
+    def take(self, events: list[ObjectEvent], now: float, until: int | None = None) -> None:
+        """One frame's object events; `now`: its stamp (an update's moment). Planned events come with `until`, the
+        planner's `head` when it planned them (`pump` writes no further); unplanned ones are planned here."""
+        if self._plans:
+            events = self.planner.plan(events, now)
+        self._until = until
         for event in events:
             if event.type == END:
                 self._ended(event, now)
-            elif self._wanted(event):
-                self._seen(event, event.start if event.type == NEW else now)
+            elif (name := planned_clip(event)) is not None and self.planner.wanted(event):
+                self._seen(event, name, event.start if event.type == NEW else now)
 
-    def _wanted(self, event: ObjectEvent) -> bool:
-        return ((not self._labels or event.label in self._labels)
-                and (not self._zones or not self._zones.isdisjoint(event.zones)))
-
-    def _seen(self, event: ObjectEvent, since: float) -> None:
+    def _seen(self, event: ObjectEvent, planned: str, since: float) -> None:
+        if self.clip is not None and self.clip.planned != planned:  # the planner closed it: it ends in the ring
+            self.pump()
+            self._finish()
         if self.clip is None:
             start = self.ring.stream_time(since)
             self._cursor = self.ring.keyframe_before(float("-inf") if start is None else start - self.config.pre_roll_s)
-            self.clip = Clip()
+            self.clip = Clip(planned)
         self._live[event.track_id] = event.label
         self.clip.tracks.add(event.track_id)
         self.clip.labels.add(event.label)
@@ -106,8 +112,7 @@ class Recorder:
     def _ended(self, event: ObjectEvent, now: float) -> None:
         if self._live.pop(event.track_id, None) is None or self.clip is None:
             return
-        last = self.ring.stream_time(now if event.end is None else event.end)
-        end_at = (float("-inf") if last is None else last) + self.config.post_roll_s
+        end_at = clip_end(self.ring, event, now, self.config.post_roll_s)
         if not self._live:  # the clip's last object left: it ends a post-roll after the latest seen
             self.clip.end_at = end_at if self.clip.end_at is None else max(end_at, self.clip.end_at)
 
@@ -116,6 +121,8 @@ class Recorder:
         if self.clip is None:
             return
         for index, packet in self.ring.after(self._cursor):
+            if self._until is not None and index > self._until:
+                return
             lost = index != self._cursor
             self._cursor = index + 1
             self._place(packet, lost)
@@ -134,7 +141,8 @@ class Recorder:
             self._finish()
             if not self._live:
                 return
-            clip = self.clip = Clip(set(self._live), set(self._live.values()), set(clip.zones))
+            clip = self.clip = Clip(clip.planned, set(self._live), set(self._live.values()), set(clip.zones),
+                                    part=clip.part + 1)
         if clip.writer is None and not clip.failed:
             if not packet.keyframe:
                 return  # a clip begins at a keyframe
@@ -148,11 +156,18 @@ class Recorder:
 
     def _open(self, clip: Clip) -> None:
         clip.start_stamp = clip.last_stamp = self.ring.stamp(clip.start_s) or 0.0
-        taken = 0
-        while (self.folder / (name := clip_name(wall_clock(clip.start_stamp), self.camera, taken) + SIDECAR)).exists():
-            taken += 1
+        name = clip.planned
+        if clip.part or (self.folder / (name + SIDECAR)).exists():  # a later part: named by its own start
+            name = self._free_name(clip.start_stamp)
         assert self.ring.template is not None, "the ring holds packets only once the source gave their stream"
-        clip.writer = self._open_writer(self.folder / name.removesuffix(SIDECAR), self.ring.template)
+        clip.writer = self._open_writer(self.folder / name, self.ring.template)
+
+    def _free_name(self, stamp: float) -> str:
+        """The name of a clip starting at `stamp` that no clip in the folder has."""
+        start, taken = wall_clock(stamp), 0
+        while (self.folder / (clip_name(start, self.camera, taken) + SIDECAR)).exists():
+            taken += 1
+        return clip_name(start, self.camera, taken)
 
     def _attempt(self, clip: Clip, action: Callable[[], None]) -> None:
         """Run a write of `clip`; on failure, remove the clip whole and report it (the clip is followed on)."""

@@ -142,6 +142,14 @@ class PacketRing:
             start = max(0, index - self._packets[0][0])
             return [self._packets[i] for i in range(start, len(self._packets))]
 
+    def newest(self) -> tuple[int, float] | None:
+        """The index and dts (stream seconds) of the newest packet held; None when none is."""
+        with self._lock:
+            if not self._packets:
+                return None
+            index, packet = self._packets[-1]
+            return index, self.seconds(packet.dts)
+
     def keyframe_before(self, seconds: float) -> int:
         """The index of the newest keyframe at or before `seconds` (stream time), else of the oldest held; the next
         index when none is held (a clip begins at the next keyframe)."""

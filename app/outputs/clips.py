@@ -2,8 +2,12 @@
 
 Owns the clip folder of one camera (`clips.dir/<camera>/`), cleaned of what a crash left and pruned at start and
 after each clip (app/clips/retention.py), and the worker that feeds its `Recorder` each frame's object events and
-then the packets the camera's ring got since. The output lane hands it the ring before `start` (None when the
-camera's source gives no encoded video: only video files do in this release). A full or failing disk pauses clips
+then the packets the camera's ring got since, and the camera's `ClipPlanner` (app/clips/planner.py), which the output
+lane runs on each frame's object events (`plan`) before any publisher gets them: the events of objects in a clip
+carry its URL, `http://BIND:PORT/clips/NAME.mp4` when the HTTP output listens on an address of its own (a path,
+`/clips/NAME.mp4`, when it binds every address or a port chosen at start: no base for it is known). The output
+lane hands it the ring before `start` (None when the camera's source gives no encoded video: only video files do in
+this release). A full or failing disk pauses clips
 by the rule every file output follows (`DiskGate`): the clip is removed whole, counted as `clip_disk_full` or
 `clip_error`, one warning until a clip is written again; the run goes on.
 """
@@ -15,9 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.clips.planner import ClipPlanner
 from app.clips.recorder import Recorder
 from app.clips.retention import ClipFolder
 from app.clips.ring import PacketRing
+from app.config import HttpConfig, Settings
 from app.config.clips import ClipsConfig
 from app.names import safe_name
 from app.outputs.base import Output, PublishContext, Publisher
@@ -31,6 +37,21 @@ log = logging.getLogger(__name__)
 OUTBOX_SIZE = 1000
 #: the folder is pruned after each clip, and at least this often (clips past keep_days while none is made)
 PRUNE_EVERY_S = 3600.0
+#: binds that name no one address: a URL needs the host the client reached, which the camera does not know
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def clip_folder(settings: Settings, camera: str) -> Path:
+    """Where `camera`'s clips are: `clips.dir/<camera>/`."""
+    return settings.resolve_path(settings.device.clips.dir) / safe_name(camera)
+
+
+def url_base(http: HttpConfig) -> str:
+    """`http://BIND:PORT` of the HTTP output, or "" (URLs from the server's root) when no address of it is known."""
+    if not http.enabled or http.bind in ANY_ADDRESS or http.port == 0:
+        return ""
+    host = f"[{http.bind}]" if ":" in http.bind else http.bind
+    return f"http://{host}:{http.port}"
 
 
 class ClipPublisher(Publisher):
@@ -40,7 +61,9 @@ class ClipPublisher(Publisher):
         self.config = config
         #: the camera's ring of encoded video, given by the output lane before `start`
         self.ring: PacketRing | None = None
-        self._outbox: Outbox[tuple[list[ObjectEvent], float]] | None = None
+        #: (a frame's object events, its stamp, the planner's head then)
+        self._outbox: Outbox[tuple[list[ObjectEvent], float, int | None]] | None = None
+        self._planner: ClipPlanner | None = None
         self._gate: DiskGate
         self._folder: ClipFolder
         self._recorder: Recorder
@@ -52,7 +75,7 @@ class ClipPublisher(Publisher):
                         "files do in this release), or clips were turned on by a reload (a restart applies that)",
                         ctx.camera)
             return
-        folder = ctx.settings.resolve_path(self.config.dir) / safe_name(ctx.camera)
+        folder = clip_folder(ctx.settings, ctx.camera)
         self._gate = DiskGate(ctx.camera, "clips", "clip", ctx.stats, log)
         self._folder = ClipFolder(folder)
         try:
@@ -63,17 +86,23 @@ class ClipPublisher(Publisher):
             self._prune()
         except OSError as exc:
             self._gate.failed(f"cannot use {folder}", exc)
-        self._recorder = Recorder(self.config, self.ring, folder, ctx.camera, self._written, self._failed)
+        self._planner = ClipPlanner(self.config, self.ring, folder, ctx.camera, url_base(ctx.settings.device.http))
+        self._recorder = Recorder(self.config, self.ring, folder, ctx.camera, self._written, self._failed,
+                                  planner=self._planner)
         self._outbox = Outbox("clips", OUTBOX_SIZE, ctx.lossless, lambda: ctx.stats.drop("clips_outbox"),
                               self._work)
 
+    def plan(self, objects: list[ObjectEvent], now: float) -> list[ObjectEvent]:
+        """A frame's object events (`now`: its stamp) with their clips' URLs (the output lane, before publishing)."""
+        return objects if self._planner is None else self._planner.plan(objects, now)
+
     def publish(self, out: Output) -> None:
-        if self._outbox is not None:
-            self._outbox.put((out.objects, out.frame.t_capture))
+        if self._outbox is not None and self._planner is not None:
+            self._outbox.put((out.objects, out.frame.t_capture, self._planner.head))
 
     def finish(self, objects: list[ObjectEvent]) -> None:
         if self._outbox is not None:
-            self._outbox.put((objects, time.monotonic()))
+            self._outbox.put((objects, time.monotonic(), None))
 
     def reconfigure(self, ctx: PublishContext) -> bool:
         """Kept (its clip going on) when `clips:` did not change; else replaced, the open clip ending there."""
@@ -83,9 +112,9 @@ class ClipPublisher(Publisher):
         if self._outbox is not None:
             self._outbox.close(deadline)
 
-    def _work(self, items: Iterator[tuple[list[ObjectEvent], float]]) -> None:
-        for objects, now in items:
-            self._recorder.take(objects, now)
+    def _work(self, items: Iterator[tuple[list[ObjectEvent], float, int | None]]) -> None:
+        for objects, now, head in items:
+            self._recorder.take(objects, now, head)
             self._recorder.pump()
             if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
                 self._prune_now()

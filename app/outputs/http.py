@@ -1,4 +1,5 @@
-"""HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics and snapshot files.
+"""HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics, snapshot files and
+event clips.
 
 Standard library only (`http.server`), one thread per connection, all daemons, so the camera needs no web
 framework. It owns three promises:
@@ -9,8 +10,11 @@ framework. It owns three promises:
   newer than the one it sent; a slow client skips frames, and one that takes more than
   `send_timeout_s` to accept a frame is dropped and counted. `/snapshot.jpg` encodes on request, in the
   requester's thread.
-- Nothing leaves the snapshots folder: a file name is decoded once, must match a plain `NAME.jpg` pattern, and its
-  resolved path must sit directly in the folder; anything else is a 404 that says nothing more.
+- Nothing leaves the snapshots or clips folder: a file name is decoded once, must match a plain `NAME.jpg` pattern
+  (a clip's: its name as app/clips names it, `.mp4` or `.jpg`, listed by its sidecar), and its resolved path must
+  sit directly in the folder; anything else is a 404 that says nothing more. A clip's files are streamed in chunks
+  with HTTP range requests (206, 416 past the end), so a browser's `<video>` seeks; none is served while privacy is
+  on (a clip is the camera's own video, unmasked).
 - With `http.token` or `http.username`/`password` set, everything but `/healthz` needs them (a Bearer header,
   `?token=`, the cookie `/?token=` sets for the page's image and fetches, or HTTP Basic), compared in constant
   time. Binding beyond loopback without either is refused by the config schema.
@@ -28,6 +32,7 @@ import errno
 import hmac
 import json
 import logging
+import os
 import re
 import socket
 import socketserver
@@ -38,13 +43,17 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from app.clips.listing import ClipQuery, list_clips
+from app.clips.retention import CLIP_NAME
+from app.clips.writer import SIDECAR, THUMBNAIL, VIDEO
 from app.config import HttpConfig
 from app.errors import ConfigError
 from app.metrics import is_ok, prometheus_family
 from app.outputs.base import Output, PublishContext, Publisher, object_document
+from app.outputs.clips import clip_folder
 from app.outputs.mask_png import mask_png, segments_of
 from app.scene.tracker import ObjectEvent
 
@@ -62,6 +71,10 @@ BOUNDARY = "frame"
 COOKIE = "smartcam_token"
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.jpe?g", re.IGNORECASE)
 QUERY_TOKEN = re.compile(r"([?&])token=[^&\s]*")  # kept out of the logs
+#: a clip's file goes out this much at a time, never read whole
+FILE_CHUNK = 64 * 1024
+CLIP_TYPES = {VIDEO: "video/mp4", THUMBNAIL: "image/jpeg"}
+SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 PAGE_POLICY = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
 
 
@@ -78,6 +91,29 @@ def json_response(data: object, status: int = 200) -> Response:
 
 def text_response(text: str, status: int = 200) -> Response:
     return Response(status, f"{text}\n".encode(), "text/plain; charset=utf-8")
+
+
+class Unsatisfiable(ValueError):
+    """A range that lies past the file's end (416)."""
+
+
+def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The bytes (first, last) a `Range` header asks of a file of `size` bytes; None: the whole file (no header, or
+    one RFC 9110 lets a server ignore: another unit, several ranges, a malformed one). Raises Unsatisfiable for a
+    range past the end."""
+    found = SINGLE_RANGE.fullmatch((header or "").strip())
+    if found is None or found.groups() == ("", ""):
+        return None
+    first, last = found.groups()
+    if not first:  # the last N bytes
+        if int(last) == 0 or size == 0:
+            raise Unsatisfiable
+        return max(0, size - int(last)), size - 1
+    if last and int(last) < int(first):
+        return None
+    if int(first) >= size:
+        raise Unsatisfiable
+    return int(first), min(int(last), size - 1) if last else size - 1
 
 
 class FrameSlot:
@@ -302,6 +338,24 @@ class HttpPublisher(Publisher):
                                   [({}, self.stream_clients_dropped)])
         return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
 
+    @property
+    def clips_dir(self) -> Path:
+        return clip_folder(self.ctx.settings, self.ctx.camera)
+
+    def clips_refused(self) -> Response | None:
+        """403 while privacy is on: a clip is the camera's own video, never masked (clips.py refuses both on)."""
+        if not self.ctx.settings.device.privacy.enabled:
+            return None
+        return json_response({"error": "clips are not served while privacy is on (a clip is not masked)"}, 403)
+
+    def api_clips(self, query: dict[str, list[str]]) -> Response:
+        """`/api/clips`: the clips of the camera's folder, newest first, filtered (app/clips/listing.py)."""
+        try:
+            wanted = ClipQuery.parse(query)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        return self.clips_refused() or json_response({"clips": list_clips(self.clips_dir, wanted)})
+
     def snapshot_list(self) -> Response:
         return json_response({"files": _list_snapshots(self.snapshots_dir)})
 
@@ -357,14 +411,27 @@ def _not_found() -> Response:
     return json_response({"error": "not found"}, 404)
 
 
-def _snapshot_path(folder: Path, raw_name: str) -> Path | None:
-    """The file `raw_name` (as sent, percent-encoded) names directly inside `folder`, or None."""
-    name = unquote(raw_name)
-    if any(bad in name for bad in ("/", "\\", "..", "\0")) or not SNAPSHOT_NAME.fullmatch(name):
+def _file_in(folder: Path, name: str) -> Path | None:
+    """The file `name` (decoded) directly inside `folder`, or None."""
+    if any(bad in name for bad in ("/", "\\", "..", "\0")):
         return None
     root = folder.resolve()
     path = (root / name).resolve()
     return path if path.parent == root and path.is_file() else None
+
+
+def _snapshot_path(folder: Path, raw_name: str) -> Path | None:
+    """The file `raw_name` (as sent, percent-encoded) names directly inside `folder`, or None."""
+    name = unquote(raw_name)
+    return _file_in(folder, name) if SNAPSHOT_NAME.fullmatch(name) else None
+
+
+def _clip_path(folder: Path, raw_name: str) -> Path | None:
+    """The video or thumbnail of a listed clip (its sidecar beside it) `raw_name` names in `folder`, or None."""
+    stem, suffix = os.path.splitext(unquote(raw_name))
+    if suffix not in CLIP_TYPES or not CLIP_NAME.fullmatch(stem) or _file_in(folder, stem + SIDECAR) is None:
+        return None
+    return _file_in(folder, stem + suffix)
 
 
 def _list_snapshots(folder: Path) -> list[dict]:
@@ -419,6 +486,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(app.page_for(query_token))
         elif url.path == "/stream.mjpg":
             self._stream()
+        elif url.path == "/api/clips":
+            self._send(app.api_clips(query))
+        elif url.path.startswith("/clips/"):
+            self._clip(url.path[len("/clips/"):])
         elif url.path.startswith("/snapshots/") and url.path != "/snapshots/":
             self._send(app.snapshot_file(url.path[len("/snapshots/"):]))
         else:
@@ -447,6 +518,48 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(response.body)
+
+    def _clip(self, raw_name: str) -> None:
+        """A clip's video or thumbnail."""
+        app = self.server.publisher
+        refused = app.clips_refused()
+        path = None if refused else _clip_path(app.clips_dir, raw_name)
+        if path is None:
+            self._send(refused or _not_found())
+            return
+        try:
+            with open(path, "rb") as file:
+                self._send_file(file, CLIP_TYPES[path.suffix])
+        except FileNotFoundError:  # pruned in between
+            self._send(_not_found())
+
+    def _send_file(self, file: BinaryIO, content_type: str) -> None:
+        """The part of `file` a `Range` header asks for (206), or all of it."""
+        size = os.fstat(file.fileno()).st_size
+        try:
+            wanted = requested_range(self.headers.get("Range"), size)
+        except Unsatisfiable:
+            self._send(Response(416, b"", "text/plain", (("Content-Range", f"bytes */{size}"),)))
+            return
+        first, last = wanted or (0, size - 1)
+        self.send_response(206 if wanted else 200)
+        for name, value in (("Content-Type", content_type), ("Content-Length", str(last - first + 1)),
+                            ("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff"),
+                            *((("Content-Range", f"bytes {first}-{last}/{size}"),) if wanted else ())):
+            self.send_header(name, value)
+        self.end_headers()
+        self._copy(file, first, last - first + 1)
+
+    def _copy(self, file: BinaryIO, offset: int, length: int) -> None:
+        """`length` bytes of `file` from `offset` to the client, FILE_CHUNK at a time."""
+        file.seek(offset)
+        while length > 0:
+            chunk = file.read(min(FILE_CHUNK, length))
+            if not chunk:  # cut short meanwhile: the client cannot trust this connection's framing any more
+                self.close_connection = True
+                return
+            self.wfile.write(chunk)
+            length -= len(chunk)
 
     def _stream(self) -> None:
         """Send every newer frame until the client leaves, is too slow, or the server closes."""

@@ -59,12 +59,17 @@ class ObjectEvent:
     stationary: bool
     changes: tuple[str, ...] = ()
     seq: int = 0
+    #: where the clip the object is in is served (app/clips/planner.py); None: in no clip
+    clip_url: str | None = None
 
     def as_dict(self) -> dict:
-        return {"type": self.type, "track_id": self.track_id, "label": self.label, "score": round(self.score, 4),
-                "box": [round(v, 1) for v in self.box], "zones": list(self.zones), "start": round(self.start, 3),
-                "end": None if self.end is None else round(self.end, 3), "stationary": self.stationary,
-                "changes": list(self.changes)}
+        document = {"type": self.type, "track_id": self.track_id, "label": self.label, "score": round(self.score, 4),
+                    "box": [round(v, 1) for v in self.box], "zones": list(self.zones), "start": round(self.start, 3),
+                    "end": None if self.end is None else round(self.end, 3), "stationary": self.stationary,
+                    "changes": list(self.changes)}
+        if self.clip_url is not None:
+            document["clip_url"] = self.clip_url
+        return document
 
 
 @dataclass

@@ -6,8 +6,9 @@ whole of discovery is tested as data.
 **The entities** (Home Assistant's MQTT docs, "Device discovery payload"). `discovery_components()` is the one list
 of the instance's entities, by object id: the snapshot image, per watched label a count sensor and an occupancy
 binary sensor, what the track stage adds (`TrackEntities`: the object event entity, whose `OBJECT_EVENT_TYPES`
-include the pose monitor's `person_down`), and per segmentation class shown an area sensor (`%`, `areas.py`); a new
-kind of entity is one more entry there. With
+include the pose monitor's `person_down`), per segmentation class shown an area sensor (`%`, `areas.py`), and per
+name taught in the run's gallery (app/teach) a count sensor of the objects in view carrying it; a new kind of
+entity is one more entry there. With
 `mqtt.discovery.mode: device` (the default; Home Assistant 2024.11 and later) they go out as one retained document,
 `device`, `origin`, the availability and `components`; with `entity` (older releases) as one retained
 document per entity (`discovery_messages()`). Entity names leave the device name out (Home Assistant puts it in
@@ -64,10 +65,12 @@ OCCUPANCY_TEMPLATE = "{{ 'ON' if value | int(0) > 0 else 'OFF' }}"
 ORIGIN = {"name": "smartcam", "sw_version": __version__}
 #: the object events Home Assistant's event entity accepts: the tracker's, and the pose monitor's lying person
 OBJECT_EVENT_TYPES = [NEW, UPDATE, END, "person_down"]
-#: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes
+#: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes (`clip_url`: where
+#: the object's clip is served, None when it is in none)
 OBJECT_EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
                          "'label': value_json.label, 'zones': value_json.zones, "
-                         "'changes': value_json.changes | default([])} "
+                         "'changes': value_json.changes | default([]), "
+                         "'clip_url': value_json.clip_url | default(none)} "
                          "| to_json }}")
 
 
@@ -97,12 +100,13 @@ class TrackEntities:
 
 
 def discovery_components(topics: Topics, labels: Iterable[str], track: TrackEntities = TrackEntities(),
-                         areas: Iterable[str] = ()) -> dict[str, dict]:
+                         areas: Iterable[str] = (), names: Iterable[str] = ()) -> dict[str, dict]:
     """Every Home Assistant entity of the instance, by object id, as a device discovery component: its `platform`,
     `unique_id`, `name` (without the device's name: Home Assistant adds it) and the rest of its config. The snapshot
     image; per label (sorted) a count sensor and an occupancy binary sensor; with tracking, an event entity for
     the object events, a count sensor per zone and an in and an out counter per line; per segmentation class of
-    `areas` an area sensor in percent. The one place to add an entity: both discovery modes are made from this."""
+    `areas` an area sensor in percent; per taught name of `names` a count sensor. The one place to add an entity:
+    both discovery modes are made from this."""
     node = topics.node
     components: dict[str, dict] = {"snapshot": {
         "platform": "image", "name": "snapshot", "unique_id": f"{node}_snapshot",
@@ -136,6 +140,10 @@ def discovery_components(topics: Topics, labels: Iterable[str], track: TrackEnti
             "platform": "sensor", "name": f"{label} area", "unique_id": f"{node}_{object_id}_area",
             "state_topic": topics.area(label), "unit_of_measurement": "%", "state_class": "measurement",
             "suggested_display_precision": 1}
+    for name in sorted(names):
+        components[f"name_{safe_name(name)}_count"] = {
+            "platform": "sensor", "name": f"{name} count", "unique_id": f"{node}_name_{safe_name(name)}_count",
+            "state_topic": topics.name(name), "state_class": "measurement"}
     return components
 
 
