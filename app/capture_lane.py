@@ -4,7 +4,9 @@ It owns the source (a camera or stream wrapped in `Reconnecting`, which waits fo
 is a file or folder not there yet, a disk not mounted), the motion gate that decides whether a frame is inferred
 at all, the stages' `prepare` (work done on a core `invoke()` leaves idle), and the slot: on a live source the
 newest frame wins and a replaced one is counted `stale`; a file is read only as fast as it is processed. With
-clips on, it makes the camera's ring of encoded video (app/clips/ring.py), which its source fills as it demuxes.
+clips on, it makes the camera's ring of encoded video (app/clips/ring.py): a source that demuxes H.264 or H.265 (a
+file, a stream) fills it with its own packets; the frames of any other are encoded into it here, every frame read,
+before the motion gate (app/clips/encoder.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from app.clips.encoder import RingEncoder
 from app.clips.ring import EVENT_DELAY_S, PacketRing
 from app.config import CameraConfig, Settings
 from app.frame import ARRIVAL, Frame
@@ -25,7 +28,6 @@ from app.sources import build_source
 from app.sources.base import EndOfStream, Source
 from app.sources.mjpeg import decode_scale
 from app.sources.reconnect import Reconnecting
-from app.sources.video_file import VideoFileSource
 from app.stages.base import Stage
 from app.stages.track import Track
 
@@ -48,8 +50,11 @@ class CaptureLane:
         scale = decode_scale(settings.device, input_size)
         source = source or build_source(self.camera.model_copy(update={"decode_scale": scale}),
                                         input_size if stretch else None)
-        #: the encoded video clips are cut from, when clips are on and the source gives it (None otherwise)
+        #: the encoded video clips are cut from, when clips are on (None otherwise), and what encodes the frames
+        #: of a source that does not fill it itself
         self.ring = self._clip_ring(settings, source)
+        self._encoder = None if self.ring is None else RingEncoder(self.ring, self.camera.fps, self.camera.name)
+        self._clip_source = source
         self.source = (Reconnecting(source, self.camera.reconnect, stop, lambda: stats.drop("source_error"))
                        if source.reconnects else source)
         if isinstance(self.source, Reconnecting):
@@ -62,10 +67,9 @@ class CaptureLane:
         self._waiting = False
 
     def _clip_ring(self, settings: Settings, source: Source) -> PacketRing | None:
-        """The ring `source` fills with its packets, when clips are on: only a video file gives them in this
-        release (streams and raw cameras come next; the clip publisher says so at start)."""
+        """The camera's ring, given to `source` (which fills it when it demuxes H.264), when clips are on."""
         clips = settings.device.clips
-        if not clips.enabled or not isinstance(source, VideoFileSource):
+        if not clips.enabled:
             return None
         source.ring = PacketRing(clips.pre_roll_s + EVENT_DELAY_S,
                                  on_drop=lambda count: self.stats.drop("clip_ring_full", count))
@@ -125,6 +129,8 @@ class CaptureLane:
                 frame = Frame(captured.image, seq, self.camera.name, captured.order,
                               t_capture=time.monotonic() if stamped is None else stamped,
                               stamp=ARRIVAL if stamped is None else captured.stamp, lores=captured.lores)
+                if self._encoder is not None and not self._clip_source.fills_ring:
+                    self._encoder.encode(captured.image, captured.order, frame.t_capture)
                 if self.gate is not None:
                     skipped, frame.motion = self.gate.admit(captured.image, frame.t_capture)
                     if skipped:  # never handed over: it costs its decode and the motion check only

@@ -22,7 +22,7 @@ from app.errors import ConfigError, SourceError
 from app.metrics import Stats
 from app.outputs.webhooks import Sender
 from app.sources.base import Captured, EndOfStream, Source
-from app.sources.opencv import StreamSource
+from app.sources.stream import StreamSource
 from app.sources.reconnect import Reconnecting
 from conftest import PET, PROJECT, Collector, free_port, subscribed, wait_for
 

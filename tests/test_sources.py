@@ -20,7 +20,8 @@ from app.pipeline import Pipeline
 from app.sources import EndOfStream, Source, build_source, picamera2_cameras
 from app.sources.auto import AutoCamera
 from app.sources.images import ImageSource
-from app.sources.opencv import StreamSource, V4L2Source
+from app.sources.opencv import V4L2Source
+from app.sources.stream import StreamSource
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.video_file import VideoFileSource

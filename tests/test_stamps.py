@@ -19,7 +19,7 @@ from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
 from app.sources import opencv
 from app.sources import picamera2 as picamera2_source
 from app.sources.base import Captured
-from app.sources.opencv import StreamSource
+from app.sources.stream import StreamSource
 from app.sources.video_file import VideoFileSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.stamps import BOUND_S, PLAUSIBLE_S, PresentationClock, device_time, exposure_start
@@ -375,7 +375,7 @@ def test_a_stream_whose_pts_ffmpeg_makes_up_is_stamped_at_arrival():
             start, frames, positions = time.monotonic(), [], []
             while time.monotonic() - start < 4.0:  # four of the clock's windows
                 frames.append(source.read())
-                positions.append(source._position_s())
+                positions.append(source.position_s)
         finally:
             source.close()
     assert len(frames) > 10 and all(f.image.shape == (240, 320, 3) for f in frames)

@@ -15,9 +15,10 @@ from app.redact import mask_credentials
 from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.images import IMAGE_EXTENSIONS, ImageSource, is_glob
-from app.sources.opencv import StreamSource, V4L2Source
+from app.sources.opencv import V4L2Source
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source, picamera2_cameras
+from app.sources.stream import StreamSource
 from app.sources.video_file import VideoFileSource
 
 __all__ = ["Captured", "EndOfStream", "Source", "build_source", "picamera2_cameras", "source_warnings"]

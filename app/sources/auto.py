@@ -41,7 +41,9 @@ class AutoCamera(Source):
         self.close()
         self._inner = choose_camera(self.camera, self.lores_size)
         self.description = self._inner.description
+        self._inner.ring = self.ring
         self._inner.open()
+        self.fills_ring = self._inner.fills_ring
 
     def read(self) -> Captured:
         if self._inner is None:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from app.clips.ring import PacketRing
 from app.frame import ARRIVAL, BGR
 
 
@@ -48,6 +49,16 @@ class Source(ABC):
     reconnects: bool = True
     #: frames the source could not decode and skipped (counted as `decode_error` drops)
     decode_errors: int = 0
+    #: the camera's ring of encoded video when clips are on, set before `open`
+    ring: PacketRing | None = None
+    #: whether this source fills `ring` with its own encoded video (known at `open`: an H.264 stream's packets);
+    #: if not, the capture lane encodes its frames into it (app/clips/encoder.py)
+    fills_ring: bool = False
+
+    @property
+    def filled_ring(self) -> PacketRing | None:
+        """`ring`, while this source fills it itself."""
+        return self.ring if self.fills_ring else None
 
     @abstractmethod
     def open(self) -> None:

@@ -1,16 +1,16 @@
-"""Sources read through OpenCV's VideoCapture: V4L2 cameras and network streams (files: app/sources/video_file.py).
+"""Sources read through OpenCV's VideoCapture: V4L2 cameras (files and network streams are read through PyAV:
+app/sources/video_file.py, app/sources/stream.py).
 
 Owns opening each with the right backend and settings, and turning a failed read into what the capture thread
 expects: OSError (it reconnects). Frames stay BGR, as OpenCV decodes them; an MJPEG camera with `camera.decode_scale`
 above 1 hands over its raw JPEGs, decoded here at that scale (app/sources/mjpeg.py). Also owns what each kind's
 frames are stamped with (app/sources/stamps.py has the arithmetic): a V4L2 camera's at the dequeued buffer's
-timestamp (EXPOSURE), a stream's at its pts mapped onto the monotonic clock (PRESENTATION).
+timestamp (EXPOSURE).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import cv2
@@ -18,17 +18,15 @@ import numpy as np
 
 from app.config import CameraConfig
 from app.errors import SourceError
-from app.frame import ARRIVAL, EXPOSURE, PRESENTATION
+from app.frame import ARRIVAL, EXPOSURE
 from app.redact import mask_credentials
 from app.sources.base import Captured, Source
 from app.sources.decode_warning import DecodeWarning
 from app.sources.mjpeg import decode_jpeg, decoded_side
-from app.sources.stamps import PresentationClock, device_time
+from app.sources.stamps import device_time
 
 log = logging.getLogger(__name__)
 
-#: a stream that stops sending fails (OSError, then a reconnect) after this long instead of hanging the thread
-STREAM_TIMEOUT_MS = 10_000
 #: MJPEG frames in a row that may fail to decode (each skipped and counted) before the camera counts as failed
 MAX_UNDECODABLE = 5
 
@@ -169,29 +167,3 @@ class V4L2Source(_CaptureSource):
             return image
         return decode_jpeg(image, self.scale)
 
-
-class StreamSource(_CaptureSource):
-    """A network stream through FFmpeg: rtsp://, http(s):// (MJPEG, HLS) and the like. Each frame is stamped at its
-    presentation time (FFmpeg's pts, CAP_PROP_POS_MSEC) on the monotonic clock, once the pts is seen to keep time
-    with the arrivals (`PresentationClock`); until then, and for streams whose pts FFmpeg makes up, at its arrival."""
-
-    api = cv2.CAP_FFMPEG
-    hint = "check that it plays in `ffplay URL` or VLC on this machine; for RTSP try the other camera.rtsp_transport"
-
-    def __init__(self, camera: CameraConfig, target: str) -> None:
-        super().__init__(camera, target)
-        self._clock = PresentationClock()
-
-    def _params(self) -> list[int]:
-        return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-
-    def open(self) -> None:
-        if self.target.lower().startswith("rtsp"):  # read by OpenCV's FFmpeg backend when it opens a capture
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.camera.rtsp_transport}"
-        super().open()
-        self._clock.reset()  # a new connection is a new series of pts
-
-    def read(self) -> Captured:
-        image = self._frame()
-        presented = self._clock.stamp(self._position_s(), time.monotonic())
-        return self._captured(image, presented, PRESENTATION)

@@ -5,6 +5,11 @@ model's input size is known, a second RGB "lores" stream the ISP scales for free
 the CPU; and stamping each frame at the start of its exposure, from the metadata of the request that carried it
 (app/sources/stamps.py `exposure_start`). picamera2 is imported only inside functions: it exists only on a Pi (as the
 apt package python3-picamera2), and importing it starts libcamera.
+
+With clips on, picamera2's own H264Encoder (the Pi 4's hardware encoder) encodes the main stream into the camera's
+ring (`AnnexBFeed`, app/clips/encoder.py), a keyframe every KEYFRAME_EVERY_S with its SPS and PPS: the ring does what
+picamera2's CircularOutput2 would, for the recorder that cuts every source's clips. An encoder that does not start
+leaves the frames to the capture lane's encoder (libx264). Untested without a Pi.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from app.clips.encoder import KEYFRAME_EVERY_S, AnnexBFeed
+from app.clips.ring import PacketRing
 from app.config import CameraConfig
 from app.errors import SourceError
 from app.frame import ARRIVAL, EXPOSURE
@@ -65,6 +72,9 @@ class Picamera2Source(Source):
         self._cam: Any = None
         self._lores_yuv = False
         self._lores_width = 0  # as libcamera configured it, to crop the YUV420 row padding
+        #: picamera2's H264Encoder feeding the ring, while clips are on and it runs
+        self._encoder: Any = None
+        self._feed: AnnexBFeed | None = None
 
     def open(self) -> None:
         picamera2 = _picamera2_class()
@@ -87,6 +97,7 @@ class Picamera2Source(Source):
                 f"cannot open the Pi camera: {e} (check the ribbon cable and `rpicam-hello --list-cameras`)"
             ) from e
         self._cam = cam
+        self.fills_ring = self.ring is not None and self._start_encoder(cam, self.ring)
         if self.lores_size:
             self._lores_width = cam.stream_configuration("lores")["size"][0]
         log.info("%s: %dx%d at %g fps, lores %s", self.description, self.camera.width, self.camera.height,
@@ -113,12 +124,50 @@ class Picamera2Source(Source):
         try:
             image = request.make_array("main")
             lores = self._lores_rgb(request.make_array("lores")) if self.lores_size else None
-            exposed = exposure_start(request.get_metadata(), arrived)
+            metadata = request.get_metadata()
+            exposed = exposure_start(metadata, arrived)
         finally:
             request.release()
-        return Captured(image, lores, t_capture=exposed, stamp=ARRIVAL if exposed is None else EXPOSURE)
+        stamp = exposed
+        if self._feed is not None:  # the ring knows the stamp the frame gets
+            stamp = arrived if exposed is None else exposed
+            self._presented(self._feed, metadata, stamp)
+        return Captured(image, lores, t_capture=stamp, stamp=ARRIVAL if exposed is None else EXPOSURE)
+
+    def _start_encoder(self, cam: Any, ring: PacketRing) -> bool:
+        """Start picamera2's H264Encoder on the main stream into `ring`; whether it runs (else said once)."""
+        try:
+            from picamera2.encoders import H264Encoder
+            from picamera2.outputs import Output
+
+            feed = AnnexBFeed(ring)
+
+            class RingOutput(Output):
+                def outputframe(self, frame: Any, keyframe: bool = True, timestamp: int | None = None,
+                                packet: Any = None, audio: bool = False) -> None:
+                    if not audio and timestamp is not None:
+                        feed.frame(bytes(frame), keyframe, timestamp)
+
+            encoder = H264Encoder(repeat=True, iperiod=max(1, round(KEYFRAME_EVERY_S * self.camera.fps)))
+            cam.start_encoder(encoder, RingOutput(), name="main")
+        except Exception as e:  # noqa: BLE001 - libcamera and the encoders fail in their own words
+            log.warning("%s: clips: picamera2's H264Encoder does not start (%s); frames are encoded with libx264",
+                        self.description, e)
+            return False
+        self._encoder, self._feed = encoder, feed
+        return True
+
+    def _presented(self, feed: AnnexBFeed, metadata: dict, stamp: float) -> None:
+        """The frame of `metadata` was delivered at `stamp`: at the encoder's timestamp for it (microseconds of
+        SensorTimestamp from the encoder's first frame)."""
+        sensor, first = metadata.get("SensorTimestamp"), getattr(self._encoder, "firsttimestamp", None)
+        if isinstance(sensor, int) and isinstance(first, int):
+            feed.presented(sensor // 1000 - first, stamp)
 
     def close(self) -> None:
         if self._cam is not None:
             cam, self._cam = self._cam, None
+            if self._encoder is not None:
+                self._encoder = self._feed = None
+                cam.stop_encoder()
             cam.close()  # also stops it

@@ -12,8 +12,9 @@ monotonic clock); with `camera.realtime`, paced at the file's frame rate and sta
 (PRESENTATION: the moment the file, played as a camera, presents the frame; its decode comes after, as a camera's
 transfer does).
 
-With clips on, the camera's `PacketRing` (`ring`) gets every packet demuxed, the very packets decoded for inference
-(video is read once), and each frame's stamp as it is delivered, so a clip can be cut by the frames' stamps.
+With clips on, the camera's `PacketRing` (`ring`) of an H.264 or H.265 file gets every packet demuxed, the very
+packets decoded for inference (video is read once), and each frame's stamp as it is delivered, so a clip can be cut
+by the frames' stamps (app/sources/av_demux.py; a file of another codec is encoded for clips by the capture lane).
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from app.clips.ring import PacketRing
 from app.config import CameraConfig
 from app.errors import SourceError
 from app.frame import ARRIVAL, PRESENTATION
+from app.sources.av_demux import av_module, decoded, remuxed
 from app.sources.base import Captured, EndOfStream, Source
 from app.sources.decode_warning import DecodeWarning
 from app.sources.pacer import Pacer
@@ -71,16 +71,14 @@ class VideoFileSource(Source):
         self._delivered = self._skipped = 0
         #: errors (packets that did not demux or decode, frames that came again) since a packet further into the file
         self._errors_in_place = 0
-        #: the camera's ring of encoded video, when clips are on (set before `open`)
-        self.ring: PacketRing | None = None
 
     def open(self) -> None:
         self.close()
         if not os.path.exists(self.path):
             raise SourceError(f"{self.path}: not there (a disk not mounted yet?)")
         try:
-            container = _av().open(self.path)
-        except (_av().error.FFmpegError, OSError) as exc:
+            container = av_module().open(self.path)
+        except (av_module().error.FFmpegError, OSError) as exc:
             raise SourceError(f"cannot open {self.path} ({exc}): check that it is a video FFmpeg can decode "
                               "(`ffprobe FILE`)") from exc
         if not container.streams.video:
@@ -89,8 +87,9 @@ class VideoFileSource(Source):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frames and slices decoded on every core, as OpenCV's FFmpeg backend does
         self._container, self._stream = container, stream
-        if self.ring is not None:
-            self.ring.restart(stream)
+        self.fills_ring = self.ring is not None and remuxed(stream)
+        if self.filled_ring is not None:
+            self.filled_ring.restart(stream)
         if self.camera.realtime:
             self._pacer = Pacer(self._frame_rate(stream))
         self._start_pass()
@@ -109,11 +108,11 @@ class VideoFileSource(Source):
         frame = self._next_frame()
         image = frame.to_ndarray(format="bgr24")
         self._delivered += 1
-        if presented is None and self.ring is None:
+        if presented is None and not self.fills_ring:
             return Captured(image)  # stamped at its arrival by the capture lane
         stamp = time.monotonic() if presented is None else presented  # the ring knows the stamp the frame gets
-        if self.ring is not None and frame.pts is not None:
-            self.ring.presented(frame.pts, stamp)
+        if self.filled_ring is not None and frame.pts is not None:
+            self.filled_ring.presented(frame.pts, stamp)
         return Captured(image, t_capture=stamp, stamp=ARRIVAL if presented is None else PRESENTATION)
 
     def close(self) -> None:
@@ -137,13 +136,10 @@ class VideoFileSource(Source):
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Every frame from where the container is to its end, in order, each once; a packet that does not decode
         is skipped and counted."""
-        for packet in self._packets():
-            try:
-                frames = packet.decode()
-            except _av().error.FFmpegError as exc:
-                self._skip(f"the packet at byte {packet.pos} does not decode; skipped ({exc.strerror})")
-                continue
-            yield from filter(self._is_new, frames)
+        return filter(self._is_new, decoded(self._packets(), self._undecodable))
+
+    def _undecodable(self, packet: av.Packet, why: str) -> None:
+        self._skip(f"the packet at byte {packet.pos} does not decode; skipped ({why})")
 
     def _packets(self) -> Iterator[av.Packet]:
         """The video stream's packets from where the container is to its end; a packet that does not demux is skipped
@@ -160,12 +156,12 @@ class VideoFileSource(Source):
                         furthest, self._errors_in_place = max(furthest, packet.pos or 0), 0
                     elif self._errors_in_place >= MAX_ERRORS_IN_PLACE:
                         break
-                    if self.ring is not None:
-                        self.ring.add(packet)
+                    if self.filled_ring is not None:
+                        self.filled_ring.add(packet)
                     yield packet
                 else:
                     return  # the end of the file
-            except _av().error.FFmpegError as exc:  # it ends the generator it came from; a new one reads on from here
+            except av_module().error.FFmpegError as exc:  # it ends the generator it came from; a new one reads on
                 self._skip(f"the file does not read on after byte {furthest}; skipped ({exc.strerror})")
         log.warning("%s: %d errors in a row without getting further into the file; it ends here", self.description,
                     self._errors_in_place)
@@ -205,14 +201,7 @@ class VideoFileSource(Source):
         if not (self.camera.loop and self._delivered):  # a file none of whose frames decodes is not looped over
             raise EndOfStream(self.description)
         self._container.seek(0)
-        if self.ring is not None:
-            self.ring.restart(self._stream)
+        if self.filled_ring is not None:
+            self.filled_ring.restart(self._stream)
         self._start_pass()
 
-
-def _av() -> ModuleType:
-    """PyAV, imported when a video file is first opened: its FFmpeg libraries take about 15 MB, which a run on a
-    camera or on images never needs."""
-    import av
-
-    return av
