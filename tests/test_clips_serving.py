@@ -6,8 +6,6 @@ the token and are refused with privacy on; the planner names a clip only for the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.request
@@ -33,6 +31,7 @@ from app.outputs.http import HttpPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW, ObjectEvent
 from app.sources import pacer, video_file
+from browser import page_value
 from clip_video import FPS, SPEED, FedRing, clip_settings, make_h264
 from conftest import CAT_BREEDS, Broker, free_port, pet_pipeline, subscribed, wait_for
 
@@ -139,7 +138,7 @@ def test_the_clip_plays_in_chromium_from_the_live_page(served, tmp_path):
     state = ("(() => { const button = document.querySelector('#clips button'); if (!button) return null;"
              " const video = document.getElementById('clip'); if (!video.src) button.click();"
              " return [video.readyState, video.duration, button.querySelector('img').naturalWidth]; })()")
-    value = browser_value(f"{served.base}/", tmp_path, state, lambda v: bool(v) and v[0] == 4)
+    value = page_value(f"{served.base}/", tmp_path, state, lambda v: bool(v) and v[0] == 4)
     assert value and value[0] == 4, value
     assert value[1] == pytest.approx(served.sidecar["duration_s"], abs=0.5)
     assert value[2] == 320  # the thumbnail, at the camera's size
@@ -307,46 +306,3 @@ long after and has a clip of its own."""
         assert all(named[track] == {sidecar["video"].removesuffix(".mp4")} for track in sidecar["track_ids"])
 
 
-def browser_value(url: str, tmp_path: Path, expression: str, done, timeout: float = 30.0):
-    """Headless Chromium on `url` (a fresh profile), the JavaScript `expression` evaluated in it every 0.2 s over
-    DevTools' pipe (commands on its fd 3, answers on fd 4, each JSON and a NUL) until `done(value)`; the last value."""
-    commands, replies = os.pipe(), os.pipe()
-    browser = subprocess.Popen(
-        ["bash", "-c", f'exec "$@" 3<&{commands[0]} 4>&{replies[1]}', "bash", "chromium", "--headless",
-         "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--remote-debugging-pipe",
-         "about:blank"], pass_fds=(commands[0], replies[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(commands[0])
-    os.close(replies[1])
-    pending, number = b"", 0
-
-    def call(method: str, session: str | None = None, **params: object) -> dict:
-        nonlocal pending, number
-        number += 1
-        message = {"id": number, "method": method, "params": params, **({"sessionId": session} if session else {})}
-        os.write(commands[1], json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in pending:
-                chunk = os.read(replies[0], 65536)
-                assert chunk, f"Chromium closed its DevTools pipe during {method}"
-                pending += chunk
-            raw, _, pending = pending.partition(b"\0")
-            reply = json.loads(raw)
-            if reply.get("id") == number:
-                assert "error" not in reply, reply
-                return reply["result"]
-
-    try:
-        target = call("Target.createTarget", url=url)["targetId"]
-        session = call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        deadline = time.monotonic() + timeout
-        while True:
-            value = call("Runtime.evaluate", session, expression=expression, returnByValue=True)["result"].get("value")
-            if done(value) or time.monotonic() > deadline:
-                return value
-            time.sleep(0.2)
-    finally:
-        browser.kill()
-        browser.wait()
-        os.close(commands[1])
-        os.close(replies[0])
