@@ -138,7 +138,7 @@ def test_the_clip_plays_in_chromium_from_the_live_page(served, tmp_path):
     state = ("(() => { const button = document.querySelector('#clips button'); if (!button) return null;"
              " const video = document.getElementById('clip'); if (!video.src) button.click();"
              " return [video.readyState, video.duration, button.querySelector('img').naturalWidth]; })()")
-    value = page_value(f"{served.base}/", tmp_path, state, lambda v: bool(v) and v[0] == 4)
+    value = page_value(f"{served.base}/", tmp_path, state, lambda v: isinstance(v, list) and v[0] == 4)
     assert value and value[0] == 4, value
     assert value[1] == pytest.approx(served.sidecar["duration_s"], abs=0.5)
     assert value[2] == 320  # the thumbnail, at the camera's size
