@@ -10,6 +10,7 @@ import http.server
 import re
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -20,6 +21,7 @@ from app.clips.recorder import Recorder
 from app.clips.ring import PacketRing
 from app.config import CameraConfig, load_settings
 from app.config.clips import ClipsConfig
+from app.frame import ARRIVAL, PRESENTATION
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW
 from app.sources import stream as stream_module
@@ -99,11 +101,13 @@ def test_an_h264_stream_is_demuxed_once_into_frames_and_the_ring_and_its_clip_ke
         source = StreamSource(CameraConfig(source=server.url), server.url)
         ring = source.ring = PacketRing(keep_s=100)
         source.open()
-        frames = []
+        frames, positions = [], []
         with pytest.raises(OSError, match="the stream ended"):
             while True:
                 frames.append(source.read())
+                positions.append(source.position_s)
         decoded = decoded_frames(camera_ts)
+        assert positions == sorted(seconds for *_, seconds in packets_of(camera_ts))  # each frame's own pts
         assert source.fills_ring and len(frames) == FRAMES  # every frame of the stream, each once, in order
         assert all(np.array_equal(frame.image, image) for frame, image in zip(frames, decoded, strict=True))
         held = ring.after(0)
@@ -163,10 +167,15 @@ def test_a_stream_that_stops_sending_times_out_and_is_reopened(monkeypatch, came
             assert viewer.stats.drops["source_error"] >= 1 and collect.count >= 1
 
 
-def mjpeg_stream(frames: int) -> bytes:
-    """`frames` JPEGs of the pattern as MJPEG over HTTP sends them (multipart/x-mixed-replace; boundary=frame)."""
+MJPEG = "multipart/x-mixed-replace; boundary=frame"
+
+
+def mjpeg_stream(frames: int, damaged: tuple[int, ...] = ()) -> bytes:
+    """`frames` JPEGs of the pattern as MJPEG over HTTP sends them (multipart/x-mixed-replace; boundary=frame), those
+    numbered in `damaged` replaced by bytes that are no JPEG inside a JPEG's markers."""
     pattern = PatternSource(CameraConfig(source="pattern", width=320, height=240))
-    parts = [cv2.imencode(".jpg", pattern.render(n))[1].tobytes() for n in range(frames)]
+    parts = [b"\xff\xd8" + bytes(range(256)) * 8 + b"\xff\xd9" if n in damaged
+             else cv2.imencode(".jpg", pattern.render(n))[1].tobytes() for n in range(frames)]
     return b"".join(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
                     for jpeg in parts)
 
@@ -174,7 +183,7 @@ def mjpeg_stream(frames: int) -> bytes:
 def test_a_stream_or_file_of_another_codec_leaves_its_ring_to_the_encoder(tmp_path):
     """MJPEG over HTTP (read by PyAV too) and an MPEG-4 Part 2 file: not what a browser plays in an MP4, so their
     packets do not go into the ring; the capture lane encodes their frames (tests/test_clips_raw.py)."""
-    with Served(mjpeg_stream(5), content_type="multipart/x-mixed-replace; boundary=frame") as server:
+    with Served(mjpeg_stream(5), content_type=MJPEG) as server:
         stream = StreamSource(CameraConfig(source=server.url), server.url)
         file = tmp_path / "mpeg4.mp4"
         writer = cv2.VideoWriter(str(file), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (320, 240))
@@ -186,3 +195,31 @@ def test_a_stream_or_file_of_another_codec_leaves_its_ring_to_the_encoder(tmp_pa
             assert source.read().image.shape == (240, 320, 3)
             source.close()
             assert not source.fills_ring and ring.template is None and ring.after(0) == []
+
+
+def test_a_packet_that_does_not_decode_is_skipped_and_counted():
+    with Served(mjpeg_stream(6, damaged=(2,)), content_type=MJPEG) as server:
+        source = StreamSource(CameraConfig(source=server.url), server.url)
+        source.open()
+        frames = []
+        with pytest.raises(OSError, match="the stream ended"):
+            while True:
+                frames.append(source.read())
+    assert len(frames) == 5 and source.decode_errors == 1
+
+
+def test_a_stream_whose_pts_keep_time_with_its_arrivals_is_stamped_at_its_pts(monkeypatch, camera_ts):
+    """Frames that arrive as their pts say (a clock stepping 0.1 s a read, 20 ms behind): once the pts have kept
+    time for two windows of the clock, each frame is stamped at its pts on the monotonic clock."""
+    arrivals = iter(1000.02 + n / 10 for n in range(FRAMES))
+    monkeypatch.setattr(stream_module, "time", SimpleNamespace(monotonic=lambda: next(arrivals)))
+    with Served(camera_ts.read_bytes()) as server:
+        source = StreamSource(CameraConfig(source=server.url), server.url)
+        source.open()
+        frames = [(source.read(), source.position_s) for _ in range(FRAMES)]
+        source.close()
+    presented = [(frame.t_capture, pts) for frame, pts in frames if frame.stamp == PRESENTATION]
+    assert len(presented) >= FRAMES // 2 and frames[0][0].stamp == ARRIVAL
+    # the pts on the monotonic clock: each frame's pts plus the one delay of them all (arrival less pts)
+    delay = round(1000.02 - frames[0][1], 6)
+    assert {round(stamp - pts, 6) for stamp, pts in presented if stamp is not None} == {delay}
