@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -23,7 +24,10 @@ from app.clips.writer import ClipWriter
 from app.config import CameraConfig
 from app.config.clips import ClipsConfig
 from app.frame import BGR
+from app.metrics import Stats
 from app.outputs import build_publishers
+from app.outputs.base import PublishContext
+from app.outputs.http import HttpPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW
 from app.sources import auto
@@ -31,7 +35,8 @@ from app.sources import picamera2 as picamera2_source
 from app.sources.pattern import PatternSource
 from app.sources.picamera2 import Picamera2Source
 from app.sources.video_file import VideoFileSource
-from conftest import CAT_BREEDS, IMAGES
+from conftest import CAT_BREEDS, IMAGES, free_port
+from browser import page_value
 from clip_video import clip_settings, make_h264
 from test_clips import cat_event
 from test_stamps import FakePicamera2
@@ -97,10 +102,13 @@ def test_without_the_boards_encoder_libx264_encodes_said_once(caplog):
     assert (template.width, template.height) == (320, 240)
 
 
-def test_an_image_source_with_clips_on_makes_a_clip_that_decodes(tmp_path):
+def test_an_image_source_with_clips_on_makes_a_clip_that_decodes_and_plays_in_chromium(tmp_path):
     """A cat photo read again and again (raw frames, stamped at their arrival) through the pet SSD and tracking:
-    the run's end closes the cat's clip, encoded at the photo's size, every frame of it decoding."""
-    settings = clip_settings(tmp_path, IMAGES / "cat_720p.jpg", "camera.loop=true")
+    the run's end closes the cat's clip, encoded at the photo's size, every frame of it decoding; served by the
+    HTTP output, Chromium plays it whole (readyState 4) for the sidecar's duration."""
+    port = free_port()
+    settings = clip_settings(tmp_path, IMAGES / "cat_720p.jpg", "camera.loop=true", "http.enabled=true",
+                             f"http.port={port}")
     Pipeline(settings, build_publishers(settings)).run(max_frames=15)
     folder = tmp_path / "clips" / settings.device.camera.name
     sidecars = sorted(folder.glob("*.json"))
@@ -109,6 +117,16 @@ def test_an_image_source_with_clips_on_makes_a_clip_that_decodes(tmp_path):
     assert set(sidecar["labels"]) <= CAT_BREEDS
     frames = decoded_frames(folder / sidecar["video"])
     assert len(frames) >= 5 and all(frame.shape == (720, 1280, 3) for frame in frames)
+    http = HttpPublisher(settings.device.http)
+    http.start(PublishContext(settings, Stats(), settings.pipeline.publish))
+    try:
+        state = "(() => { const v = document.querySelector('video'); return v && [v.readyState, v.duration]; })()"
+        value = page_value(f"http://127.0.0.1:{port}/clips/{sidecar['video']}", tmp_path, state,
+                           lambda v: isinstance(v, list) and v[0] == 4)
+    finally:
+        http.close(time.monotonic() + 5)
+    assert isinstance(value, list) and value[0] == 4, value
+    assert value[1] == pytest.approx(sidecar["duration_s"], abs=0.5)
 
 
 def annexb_frames(count: int, keyframe_every: int) -> list[tuple[bytes, bool, int]]:
