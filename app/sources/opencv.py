@@ -44,10 +44,6 @@ class _CaptureSource(Source):
         self._cap: cv2.VideoCapture | None = None
         self._decode_warning = DecodeWarning()
 
-    def _params(self) -> list[int]:
-        """Open-time VideoCapture properties, as [prop, value, ...]."""
-        return []
-
     def _configure(self, cap: cv2.VideoCapture) -> None:
         """Settings applied once the capture is open."""
 
@@ -57,7 +53,7 @@ class _CaptureSource(Source):
 
     def open(self) -> None:
         self.close()
-        cap = cv2.VideoCapture(self.target, self.api, self._params())
+        cap = cv2.VideoCapture(self.target, self.api, [])
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.description}: {self.hint}")
