@@ -1,6 +1,7 @@
-"""Test helpers for event clips (tests/test_clips.py, tests/test_clips_serving.py): a camera's H.264 file made with
-PyAV, in which a cat is seen for a while, the settings of a run that makes clips of it, and a camera's ring fed from
-such a file as its source feeds it."""
+"""Test helpers for event clips and the video they are made of (the tests of clips, their serving, raw sources'
+encoder and PyAV streams): a camera's H.264 file made with PyAV, in which a cat is seen for a while, the settings of
+a run that makes clips of it, a camera's ring fed from such a file as its source feeds it, a file's packets and
+decoded frames, and a tracked cat's object event."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from app.clips.ring import PacketRing
+from app.scene.tracker import ObjectEvent
 from app.config import Settings, load_settings
 from conftest import CAT_BREEDS, IMAGES, imread, pet_pipeline
 
@@ -77,3 +79,21 @@ class FedRing:
         for pts in due[len(self._presented):]:
             self.ring.presented(pts, self.ring.seconds(pts))
             self._presented.append(pts)
+
+
+def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
+    """Every video packet of `path`: (bytes, pts, keyframe, pts in seconds), in decode order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        time_base = stream.time_base
+        return [(bytes(p), p.pts, p.is_keyframe, float(p.pts * time_base)) for p in container.demux(stream)
+                if p.size]
+
+
+def decoded_frames(video: Path) -> list[np.ndarray]:
+    with av.open(str(video)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+def cat_event(kind: str, track_id: int, start: float, end: float | None = None) -> ObjectEvent:
+    return ObjectEvent(kind, track_id, "Bengal", 0.9, (0, 0, 10, 10), (), start, end, False)

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import pytest
 
 from app.clips import writer as writer_module
@@ -29,17 +28,9 @@ from app.outputs.clips import ClipPublisher
 from app.pipeline import Pipeline
 from app.scene.tracker import END, NEW, ObjectEvent
 from app.sources import pacer, video_file
-from clip_video import FPS, GOP_S, POST_ROLL_S, PRE_ROLL_S, SIZE, SPEED, FedRing, clip_settings, make_h264
+from clip_video import (FPS, GOP_S, POST_ROLL_S, PRE_ROLL_S, SIZE, SPEED, FedRing, cat_event, clip_settings,
+                        make_h264, packets_of)
 from conftest import CAT_BREEDS, PROJECT, Collector, imread, pet_pipeline, wait_for
-
-def packets_of(path: Path) -> list[tuple[bytes, int, bool, float]]:
-    """Every video packet of `path`: (bytes, pts, keyframe, pts in seconds), in decode order."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        time_base = stream.time_base
-        return [(bytes(p), p.pts, p.is_keyframe, float(p.pts * time_base)) for p in container.demux(stream)
-                if p.size]
-
 
 @pytest.mark.parametrize("realtime", [True, False], ids=["paced as live", "read as fast as processed"])
 def test_a_cat_seen_from_20_to_35_s_gives_one_clip_of_the_cameras_own_packets(tmp_path, monkeypatch, realtime):
@@ -97,10 +88,6 @@ def test_the_ring_begins_at_a_keyframe_covers_its_time_and_drops_counted_oldest_
     assert kept_small[0][1] and kept_small == kept_all[-len(kept_small):]  # the oldest went, from a keyframe on
     assert small.ring.held_bytes <= everything.ring.held_bytes // 2
     assert sum(small.drops) == len(kept_all) - len(kept_small)  # each packet dropped over the bound counted
-
-
-def cat_event(kind: str, track_id: int, start: float, end: float | None = None) -> ObjectEvent:
-    return ObjectEvent(kind, track_id, "Bengal", 0.9, (0, 0, 10, 10), (), start, end, False)
 
 
 def visible(folder: Path) -> list[str]:

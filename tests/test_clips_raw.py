@@ -37,16 +37,10 @@ from app.sources.picamera2 import Picamera2Source
 from app.sources.video_file import VideoFileSource
 from conftest import CAT_BREEDS, IMAGES, free_port
 from browser import page_value
-from clip_video import clip_settings, make_h264
-from test_clips import cat_event
-from test_stamps import FakePicamera2
+from clip_video import cat_event, clip_settings, decoded_frames, make_h264
+from fake_picamera2 import FakePicamera2
 
 FPS = 10
-
-
-def decoded_frames(video: Path) -> list[np.ndarray]:
-    with av.open(str(video)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
 
 
 def test_the_pattern_encoded_makes_a_clip_of_its_frames_in_order(tmp_path):

@@ -29,9 +29,7 @@ from app.sources.pattern import PatternSource
 from app.sources.stream import StreamSource
 from app.sources.video_file import VideoFileSource
 from conftest import PET, Background, Collector, free_port, wait_for
-from clip_video import make_h264
-from test_clips import cat_event, packets_of
-from test_clips_raw import decoded_frames
+from clip_video import cat_event, decoded_frames, make_h264, packets_of
 
 FRAMES = 60  # 6 s at 10 fps
 
