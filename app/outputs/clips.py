@@ -6,8 +6,8 @@ then the packets the camera's ring got since, and the camera's `ClipPlanner` (ap
 lane runs on each frame's object events (`plan`) before any publisher gets them: the events of objects in a clip
 carry its URL, `http://BIND:PORT/clips/NAME.mp4` when the HTTP output listens on an address of its own (a path,
 `/clips/NAME.mp4`, when it binds every address or a port chosen at start: no base for it is known). The output
-lane hands it the ring before `start` (None when the camera's source gives no encoded video: only video files do in
-this release). A full or failing disk pauses clips
+lane hands it the ring before `start` (every source fills one when clips are on at the camera's start: H.264 and
+H.265 as they are, other video encoded; None when clips were turned on by a reload). A full or failing disk pauses clips
 by the rule every file output follows (`DiskGate`): the clip is removed whole, counted as `clip_disk_full` or
 `clip_error`, one warning until a clip is written again; the run goes on.
 """
@@ -71,9 +71,8 @@ class ClipPublisher(Publisher):
 
     def start(self, ctx: PublishContext) -> None:
         if self.ring is None:
-            log.warning("%s: clips are on, but none is made: its source gives no encoded video to keep (only video "
-                        "files do in this release), or clips were turned on by a reload (a restart applies that)",
-                        ctx.camera)
+            log.warning("%s: clips are on, but none is made until the camera restarts: they were turned on by a "
+                        "reload, and the camera's source keeps its video for clips only from its start", ctx.camera)
             return
         folder = clip_folder(ctx.settings, ctx.camera)
         self._gate = DiskGate(ctx.camera, "clips", "clip", ctx.stats, log)
