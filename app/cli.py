@@ -1,4 +1,4 @@
-"""The command line: run (default) · validate · list · models · devices · bench · reload · mqtt · teach
+"""The command line: run (default) · validate · list · models · devices · bench · reload · mqtt · teach · search
 (app/__main__.py).
 
 `python -m app --pipeline detect` runs a pipeline; the other commands inspect the configuration. Exit codes:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.reload import Reloader
 
 log = logging.getLogger("app")
-COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload", "mqtt", "teach")
+COMMANDS = ("run", "validate", "list", "models", "devices", "bench", "reload", "mqtt", "teach", "search")
 #: the length of the clip `bench --clip-from` makes (20 s at 30 fps), looped for longer runs
 CLIP_FRAMES = 600
 
@@ -45,11 +45,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app", description="smartcam: a camera, a TFLite model and results, configured in YAML.",
-        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload · mqtt · teach. "
+        epilog="Commands: run (the default) · validate · list · models · devices · bench · reload · mqtt · teach · "
+               "search. "
                "`python -m app COMMAND --help` for each.")
     parser.add_argument("--version", action="version", version=f"smartcam {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload, _add_mqtt, _add_teach):
+    for add in (_add_run, _add_validate, _add_models, _add_bench, _add_reload, _add_mqtt, _add_teach, _add_search):
         add(commands)
     return parser
 
@@ -185,9 +186,7 @@ def _add_teach(commands: argparse._SubParsersAction) -> None:
     add.add_argument("items", nargs="+", metavar="NAME FILE", help="the name, then the files (with --not: files)")
     add.add_argument("--not", dest="negative", action="store_true", help="the files' LABEL is not one")
     add.add_argument("--label", required=True, metavar="L", help="the detector's label of the object")
-    add.add_argument("--pipeline", default="detect", metavar="NAME", help="whose detector and embedder")
-    add.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
-    add.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
+    _detector_options(add)
     add.set_defaults(handler=command_teach_add, source=None, output=[])
     teach_list = actions.add_parser("list", help="the taught names")
     teach_list.set_defaults(handler=command_teach_list)
@@ -198,6 +197,38 @@ def _add_teach(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--gallery", metavar="PATH",
                             help="the gallery file: teach.gallery (default: teach.json in models.dir)")
         _common(parser)
+
+
+def _detector_options(parser: argparse.ArgumentParser) -> None:
+    """The pipeline whose detector and embedder `teach add` and `search` use."""
+    parser.add_argument("--pipeline", default="detect", metavar="NAME", help="whose detector and embedder")
+    parser.add_argument("--model", metavar="PATH|NAME", help="overrides stages.inference.model")
+    parser.add_argument("--labels", metavar="PATH", help="overrides stages.inference.labels")
+
+
+def _add_search(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser("search", help="the recent tracks most like an object in a photo",
+                                 description="Embeds the best LABEL in IMAGE (the whole image without --label), as "
+                                             "teach add does, and lists the most similar tracks the crop stage kept "
+                                             "as they ended, by cosine.")
+    search.add_argument("image", metavar="IMAGE")
+    search.add_argument("--label", metavar="L", help="the detector's label of the object (default: the whole image)")
+    search.add_argument("--top", type=int, default=5, metavar="K", help="how many tracks (default 5)")
+    _detector_options(search)
+    search.add_argument("--gallery", metavar="PATH", help="the recent tracks are beside this gallery: teach.gallery "
+                        "(default: teach.json in models.dir)")
+    search.set_defaults(handler=command_search, source=None, output=[])
+    _common(search)
+
+
+def command_search(args: argparse.Namespace) -> int:
+    from app.teach.commands import search
+
+    if args.top < 1:
+        raise ConfigError(f"search --top {args.top}: give at least 1")
+    settings = load_settings(args.pipeline, args.config, _run_overrides(args) + _gallery_override(args))
+    print("\n".join(search(settings, args.image, args.label, args.top)))
+    return EXIT_OK
 
 
 def _gallery_override(args: argparse.Namespace) -> list[str]:

@@ -1,4 +1,6 @@
 """Run statistics: frames captured and processed, drops by reason, per-stage latency, and their Prometheus text.
+Detections dropped after the model found them (teach's `taught_not`) are counted apart from the frames dropped:
+the frame goes on without them.
 
 Written by the lanes, read by the summary line, `/api/stats` and `/metrics`. Latencies keep the most recent
 samples only (for percentiles) plus a fixed-bucket histogram per timing (cumulative since start, for Prometheus),
@@ -90,6 +92,9 @@ class Stats:
         #: other live documents /api/stats and MQTT stats show under their name (motion: the gate's duty cycle)
         self.reports: dict[str, Callable[[], dict[str, object]]] = {}
         self.drops: Counter[str] = Counter()
+        #: detections dropped after inference, by reason (`taught_not`: near a taught `--not` example): counters kept
+        #: by the stage that drops them, read when shown
+        self.detections_dropped: dict[str, Callable[[], int]] = {}
         #: the camera's run (RUNNING, RESTARTING, FAILED, ENDED), its failures so far and the last one's one line,
         #: and when it was last rebuilt after one (monotonic): several cameras outlive one camera's failure
         self.state = RUNNING
@@ -132,6 +137,10 @@ class Stats:
         with self._lock:
             return dict(self.drops)
 
+    def detection_drop_counts(self) -> dict[str, int]:
+        """The detections dropped so far, by reason."""
+        return {reason: count() for reason, count in list(self.detections_dropped.items())}
+
     def percentile(self, name: str, q: float) -> float | None:
         with self._lock:
             samples = list(self._latency.get(name, ()))
@@ -147,7 +156,8 @@ class Stats:
         return {**info, "state": self.state, "failures": self.failures, "last_failure": self.last_failure,
                 "warnings": list(self.warnings), "fps": round(self.recent_fps(), 2),
                 "captured": self.captured, "processed": self.processed, "dropped": sum(drops.values()),
-                "drops": drops, **timing, "uptime_s": round(self.uptime(), 1), "health": self.health_documents(),
+                "drops": drops, "detections_dropped": self.detection_drop_counts(), **timing,
+                "uptime_s": round(self.uptime(), 1), "health": self.health_documents(),
                 **{name: report() for name, report in list(self.reports.items())}}
 
     def health_documents(self) -> dict[str, dict[str, object]]:
@@ -213,6 +223,7 @@ class Stats:
     def prometheus(self) -> str:
         """Everything above in Prometheus text exposition format 0.0.4, read consistently under one lock."""
         fps, uptime, health = self.recent_fps(), self.uptime(), self.health_documents()
+        detection_drops = self.detection_drop_counts()
         with self._lock:
             captured, processed, drops = self.captured, self.processed, dict(self.drops)  # one consistent read
             histograms = {metric: self._histograms.get(name, Histogram()).copy()
@@ -226,6 +237,9 @@ class Stats:
                               [({}, processed)]),
             prometheus_family("smartcam_frames_dropped_total", "counter", "Frames dropped, by reason.",
                               [({"reason": r}, n) for r, n in sorted(drops.items())]),
+            prometheus_family("smartcam_detections_dropped_total", "counter",
+                              "Detections dropped after inference (the frame kept), by reason.",
+                              [({"reason": r}, n) for r, n in sorted(detection_drops.items())]),
             prometheus_family("smartcam_fps", "gauge",
                               f"Processed frames per second over the last {RATE_WINDOW_S:g} s.", [({}, round(fps, 3))]),
             prometheus_family("smartcam_uptime_seconds", "gauge", "Seconds since the pipeline started.",

@@ -32,7 +32,9 @@ from app.scene.tracker import ObjectEvent
 from app.sources.base import Source
 from app.stages import build_stages
 from app.stages.base import Stage, StageContext
+from app.stages.crop import Crop
 from app.stages.postprocess import Postprocess
+from app.teach.verdicts import TAUGHT_NOT
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Pipeline:
         warnings = self.runner.fit_warnings(settings)
         self.stats.warnings += [w for w in (*settings.warnings, *warnings) if w not in self.stats.warnings]
         self.stages: list[Stage] = build_stages(settings)
+        self._count_taught_not()
         self._stop = threading.Event()
         self.capture = CaptureLane(settings, source, self.runner.model.input_size, self.stages, self.stats,
                                    self._stop, self.lane.arrived.set)
@@ -79,6 +82,16 @@ class Pipeline:
         self._left_lane = threading.Event()
         if not self.lane.join(self):
             raise LaneEnded("its inference lane ended while it was built")
+
+    def _count_taught_not(self) -> None:
+        """The detections the crop stage's teach step drops, in the stats (`taught_not`), going on from the count of
+        the camera's earlier run when it is rebuilt after a failure."""
+        crop = next((stage for stage in self.stages if isinstance(stage, Crop)), None)
+        if crop is not None:
+            earlier = self.stats.detections_dropped.get(TAUGHT_NOT)
+            before = earlier() if earlier is not None else 0
+            self.stats.detections_dropped[TAUGHT_NOT] = \
+                lambda: before + (crop.verdicts.taught_not if crop.verdicts is not None else 0)
 
     def _start_stages(self) -> None:
         #: the model the stages were started with (the runner's, until it falls back to the CPU)

@@ -16,7 +16,8 @@ the largest first. With the track stage, only confirmed tracks (and, with taught
 label taught, tracked or not), and of those only a new one or one whose box's overlap with the box it was last run
 on fell below `changed_iou`: a track in between keeps its last result (that is how the stage saves the CPU on a
 scene of steady tracks); a track the detector missed, handed on by the tracker at its predicted box (`coasted`), is
-not run but keeps its last result; a track's result is forgotten when it ends. With `person_down`, the track stage's
+not run but keeps its last result; a track's result is forgotten when it ends (an embedder's last vector of it going
+to the store of recent tracks, app/teach/recent.py, for look-alike search). With `person_down`, the track stage's
 scene watches the poses (app/scene/person_down.py) and the frame's object events get its `person_down` events.
 """
 
@@ -43,7 +44,8 @@ from app.scene.tracker import END
 from app.stages.base import Stage, StageContext
 from app.stages.crop_results import on_a_detection
 from app.stages.preprocess import Preprocess
-from app.teach.run import taught_verdicts
+from app.teach.recent import RecentTracks
+from app.teach.run import recent_tracks, taught_verdicts
 from app.teach.verdicts import Verdicts
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class Crop(Stage):
         self._kept: dict[int, Kept] = {}
         #: with an embedder and a gallery of taught examples: the teach step
         self.verdicts: Verdicts | None = None
+        #: with an embedder: the store each ended track's last vector goes to, for look-alike search
+        self.recent: RecentTracks | None = None
 
     def load(self, settings: Settings, scene: Scene | None) -> None:
         """Load the second model for the run of `settings` (when the pipeline is built); `scene`: the track
@@ -125,6 +129,7 @@ class Crop(Stage):
         if verdicts is not None and self.verdicts is not None:
             verdicts.carry_on(self.verdicts)
         self.verdicts = verdicts
+        self.recent = recent_tracks(self._settings, model.path) if kind.name == EMBEDDING else None
         if self.scene is not None:
             self.scene.watch_poses(self.params.person_down)
 
@@ -146,8 +151,10 @@ class Crop(Stage):
                               if attributes else detection)
         frame.detections = detections
         for event in frame.objects:
-            if event.type == END:
-                self._kept.pop(event.track_id, None)
+            if event.type == END and (kept := self._kept.pop(event.track_id, None)) is not None \
+                    and kept.vector is not None and self.recent is not None:
+                name = self.verdicts.name_of(event.track_id) if self.verdicts is not None else None
+                self.recent.ended(event, kept.vector, name, frame.ts)
         if self.scene is not None:
             frame.objects += self.scene.pose_events(detections, frame.t_capture, frame.seq)
         if self.verdicts is not None:

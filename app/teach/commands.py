@@ -1,13 +1,17 @@
-"""`python -m app teach add | list | remove`: what each does to the gallery, as the lines it prints.
+"""`python -m app teach add | list | remove` and `python -m app search`: what each does, as the lines it prints.
 
 `add` teaches NAME from files (or, `--not`, that the files' LABEL is not one), `list` shows the names, `remove`
 forgets one. The gallery is config.yaml's `teach.gallery` (`--gallery` sets it), else teach.json in the models
 folder. A name is a name by the config's NAME_RULE (it may become a topic and an entity); `--not` examples of LABEL
 are listed and removed as `not:LABEL`. A wrong file, name, label or gallery is one ConfigError line (exit 2).
+`search` embeds a photo as `add` does and ranks the recent tracks kept beside the gallery (app/teach/recent.py) by
+cosine; a store it cannot read is one warning line, and the others are searched.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from app.config import Settings
@@ -16,7 +20,10 @@ from app.config.settings import DeviceSettings
 from app.errors import ConfigError
 from app.teach.examples import Teaching
 from app.teach.gallery import Gallery, GalleryError, load_gallery, not_name
+from app.teach.recent import PATTERN, Recent, RecentError, nearest, read_recent
 from app.teach.run import gallery_path
+
+log = logging.getLogger(__name__)
 
 
 def _loaded(path: Path, teaching: Teaching | None) -> Gallery:
@@ -63,3 +70,23 @@ def remove(settings: DeviceSettings, name: str) -> list[str]:
                           f"{', '.join(stored.names()) or 'none'})")
     stored.without(name).save(path)
     return [f"removed {name} from {path}"]
+
+
+def search(settings: Settings, file: str, label: str | None, top: int) -> list[str]:
+    """The `top` recent tracks most like the best `label` in `file` (None: the whole image), one line each:
+    cosine, camera/pipeline, label #track, when it ended, its taught name."""
+    teaching = Teaching(settings)
+    teaching.start_embedder()
+    vector = teaching.embedded(Path(file), label)
+    folder = gallery_path(settings).parent
+    tracks: list[Recent] = []
+    for path in sorted(folder.glob(PATTERN)):
+        try:
+            tracks += read_recent(path, teaching.embedder)
+        except RecentError as exc:
+            log.warning("search: %s; not searched", exc)
+    if not tracks:
+        return [f"no recent tracks in {folder} (the crop stage keeps each track's embedding when it ends)"]
+    return [f"{similarity:.3f}\t{t.camera}/{t.pipeline}\t{t.label} #{t.track_id}\t"
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t.ts))}\t{t.name or '-'}"
+            for similarity, t in nearest(tracks, vector, top)]

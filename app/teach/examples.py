@@ -5,7 +5,8 @@ the highest-scoring detection labelled LABEL among its frames, its crop embedded
 embeds it (the same stage, so the same margin, fit and model); with a pipeline whose model finds no boxes, the
 whole image. The embedder is the crop stage's when the pipeline's crop stage embeds, else the manifest's MobileNet
 v2 cut at its pooled features (MANIFEST_EMBEDDER). A file that is not there, that no source reads, or in which
-the detector finds no LABEL is one ConfigError line naming it.
+the detector finds no LABEL is one ConfigError line naming it. `python -m app search` embeds its photo the same way
+(`embedded`; without a label, the whole image).
 """
 
 from __future__ import annotations
@@ -75,18 +76,22 @@ class Teaching:
         self._crop.start(self._context)
 
     def example(self, path: Path, label: str, name: str, positive: bool) -> Example:
+        return Example(name, label, self.embedded(path, label), positive, str(path))
+
+    def embedded(self, path: Path, label: str | None) -> np.ndarray:
+        """The unit vector of the best detection labelled `label` in `path` (None: of its whole first frame)."""
         frame, box = self._best(path, label)
         _, vector = self._crop.run_on(frame, box)
         assert vector is not None, "an embedder gives a vector"
-        return Example(name, label, vector, positive, str(path))
+        return vector
 
-    def _best(self, path: Path, label: str) -> tuple[Frame, Box]:
+    def _best(self, path: Path, label: str | None) -> tuple[Frame, Box]:
         """The frame of `path` with the best detection labelled `label`, and its box (the whole frame without a
-        detector)."""
+        detector, or without a label)."""
         best: tuple[float, Frame, Box] | None = None
         seen: set[str] = set()
         for frame in self._frames(path):
-            if frame.decoded != DETECTIONS:
+            if frame.decoded != DETECTIONS or label is None:
                 return frame, (0.0, 0.0, float(frame.size[0]), float(frame.size[1]))
             seen.update(d.label for d in frame.detections)
             wanted: list[Detection] = [d for d in frame.detections if d.label == label]

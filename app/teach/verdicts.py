@@ -28,6 +28,9 @@ from app.frame import Detection, Frame
 from app.scene.tracker import END, NEW
 from app.teach.matching import Match, Matcher
 
+#: the reason the stats give for the detections dropped as near a `--not` example
+TAUGHT_NOT = "taught_not"
+
 
 @dataclass
 class Votes:
@@ -60,6 +63,12 @@ class Verdicts:
         """Take over `earlier`'s count and tracks (a reload, the gallery read again): a track keeps its votes, and
         one whose `new` was withheld stays withheld to its `end`."""
         self.taught_not, self._votes, self._hidden = earlier.taught_not, earlier._votes, earlier._hidden
+
+    def name_of(self, track_id: int) -> str | None:
+        """The name a live track carries (its majority, when that is a name), else None."""
+        votes = self._votes.get(track_id)
+        majority = votes.majority() if votes is not None else None
+        return majority.name if majority is not None and majority.positive else None
 
     def judge(self, frame: Frame, vectors: list[np.ndarray | None], fresh: set[int]) -> None:
         """Name, keep or drop each of `frame`'s detections (`vectors`: each one's embedding or None; `fresh`: the

@@ -1,8 +1,9 @@
 """MQTT: events, counts, snapshots, stats and Home Assistant discovery, without ever blocking the pipeline.
 
 `MqttPublisher` is the Publisher; it owns what the broker must hold for Home Assistant (availability, the current
-count per watched label, zone and line counts, a segmentation's class areas, the latest snapshot and the discovery)
-and the stream of the rest (events, the tracked objects' events, `person_down` among them, results, stats).
+count per watched label, zone and line counts, a segmentation's class areas, the objects carrying each taught name,
+the latest snapshot and the discovery) and the stream of the rest (events, the tracked objects' events,
+`person_down` among them, results, stats).
 The topics are `topics.py`'s, the discovery documents and their clean-up `discovery.py`'s, the entities and
 the retained state `state.py`'s, the connection `link.py`'s. The retained topics are *state* (`RetainedState`),
 kept as the latest value per topic and sent again on every (re)connect and whenever Home Assistant announces
@@ -140,6 +141,7 @@ class MqttPublisher(Publisher):
         with self._wake:
             if isinstance(segments, Segments):
                 self._entities.show_areas(segments)
+            self._entities.show_names(out.frame.detections)
             for label, count in out.counts.items():
                 self._entities.watch(label)
                 self._retained.set(topics.count(label), str(count))

@@ -1,7 +1,8 @@
 """What the broker holds for Home Assistant, as state: the latest payload of each retained topic
 (`RetainedState`, with the removals' emptied counts that wait for Home Assistant to unload the entities), and the
 entities it is made of (`Entities`): the watched labels, the track stage's zones and lines, the segmentation classes
-shown (`areas.py`), the components an earlier run left that are kept, their counts and areas, and the discovery made
+shown (`areas.py`), the names taught in the run's gallery (each a count from the start, 0 while no object in view
+carries it), the components an earlier run left that are kept, their counts and areas, and the discovery made
 from them. `Entities` also acts on retained discovery found on the broker (`discovery.clean_up`), at connect or after
 a reload changed the entities. Both are used with the publisher's lock held.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections import Counter
 from collections.abc import Iterable
 
 from app.config.outputs import DiscoveryConfig
+from app.frame import Detection
 from app.model.kinds.segmentation import Segments
 from app.outputs.base import PublishContext
 import app.outputs.mqtt.discovery as discovery
@@ -21,6 +24,7 @@ from app.outputs.mqtt.areas import area_payload, area_states
 from app.outputs.mqtt.discovery import (Published, TrackEntities, clean_up, discovery_components,
                                         discovery_messages, keeps)
 from app.outputs.mqtt.topics import Message, Topics
+from app.teach.run import taught_names
 
 
 class RetainedState:
@@ -112,6 +116,8 @@ class Entities:
         #: the segmentation classes whose area is published, and the area published (`areas.area_states`)
         self.areas: dict[str, float] = {}
         self.track = track_entities(ctx)
+        #: the names taught in the run's gallery, each with its count of objects in view
+        self.names = taught_names(ctx.settings)
         #: components of labels seen by an earlier all-labels run, and the areas of watched labels, found retained:
         #: published as they were
         self.kept: dict[str, dict] = {}
@@ -137,6 +143,12 @@ class Entities:
         if new:
             self.update_discovery()
 
+    def show_names(self, detections: list[Detection]) -> None:
+        """Each taught name's count: the frame's detections carrying it (a tracked one carries its track's name)."""
+        carried = Counter(detection.attributes.get("name") for detection in detections)
+        for name in self.names:
+            self.retained.set(self.topics.name(name), str(carried[name]))
+
     def reconfigure(self, ctx: PublishContext) -> list[str]:
         """A reload's zones, lines and watched labels: the entities change as a new connection finding the old
         ones retained would change them (those gone are removed, their counts emptied; new ones are announced),
@@ -144,7 +156,7 @@ class Entities:
         held = self.retained.held()
         announced = {topic: self.retained[topic] for topic in held if self.topics.is_discovery(topic)}
         old_state = self._count_topics() | self._area_topics()
-        self.ctx, self.track = ctx, track_entities(ctx)
+        self.ctx, self.track, self.names = ctx, track_entities(ctx), taught_names(ctx.settings)
         if ctx.publish.labels:  # an all-labels run keeps every label it saw
             self.labels = set()
             self.areas = {label: area for label, area in self.areas.items() if label in ctx.publish.labels}
@@ -165,14 +177,14 @@ class Entities:
     def _count_topics(self) -> set[str]:
         topics = self.topics
         return {*(topics.count(label) for label in self.labels),
-                *(topics.zone_count(zone) for zone in self.track.zones),
+                *(topics.zone_count(zone) for zone in self.track.zones), *(topics.name(name) for name in self.names),
                 *(topics.line_count(line, direction) for line in self.track.lines for direction in ("in", "out"))}
 
     def _area_topics(self) -> set[str]:
         return {self.topics.area(label) for label in self.areas}
 
     def components(self) -> dict[str, dict]:
-        return {**self.kept, **discovery_components(self.topics, self.labels, self.track, self.areas)}
+        return {**self.kept, **discovery_components(self.topics, self.labels, self.track, self.areas, self.names)}
 
     def update_discovery(self) -> None:
         if self.discovery.enabled:

@@ -14,6 +14,7 @@ Topics (prefix: mqtt.topic_prefix; discovery: mqtt.discovery.prefix; camera, pip
   {prefix}/{camera}/{pipeline}/count/{label}  the label's current count, e.g. "2", retained
   {prefix}/{camera}/{pipeline}/area/{label}   segmentation: the class's share of the frame in percent, e.g. "68.6",
                                               retained
+  {prefix}/{camera}/{pipeline}/name/{name}    objects in view carrying a taught name (app/teach), e.g. "1", retained
   {prefix}/{camera}/{pipeline}/snapshot       JPEG of the latest appeared/changed event, retained
   {prefix}/{camera}/{pipeline}/objects        tracked objects' events: {"type": new|update|end|person_down, ...}
   {prefix}/{camera}/{pipeline}/zones/{zone}/count      confirmed objects in the zone now, retained
@@ -110,6 +111,10 @@ class Topics:
     def area(self, label: str) -> str:
         """A segmentation class's area, in percent of the frame."""
         return f"{self.base}/area/{safe_name(label)}"
+
+    def name(self, name: str) -> str:
+        """How many objects in view carry a taught name."""
+        return f"{self.base}/name/{safe_name(name)}"
 
     @property
     def objects(self) -> str:
