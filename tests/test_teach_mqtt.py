@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from app.config import OverlayParams, Settings, load_settings
 from app.frame import Frame
@@ -20,6 +21,7 @@ from app.outputs.mqtt import MqttPublisher, Topics
 from app.outputs.mqtt import discovery as mqtt_discovery
 from app.outputs.mqtt.clean import plan, removals
 from app.pipeline import Pipeline
+from app.teach.run import taught_names
 from conftest import IMAGES, MODELS, Broker, app, imread, subscribed, wait_for
 from mqtt_instances import discovery, retained, retained_once
 from test_teach import POOLED, Run, pan, pipeline_file, teach
@@ -107,6 +109,16 @@ def test_a_taught_name_is_a_sensor_of_the_objects_in_view_carrying_it(tmp_path, 
     assert set(watcher.payloads(topics.name("grace"))) == {b"0", b"1"}
     assert sum(d.label == "person" for d in kite[-1].detections) >= 3  # people in view, none of them grace
     assert retained(broker.port)[topics.name("grace")] == b"0"
+
+
+def test_a_pipeline_without_a_crop_stage_announces_no_names(tmp_path, pipeline):
+    """Its runs give no names, whatever the gallery holds: no sensor stuck at 0."""
+    gallery = tmp_path / "gallery.json"
+    teach(gallery, pipeline, "grace", IMAGES / "grace_hopper.bmp", "--label", "person")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"stages": yaml.safe_load(pipeline.read_text())["stages"][:4]}))
+    assert taught_names(load_settings(str(pipeline), None, [f"teach.gallery={gallery}"])) == ("grace",)
+    assert taught_names(load_settings(str(plain), None, [f"teach.gallery={gallery}"])) == ()
 
 
 def test_a_name_forgotten_loses_its_sensor_at_the_next_start_and_mqtt_clean_takes_a_gone_instance_s(

@@ -31,7 +31,8 @@ def test_search_finds_grace_s_track_from_another_crop_of_her_above_the_cat_and_t
                                                                                                 pipeline):  # noqa: F811
     """grace taught; a camera sees grace_hopper.bmp, then cat_720p.jpg, then kite_and_cold.jpg, each track ending.
     A crop of her photo never seen (its lower right 85%, mirrored) finds her track first, named grace, by a clear
-    margin over the cat and the kite's people; so does the whole crop, without a label."""
+    margin over the cat and the kite's people; so does the whole crop, without a label. A store that is not one is one
+    line and the others are searched; with none, one line says so."""
     gallery = tmp_path / "teach" / "gallery.json"
     gallery.parent.mkdir()
     teach(gallery, pipeline, "grace", IMAGES / "grace_hopper.bmp", "--label", "person")
@@ -44,8 +45,13 @@ def test_search_finds_grace_s_track_from_another_crop_of_her_above_the_cat_and_t
     height, width = photo.shape[:2]
     crop = tmp_path / "another_grace.png"
     cv2.imwrite(str(crop), cv2.flip(photo[height * 15 // 100:, width * 15 // 100:], 1))
+    nothing = app("search", crop, "--label", "person", "--pipeline", pipeline, "--gallery", tmp_path / "g.json")
+    assert nothing.returncode == 0 and nothing.stdout.startswith(f"no recent tracks in {tmp_path}")
+    (gallery.parent / "recent-cam1-detect.jsonl").write_text("not a store\n")
     proc = app("search", crop, "--label", "person", "--top", "3", "--pipeline", pipeline, "--gallery", gallery)
     assert proc.returncode == 0, proc.stderr
+    (skipped,) = [line for line in proc.stderr.splitlines() if "recent-cam1-detect.jsonl" in line]
+    assert "not a store of recent tracks" in skipped and "not searched" in skipped
     lines = [line.split("\t") for line in proc.stdout.splitlines()]
     print(proc.stdout)
     assert len(lines) == 3
