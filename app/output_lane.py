@@ -21,6 +21,7 @@ from app.config import Settings
 from app.frame import Frame
 from app.handoff import Handoff
 from app.metrics import Stats
+from app.model.kinds.base import DETECTIONS
 from app.clips.ring import PacketRing
 from app.outputs.base import Output, PublishContext, Publisher
 from app.outputs.clips import ClipPublisher
@@ -38,10 +39,12 @@ RELOAD_CLOSE_S = 2.0
 
 class OutputLane:
     def __init__(self, settings: Settings, publishers: list[Publisher], stats: Stats, lossless: bool,
-                 ring: PacketRing | None = None) -> None:
+                 ring: PacketRing | None = None, produces: str = DETECTIONS) -> None:
         """`lossless`: the inference lane waits for room rather than dropping the oldest frame (files, images);
-        `ring`: the camera's encoded video, for clips (None: clips off, or a source that gives none)."""
+        `ring`: the camera's encoded video, for clips (None: clips off, or a source that gives none); `produces`:
+        what the run's model gives (its kind's), which publishers are told."""
         self.settings = settings
+        self.produces = produces
         self.ring = ring
         self.publishers = publishers
         self.stats = stats
@@ -58,7 +61,7 @@ class OutputLane:
 
     def start(self) -> None:
         """Start every publisher; when one fails, close those started and raise."""
-        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, self._lossless)
+        ctx = PublishContext(self.settings, self.stats, self.settings.pipeline.publish, self._lossless, self.produces)
         started: list[Publisher] = []
         try:
             for publisher in self.publishers:
@@ -106,7 +109,7 @@ class OutputLane:
         (closed, or only closed when its output was turned off); fresh ones for outputs turned on start."""
         self._reload = None
         self.settings = settings
-        ctx = PublishContext(settings, self.stats, settings.pipeline.publish, self._lossless)
+        ctx = PublishContext(settings, self.stats, settings.pipeline.publish, self._lossless, self.produces)
         by_section = {publisher.section: publisher for publisher in fresh if publisher.section}
         kept: list[Publisher] = []
         for publisher in self.publishers:

@@ -66,13 +66,13 @@ class Pipeline:
         self.stats.warnings += [w for w in (*settings.warnings, *warnings) if w not in self.stats.warnings]
         self.stages: list[Stage] = build_stages(settings)
         self._count_taught_not()
+        self._start_stages()
         self._stop = threading.Event()
         self.capture = CaptureLane(settings, source, self.runner.model.input_size, self.stages, self.stats,
                                    self._stop, self.lane.arrived.set)
         self.source = self.capture.source
         self.outputs = OutputLane(settings, publishers, self.stats, lossless=not self.source.live,
-                                  ring=self.capture.ring)
-        self._start_stages()
+                                  ring=self.capture.ring, produces=self._postprocess().produces)
         self._interrupted = False
         self._error: BaseException | None = None
         self._max_frames: int | None = None
@@ -187,12 +187,15 @@ class Pipeline:
         if self.stats.processed == 0:  # a camera rebuilt after a failure keeps its uptime, as it keeps its counts
             self.stats.started = time.monotonic()
 
+    def _postprocess(self) -> Postprocess:
+        """The stage that decodes the model's outputs (started: it knows what its kind produces)."""
+        return next(stage for stage in self.stages if isinstance(stage, Postprocess))
+
     def _robot_context(self) -> RobotContext:
         """What the robot outputs are told of this run: the camera, and the model's class ids and names as its
         results name them (classes by the model's output count)."""
         camera = self.settings.device.camera
-        postprocess = next(stage for stage in self.stages if isinstance(stage, Postprocess))
-        classes = postprocess.produces == CLASSES
+        classes = self._postprocess().produces == CLASSES
         labels = (self.runner.labels.for_classes(self.model.outputs[0].shape[1]) if classes
                   else dict(self.runner.labels.names))
         return RobotContext(camera.name, self.settings.pipeline.name, camera.frame_id or camera.name, labels,

@@ -469,8 +469,8 @@ def start() -> Iterator:
 
     instances: list = []
 
-    def started(settings: Settings):
-        instance = Instance(settings)
+    def started(settings: Settings, **kwargs):
+        instance = Instance(settings, **kwargs)
         instances.append(instance)
         return instance
 

@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 
 from app.config import Settings, load_settings
 from app.metrics import Stats
+from app.model.kinds.base import DETECTIONS
 from app.outputs.base import PublishContext
 from app.outputs.mqtt import MqttPublisher
 from conftest import Broker, pet_pipeline, wait_for
@@ -29,10 +30,11 @@ def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | 
 class Instance:
     """A started MQTT publisher, as one running smartcam has it; `stop()` closes it (once)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, produces: str = DETECTIONS) -> None:
+        """`produces`: what the run's model gives, as its kind says (detections, segments, ...)."""
         self.stats = Stats()
         self.publisher = MqttPublisher(settings.device.mqtt)
-        self.publisher.start(PublishContext(settings, self.stats, settings.pipeline.publish))
+        self.publisher.start(PublishContext(settings, self.stats, settings.pipeline.publish, produces=produces))
         self.stopped = False
 
     def health(self) -> dict:

@@ -84,6 +84,16 @@ def test_a_watched_class_s_area_is_a_retained_percent_sensor_and_an_unwatched_cl
     assert device["availability_mode"] == "all"
 
 
+def test_a_segmentation_run_s_watched_labels_get_area_sensors_and_no_counts(tmp_path, broker, start, grace_hopper):
+    """publish.labels [person] on a model that gives segments: person's area sensor, and no count or occupancy
+    sensor, which would stay 0 and off for a model that never gives a detection."""
+    instance = start(settings(tmp_path, broker, "segment", ["person"]), produces=SEGMENTS)
+    instance.publisher.publish(segmented(grace_hopper.kind_results[SEGMENTS]))
+    held = retained_once(broker.port, areas_announced("person"), "person's area and its sensor")
+    assert [name for name in discovery(held)[DEVICE]["components"] if name.startswith("person")] == ["person_area"]
+    assert f"{BASE}/count/person" not in held
+
+
 def test_an_area_is_published_again_once_it_moved_a_step():
     """As data: a watched class's first area goes out, then only once it moved AREA_STEP points from the one
     published; with every label watched a class gets its sensor once it covers a step, an unnamed class id by its

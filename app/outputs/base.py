@@ -19,6 +19,7 @@ from app.config import OverlayParams, PublishParams, Settings
 from app.scene.label_events import Event
 from app.frame import BGR, Frame
 from app.metrics import Stats
+from app.model.kinds.base import DETECTIONS
 from app.config.privacy import PrivacyConfig
 from app.outputs.overlay import draw
 from app.outputs.privacy import PRIVACY_UNMASKED, PrivacyUnmasked, masked_image
@@ -34,6 +35,8 @@ class PublishContext:
     publish: PublishParams
     #: a finite source (file, images): outboxes wait rather than drop, so every frame's result goes out
     lossless: bool = False
+    #: what the run's model gives (its kind's `produces`): label counts mean something only with detections
+    produces: str = DETECTIONS
 
     @property
     def camera(self) -> str:

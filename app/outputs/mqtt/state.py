@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from app.config.outputs import DiscoveryConfig
 from app.frame import Detection
+from app.model.kinds.base import DETECTIONS
 from app.model.kinds.segmentation import Segments
 from app.outputs.base import PublishContext
 import app.outputs.mqtt.discovery as discovery
@@ -169,8 +170,10 @@ class Entities:
         return [line for topic, payload in announced.items() for line in self.clean_up(topic, json.loads(payload))]
 
     def _start_counts(self, held: frozenset[str]) -> None:
-        """The watched labels', zones' and lines' counts start at 0; those `held` already go on."""
-        self.labels.update(self.ctx.publish.labels or ())
+        """The watched labels', zones' and lines' counts start at 0; those `held` already go on. A model that gives
+        no detections (a segmentation's `publish.labels` choose its areas) has no label counts."""
+        if self.ctx.produces == DETECTIONS:
+            self.labels.update(self.ctx.publish.labels or ())
         for topic in self._count_topics() - held:
             self.retained.set(topic, "0")
 
