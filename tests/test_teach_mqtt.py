@@ -14,7 +14,6 @@ import yaml
 
 from app.config import OverlayParams, Settings, load_settings
 from app.frame import Frame
-from app.model.cut import cut_model
 from app.names import safe_name
 from app.outputs.base import Output
 from app.outputs.mqtt import MqttPublisher, Topics
@@ -22,17 +21,9 @@ from app.outputs.mqtt import discovery as mqtt_discovery
 from app.outputs.mqtt.clean import plan, removals
 from app.pipeline import Pipeline
 from app.teach.run import taught_names
-from conftest import IMAGES, MODELS, Broker, app, imread, subscribed, wait_for
+from conftest import IMAGES, Broker, app, imread, subscribed, wait_for
 from mqtt_instances import discovery, retained, retained_once
-from test_teach import POOLED, Run, pan, pipeline_file, teach
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
-    """test_teach's: YOLOv8n at 0.4, tracked, persons, cats and beds embedded by MobileNet v2's pooled features."""
-    embedder = cut_model(MODELS / "mobilenet_v2_1.0_224_quant.tflite", POOLED,
-                         tmp_path_factory.mktemp("cut") / "e.tflite")
-    return pipeline_file(tmp_path_factory.mktemp("teach"), embedder, 0.4)
+from teach_helpers import Run, embedder_fixture, pan, pipeline_fixture, teach  # noqa: F401 (fixtures)
 
 
 def on_broker(pipeline: Path, gallery: Path, broker: Broker, *overrides: str) -> Settings:

@@ -15,8 +15,7 @@ from app.scene.tracker import END, ObjectEvent
 from app.teach.gallery import Embedder
 from app.teach.recent import RecentTracks, read_recent
 from conftest import IMAGES, app, imread
-from test_teach_mqtt import pipeline  # noqa: F401 (the fixture: YOLOv8n and the cut MobileNet v2, tracked)
-from test_teach import Run, teach
+from teach_helpers import Run, embedder_fixture, pipeline_fixture, teach  # noqa: F401 (fixtures)
 
 #: frames without anything: the tracks of what was in view end
 EMPTY = [np.zeros((480, 640, 3), np.uint8)] * 32
@@ -28,7 +27,7 @@ def ended(run: Run, images: list[np.ndarray]) -> list[tuple[str, int]]:
 
 
 def test_search_finds_grace_s_track_from_another_crop_of_her_above_the_cat_and_the_kite_s_people(tmp_path,
-                                                                                                pipeline):  # noqa: F811
+                                                                                                pipeline):
     """grace taught; a camera sees grace_hopper.bmp, then cat_720p.jpg, then kite_and_cold.jpg, each track ending.
     A crop of her photo never seen (its lower right 85%, mirrored) finds her track first, named grace, by a clear
     margin over the cat and the kite's people; so does the whole crop, without a label. A store that is not one is one
