@@ -93,6 +93,20 @@ def test_a_name_from_one_photo_names_her_in_a_pan_and_no_one_else(tmp_path, pipe
     assert len(others) >= 3 * 5 and not [d for d in others if "name" in d.attributes]
 
 
+def test_the_events_of_her_track_carry_her_name_and_the_others_are_as_before(tmp_path, pipeline):
+    """grace taught; grace_hopper.bmp held still, then gone: her track's `new` and `end` carry `name: grace` (in their
+    JSON too); the tie's events, a track with no name, have the JSON they always had."""
+    gallery = tmp_path / "gallery.json"
+    teach(gallery, pipeline, "grace", IMAGES / "grace_hopper.bmp", "--label", "person")
+    still = [imread(IMAGES / "grace_hopper.bmp")] * 6 + [np.zeros((600, 512, 3), np.uint8)] * 32
+    events = [e for frame in Run(pipeline, gallery).frames(iter(still)) for e in frame.objects]
+    assert sorted((e.label, e.type, e.name) for e in events) == [
+        ("person", "end", "grace"), ("person", "new", "grace"), ("tie", "end", None), ("tie", "new", None)]
+    assert all(e.as_dict()["name"] == "grace" for e in events if e.label == "person")
+    assert all(list(e.as_dict()) == ["type", "track_id", "label", "score", "box", "zones", "start", "end",
+                                     "stationary", "changes"] for e in events if e.label == "tie")
+
+
 @pytest.mark.parametrize("content, line", [
     (b"{not json", "not a gallery of taught examples"),
     (json.dumps({"version": 1, "embedder": {"model": "other.tflite", "sha256": "0" * 64}, "entries": []}).encode(),

@@ -61,6 +61,8 @@ class ObjectEvent:
     seq: int = 0
     #: where the clip the object is in is served (app/clips/planner.py); None: in no clip
     clip_url: str | None = None
+    #: the track's taught name (its majority, app/teach/verdicts.py); None: no name
+    name: str | None = None
 
     def as_dict(self) -> dict:
         document = {"type": self.type, "track_id": self.track_id, "label": self.label, "score": round(self.score, 4),
@@ -69,6 +71,8 @@ class ObjectEvent:
                     "changes": list(self.changes)}
         if self.clip_url is not None:
             document["clip_url"] = self.clip_url
+        if self.name is not None:
+            document["name"] = self.name
         return document
 
 

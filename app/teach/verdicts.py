@@ -14,7 +14,8 @@ confirmed, before the crop stage runs: a track judged `--not` by then has its `n
 of it too (`end` included) for its life. What is still seen of such a track: a crossing of a line (counted by the
 tracker), the `end` the track stage gives when the run stops, and a track that turns `--not` only after its `new`
 went out, whose events go on while its detections are dropped. A detection whose verdict is a name carries `name`
-and `similarity` (its track's latest vote for that name).
+and `similarity` (its track's latest vote for that name), and the frame's object events of its track carry `name`
+(so MQTT, webhooks and Home Assistant's event entity see who it is; its `end` too, judged before it is forgotten).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from app.frame import Detection, Frame
-from app.scene.tracker import END, NEW
+from app.scene.tracker import END, NEW, ObjectEvent
 from app.teach.matching import Match, Matcher
 
 #: the reason the stats give for the detections dropped as near a `--not` example
@@ -86,7 +87,8 @@ class Verdicts:
                 for zone in detection.zones:
                     frame.zone_counts[zone] = max(0, frame.zone_counts.get(zone, 0) - 1)
         frame.detections = kept
-        frame.objects = [event for event in frame.objects if self._shown(event.type, event.track_id)]
+        named = [self._named(event) for event in frame.objects]  # before an `end` forgets its track
+        frame.objects = [event for event in named if self._shown(event.type, event.track_id)]
 
     def _verdict(self, detection: Detection, vector: np.ndarray | None, fresh: bool) -> Match | None:
         if detection.track_id is None:
@@ -95,6 +97,11 @@ class Verdicts:
             self._votes.setdefault(detection.track_id, Votes()).add(match)
         votes = self._votes.get(detection.track_id)
         return None if votes is None else votes.majority()
+
+    def _named(self, event: ObjectEvent) -> ObjectEvent:
+        """`event` with its track's name, when the track has one."""
+        name = self.name_of(event.track_id)
+        return event if name is None else replace(event, name=name)
 
     def _shown(self, event_type: str, track_id: int) -> bool:
         """Whether an object event goes out: not one of a track whose `new` came while it was judged `--not`."""

@@ -66,11 +66,12 @@ ORIGIN = {"name": "smartcam", "sw_version": __version__}
 #: the object events Home Assistant's event entity accepts: the tracker's, and the pose monitor's lying person
 OBJECT_EVENT_TYPES = [NEW, UPDATE, END, "person_down"]
 #: the object event as Home Assistant's MQTT event entity reads it: `event_type` and attributes (`clip_url`: where
-#: the object's clip is served, None when it is in none)
+#: the object's clip is served, None when it is in none; `name`: the track's taught name, None without one)
 OBJECT_EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
                          "'label': value_json.label, 'zones': value_json.zones, "
                          "'changes': value_json.changes | default([]), "
-                         "'clip_url': value_json.clip_url | default(none)} "
+                         "'clip_url': value_json.clip_url | default(none), "
+                         "'name': value_json.name | default(none)} "
                          "| to_json }}")
 
 
