@@ -1,8 +1,9 @@
 """The teach tests' shared toolkit, with the real models: YOLOv8n tracked and MobileNet v2 cut at its pooled features
 in the crop stage (the fixtures `embedder` and `pipeline`, defined as `embedder_fixture` and `pipeline_fixture`: a
 test module imports both, as pytest finds a fixture's own fixtures in the module using it, and its tests' parameters
-named `pipeline` then shadow no import), a pan over a photo, the stages run as a camera runs them (`Run`) and
-`python -m app teach add` (`teach`). Test modules import from here and never from each other."""
+named `pipeline` then shadow no import), a pan over a photo, the stages run as a camera runs them (`Run`),
+`python -m app teach add` (`teach`), and the tracks that end as frames go through (`ended`). Test modules import
+from here and never from each other."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.config import load_settings
 from app.frame import Frame
 from app.model.cut import cut_model
 from app.model.runner import ModelRunner
+from app.scene.tracker import END
 from app.stages import build_stages
 from app.stages.base import Stage, StageContext
 from app.stages.crop import Crop
@@ -86,6 +88,15 @@ class Run:
                 frame = processed
             out.append(frame)
         return out
+
+
+#: frames without anything: the tracks of what was in view end
+EMPTY = [np.zeros((480, 640, 3), np.uint8)] * 32
+
+
+def ended(run: Run, images: list[np.ndarray]) -> list[tuple[str, int]]:
+    """The (label, track id) of the tracks that end while `images`, then nothing, go through `run`."""
+    return [(e.label, e.track_id) for f in run.frames(iter(images + EMPTY)) for e in f.objects if e.type == END]
 
 
 def teach(gallery: Path, pipeline: Path, *args: str | Path) -> str:

@@ -15,16 +15,7 @@ from app.scene.tracker import END, ObjectEvent
 from app.teach.gallery import Embedder
 from app.teach.recent import RecentTracks, read_recent
 from conftest import IMAGES, app, imread
-from teach_helpers import Run, embedder_fixture, pipeline_fixture, teach  # noqa: F401 (fixtures)
-
-#: frames without anything: the tracks of what was in view end
-EMPTY = [np.zeros((480, 640, 3), np.uint8)] * 32
-
-
-def ended(run: Run, images: list[np.ndarray]) -> list[tuple[str, int]]:
-    """The (label, track id) of the tracks that end while `images`, then nothing, go through `run`."""
-    return [(e.label, e.track_id) for f in run.frames(iter(images + EMPTY)) for e in f.objects if e.type == END]
-
+from teach_helpers import Run, ended, embedder_fixture, pipeline_fixture, teach  # noqa: F401 (fixtures)
 
 def test_search_finds_grace_s_track_from_another_crop_of_her_above_the_cat_and_the_kite_s_people(tmp_path,
                                                                                                 pipeline):

@@ -1,5 +1,5 @@
-"""HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics, snapshot files and
-event clips.
+"""HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics, snapshot files,
+event clips and look-alike tracks (/api/similar, app/teach/similar.py).
 
 Standard library only (`http.server`), one thread per connection, all daemons, so the camera needs no web
 framework. It owns three promises:
@@ -56,6 +56,7 @@ from app.outputs.base import Output, PublishContext, Publisher, object_document
 from app.outputs.clips import clip_folder
 from app.outputs.mask_png import mask_png, segments_of
 from app.scene.tracker import ObjectEvent
+from app.teach.similar import similar_document
 
 log = logging.getLogger(__name__)
 
@@ -488,6 +489,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream()
         elif url.path == "/api/clips":
             self._send(app.api_clips(query))
+        elif url.path == "/api/similar":
+            self._send(json_response(*similar_document(app.ctx.settings, query)))
         elif url.path.startswith("/clips/"):
             self._clip(url.path[len("/clips/"):])
         elif url.path.startswith("/snapshots/") and url.path != "/snapshots/":

@@ -76,9 +76,9 @@ def _header(embedder: Embedder) -> str:
     return json.dumps({"version": VERSION, "embedder": {"model": embedder.model, "sha256": embedder.sha256}})
 
 
-def read_recent(path: Path, embedder: Embedder) -> list[Recent]:
+def read_recent(path: Path, embedder: Embedder | None) -> list[Recent]:
     """The tracks of the store at `path`, oldest first ([] when there is none); RecentError when it is not one, or
-    holds another embedder's vectors."""
+    holds another embedder's vectors (None: whichever made them, for comparing a store's tracks with each other)."""
     if not path.exists():
         return []
     try:
@@ -89,7 +89,7 @@ def read_recent(path: Path, embedder: Embedder) -> list[Recent]:
         version, made_with = header["version"], Embedder(**header["embedder"])
         if version != VERSION:
             raise RecentError(f"{path}: recent tracks of version {version}, this smartcam reads version {VERSION}")
-        if made_with.sha256 != embedder.sha256:
+        if embedder is not None and made_with.sha256 != embedder.sha256:
             raise RecentError(f"{path}: recent tracks embedded by {made_with.model}, not by {embedder.model}")
         return [Recent.from_json(json.loads(line)) for line in lines[1:]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
