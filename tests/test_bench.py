@@ -1,5 +1,5 @@
 """`python -m app bench`: limit, loop and pipeline, outputs off and on, each run in its own process, reported with
-every column, as JSON and as a plot; the camera it makes of a clip; the ratios it reports."""
+every column, as JSON and as a plot; the camera it makes of a clip; the ratios it reports; clips on against off."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from app.bench.camera import PacedCamera
-from app.bench.report import HEADER, summarise
+from app.bench.report import CLIPS_HEADER, HEADER, summarise
+from app.clips.ring import PacketRing
+from app.config import CameraConfig
+from app.sources import build_source
 from app.sources.base import Captured, Source
 from conftest import IMAGES, MODELS, PET_LABEL_FILE, PET_MODEL, PROJECT
 
@@ -141,6 +144,60 @@ def test_bench_rejects_bad_arguments_in_one_line(args, message):
     proc = subprocess.run([sys.executable, "-m", "app", "bench", *args], cwd=PROJECT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("source", [["--clip-from", str(IMAGES / "cat_720p.jpg")],
+                                    ["--source", str(IMAGES / "cat.bmp")]], ids=["h264 remuxed", "raw encoded"])
+def test_clips_mode_writes_clips_of_the_cat_and_reports_them_against_the_pipeline(source, tmp_path):
+    """`clips` is the pipeline with event clips on: with the cat in every frame, its run writes a clip (an H.264
+    file's packets remuxed, an image's frames encoded), and its table sets it against `pipeline`, run alike."""
+    proc = bench(*source, "--modes", "pipeline,clips", "--outputs", "off", "--threads", "1", "--frames", "20",
+                 "--repeat", "1", "--json", str(tmp_path / "bench.json"))
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows(proc.stdout)
+    assert [row[0] for row in rows[1:3]] == ["pipeline", "clips"] and rows[3] == CLIPS_HEADER
+    (cells,) = [dict(zip(CLIPS_HEADER, row, strict=True)) for row in rows[4:]]
+    assert int(cells["clips written"]) >= 1 and float(cells["CPU ms/frame clips"]) > 0
+    assert cells["CPU clips ÷ none, by repetition"].endswith("x") and float(cells["peak RSS MB clips"]) > 0
+    runs = {run["mode"]: run for run in json.loads((tmp_path / "bench.json").read_text())["runs"]}
+    assert runs["clips"]["clips"]["written"] >= 1 and runs["clips"]["clips"]["bytes"] > 0
+    assert "clips" not in runs["pipeline"]
+
+
+def test_a_paced_camera_lets_an_h264_file_fill_the_clip_ring_itself(cat_clip):
+    """Paced by `--live-fps`, an H.264 file still fills the camera's ring with its own packets (remuxed, so the
+    capture lane encodes nothing), every packet it demuxes, read or skipped."""
+    camera = PacedCamera(build_source(CameraConfig(source=str(cat_clip))), fps=100)
+    camera.ring = ring = PacketRing(10)
+    camera.open()
+    try:
+        assert camera.fills_ring
+        camera.read()
+        time.sleep(0.1)  # frames exposed meanwhile are skipped
+        camera.read()
+    finally:
+        camera.close()
+    assert camera.skipped > 0 and len(ring.after(0)) >= camera.skipped + 2  # the frames read and those skipped
+
+
+def test_clip_costs_set_each_clips_row_against_the_pipeline_with_the_same_outputs_and_threads():
+    """Outputs off: the clips rows against the pipeline's with the outputs off, not on (CPU 30, RSS 250)."""
+    def run(mode, outputs, cpu, rss, clips=None):
+        return {"mode": mode, "outputs": outputs, "threads": 1, "fps": 10, "cpu_ms_per_frame": cpu,
+                "cpu_ms_per_captured_frame": cpu, "inference_ms": {"p50": 1, "p95": 1}, "peak_rss_mb": rss,
+                "first_result_s": 1, "drops": {}, "exposure_to_result_ms": {"p50": 1, "p95": 1, "p99": 1},
+                **({"clips": {"written": clips, "bytes": 1000 * clips}} if clips is not None else {})}
+
+    rows = {(r["mode"], r["outputs"]): r for r in summarise([
+        run("pipeline", False, 20, 200), run("clips", False, 22, 205, 2), run("pipeline", True, 30, 250),
+        run("pipeline", False, 30, 201), run("clips", False, 30, 203, 1), run("pipeline", True, 30, 250)])}
+    cost = rows["clips", False]["clip_cost"]
+    # each repetition's clips run over its own pipeline run (1.1 and 1.0), not the medians' ratio (26 / 25)
+    assert cost["cpu_ms_per_frame_without"] == 25 and cost["cpu_vs_without"] == pytest.approx(1.05)
+    assert cost["cpu_vs_without_range"] == pytest.approx([1.0, 1.1])
+    assert cost["peak_rss_mb_without"] == 201 and cost["peak_rss_growth_mb"] == 4
+    assert cost["clips_written"] == 3 and cost["clip_bytes"] == 3000
+    assert "clip_cost" not in rows["pipeline", False]
 
 
 class Numbered(Source):

@@ -3,6 +3,8 @@
 A reader that falls behind gets the newest frame exposed, as from a camera, not the next one in the file: the
 frames it missed are read and thrown away (a decoder cannot skip), and each frame carries its exposure time, so
 exposure-to-result is measured from the moment the "camera" took the picture, for the loop and the pipeline alike.
+With clips on, the camera's ring is the file's to fill (an H.264 file's packets, every one, read or skipped), as it
+would be without the pacing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class PacedCamera(Source):
         self.skipped = 0
 
     def open(self) -> None:
+        self.source.ring = self.ring
         self.source.open()
+        self.fills_ring = self.source.fills_ring
 
     def read(self) -> Captured:
         now = time.monotonic()

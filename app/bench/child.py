@@ -1,6 +1,7 @@
 """One bench run, in a process of its own: `python -m app.bench.child SPEC` prints its measurement as JSON.
 
-A run is one mode (`limit`, `loop` or `pipeline`) at one thread count, with the outputs off or on. Its own process
+A run is one mode (`limit`, `loop`, `pipeline`, `gated`, `robot` or `clips`) at one thread count, with the outputs
+off or on. Its own process
 makes its CPU time (user + sys, `time.process_time`), its peak RSS and its time from launch to the first result
 its own. Every mode records, per result, when it was ready and how long after the exposure (`exposure_to_result`)
 and how long `invoke()` took, and is reduced to the same numbers by `measurement`.
@@ -33,10 +34,12 @@ from app.sources.base import Source
 from app.stages import build_stages
 from app.stages.base import Stage, StageContext
 
-MODES = ("limit", "loop", "pipeline", "gated", "robot")
+MODES = ("limit", "loop", "pipeline", "gated", "robot", "clips")
 #: the modes the bench runs unless told: `gated` (the pipeline with motion gating, against `pipeline` without it)
 #: is for a source where gating matters, e.g. a still scene as a camera; `robot` is the pipeline with its UDP and
-#: ZeroMQ outputs sending to clients in the bench's own process, which time each message's receipt
+#: ZeroMQ outputs sending to clients in the bench's own process, which time each message's receipt; `clips` is the
+#: pipeline with event clips on (an H.264 source's packets remuxed, a raw source's frames encoded), against
+#: `pipeline` without them
 #: the frames a run's latency-over-time series keeps at most (evenly spaced), for the plot
 SERIES_POINTS = 600
 
@@ -245,6 +248,8 @@ def run_pipeline(spec: RunSpec, workdir: Path) -> dict:
     if spec.mode == "robot":
         overrides += ["udp.enabled=true", f"udp.target=127.0.0.1:{spec.udp_port}", "zmq.enabled=true",
                       f"zmq.bind=tcp://127.0.0.1:{spec.zmq_port}"]
+    if spec.mode == "clips":
+        overrides += ["clips.enabled=true", f"clips.dir={workdir / 'clips'}"]
     settings = load_settings(spec.pipeline, spec.config, overrides)
     record = Recorder()
     probe = Probe(record, settings.pipeline.overlay if spec.outputs else None)
@@ -254,7 +259,14 @@ def run_pipeline(spec: RunSpec, workdir: Path) -> dict:
         threading.Thread(target=stop_after_captured, args=(pipeline, spec.frames), daemon=True).start()
     cpu = time.process_time()
     stats = pipeline.run(max_frames=None if gated else spec.frames)
-    return measurement(spec, record, time.process_time() - cpu, stats.drop_counts(), stats.captured)
+    measured = measurement(spec, record, time.process_time() - cpu, stats.drop_counts(), stats.captured)
+    return {**measured, "clips": clips_written(workdir / "clips")} if spec.mode == "clips" else measured
+
+
+def clips_written(folder: Path) -> dict[str, int]:
+    """The clips a `clips` run wrote (its MP4 files, every camera's) and their bytes."""
+    videos = list(folder.glob("*/*.mp4"))
+    return {"written": len(videos), "bytes": sum(video.stat().st_size for video in videos)}
 
 
 def stop_after_captured(pipeline: Pipeline, frames: int) -> None:

@@ -3,7 +3,9 @@
 One row per (mode, outputs, threads): the median over its repetitions of each number, and the ratios a claim is
 made of: fps against `limit` (invoke alone) and against the `loop` with the same outputs, the CPU a frame
 costs beyond `invoke()` (the run's CPU per frame less `limit`'s at the same thread count) against the loop's, and
-the decoder's time (the postprocess stage) against `invoke()`'s in the same runs.
+the decoder's time (the postprocess stage) against `invoke()`'s in the same runs. A `clips` row (the pipeline with
+event clips on) is also set against the `pipeline` row with the same outputs and threads, in a table of its own: its
+CPU per frame and peak RSS beside the pipeline's, and the clips its runs wrote.
 """
 
 from __future__ import annotations
@@ -66,7 +68,27 @@ def summarise(runs: list[dict]) -> list[dict]:
         loop = by_key.get(("loop", row["outputs"], row["threads"]))
         ours, theirs = row["beyond_invoke_ms"], loop and loop["beyond_invoke_ms"]
         row["beyond_vs_loop"] = ours / theirs if ours is not None and theirs else None
+    for row in rows:
+        without = by_key.get(("pipeline", row["outputs"], row["threads"]))
+        if row["mode"] == "clips" and without is not None:
+            row["clip_cost"] = _clip_cost(groups[key(row)], groups[key(without)], row, without)
     return rows
+
+
+def _clip_cost(with_clips: list[dict], without: list[dict], row: dict, row_without: dict) -> dict:
+    """The CPU per frame and peak RSS of the runs with clips against those without (same outputs and threads): each
+    repetition's own ratio (its clips run over its pipeline run, side by side, so a slow minute of a shared machine
+    moves both), their median and range; the peak RSS's growth; the clips written and their bytes, summed."""
+    paired = [on["cpu_ms_per_frame"] / off["cpu_ms_per_frame"] for on, off in zip(with_clips, without, strict=True)]
+    return {
+        "cpu_ms_per_frame_without": row_without["cpu_ms_per_frame"],
+        "cpu_vs_without": statistics.median(paired),
+        "cpu_vs_without_range": [min(paired), max(paired)],
+        "peak_rss_mb_without": row_without["peak_rss_mb"],
+        "peak_rss_growth_mb": row["peak_rss_mb"] - row_without["peak_rss_mb"],
+        "clips_written": sum(run["clips"]["written"] for run in with_clips),
+        "clip_bytes": sum(run["clips"]["bytes"] for run in with_clips),
+    }
 
 
 def _stage_medians(group: list[dict]) -> dict[str, float | None]:
@@ -137,7 +159,26 @@ def table(rows: list[dict]) -> str:
     if robots:
         lines += ["", "| " + " | ".join(RECEIPT_HEADER) + " |", "|" + "---|" * len(RECEIPT_HEADER)]
         lines += ["| " + " | ".join(cells) + " |" for row in robots for cells in _receipt_cells(row)]
+    clipped = [row for row in rows if "clip_cost" in row]
+    if clipped:
+        lines += ["", "| " + " | ".join(CLIPS_HEADER) + " |", "|" + "---|" * len(CLIPS_HEADER)]
+        lines += ["| " + " | ".join(_clip_cells(row)) + " |" for row in clipped]
     return "\n".join(lines)
+
+
+CLIPS_HEADER = ["outputs", "threads", "runs", "CPU ms/frame no clips", "CPU ms/frame clips",
+                "CPU clips ÷ none, by repetition", "range", "peak RSS MB no clips", "peak RSS MB clips",
+                "RSS growth MB", "clips written", "clip MB"]
+
+
+def _clip_cells(row: dict) -> list[str]:
+    cost = row["clip_cost"]
+    low, high = cost["cpu_vs_without_range"]
+    return ["on" if row["outputs"] else "off", str(row["threads"]), str(row["runs"]),
+            f"{cost['cpu_ms_per_frame_without']:.1f}", f"{row['cpu_ms_per_frame']:.1f}",
+            f"{cost['cpu_vs_without']:.3f}x",
+            f"{low:.3f}–{high:.3f}x", f"{cost['peak_rss_mb_without']:.0f}", f"{row['peak_rss_mb']:.0f}",
+            f"{cost['peak_rss_growth_mb']:+.1f}", str(cost["clips_written"]), f"{cost['clip_bytes'] / 1e6:.1f}"]
 
 
 RECEIPT_HEADER = ["mode", "outputs", "threads", "client", "frames received / processed", "exposure→receipt ms p50",

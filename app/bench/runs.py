@@ -145,7 +145,7 @@ def free_port() -> int:
 def run(spec: RunSpec) -> dict:
     """One run in a fresh `python -m app.bench.child` process, watched by a viewer when it serves the live page;
     its measurement."""
-    watched = spec.mode in ("pipeline", "robot") and spec.outputs
+    watched = spec.mode in ("pipeline", "robot", "clips") and spec.outputs
     robot = spec.mode == "robot"
     spec = replace(spec, port=free_port() if watched else 0, udp_port=free_port() if robot else 0,
                    zmq_port=free_port() if robot else 0, launched=time.monotonic())
