@@ -1,9 +1,13 @@
 """Teach on the HTTP output, with the real models (YOLOv8n tracked, MobileNet v2 cut at its pooled features):
-`/api/similar?track=ID` ranks the camera's recent tracks by cosine with one of them, behind the same auth."""
+`/api/similar?track=ID` ranks the camera's recent tracks by cosine with one of them, and `POST /api/teach` ("teach
+this" on the live page) names a track in view or says it is not what the detector thinks, applied from the run's
+next frames; both behind the same auth."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +19,10 @@ from app.config import Settings, load_settings
 from app.metrics import Stats
 from app.outputs.base import PublishContext
 from app.outputs.http import HttpPublisher
-from conftest import IMAGES, imread
+from app.pipeline import Pipeline
+from app.teach.gallery import load_gallery
+from browser import page_value
+from conftest import IMAGES, Background, Collector, imread, wait_for
 from http_client import request
 from teach_helpers import Run, embedder_fixture, ended, pipeline_fixture, teach  # noqa: F401 (fixtures)
 
@@ -77,3 +84,92 @@ def test_similar_ranks_her_other_track_first_by_cosine_and_refuses_in_one_line(t
             status, refused = asked(server, path)
             assert status == code and line in refused["error"] and "\n" not in refused["error"], refused
         assert asked(server, f"/api/similar?track={first[1]}", token="wrong")[0] == 401
+
+
+def posted(port: int, body: object, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """POST `body` as JSON (a bytes body as is) with the token, unless `headers` say otherwise."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        conn.request("POST", "/api/teach", data, headers if headers is not None else {
+            "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def persons_after(collector: Collector, count: int) -> list[dict]:
+    """The person detections of the frames that reached the outputs after the first `count`."""
+    return [d for result in collector.results[count:] for d in result["detections"] if d["label"] == "person"]
+
+
+def test_teach_this_names_her_track_in_view_then_a_not_drops_it(tmp_path, pipeline):
+    """A camera on grace_hopper.bmp, nothing taught (no gallery yet). POST {her track, name: grace}: the gallery
+    holds her example and the frames after carry name grace, without a reload; POST {her track, not: true} (the same
+    view: it replaces the name) and the frames after have no person, counted as taught_not. Refused in one line
+    each: a GET, a body that is not JSON, a wrong name, a track not in view, no token, not JSON's content type."""
+    gallery = tmp_path / "gallery.json"
+    settings = settings_of(pipeline, gallery, f"camera.source={IMAGES / 'grace_hopper.bmp'}", "camera.loop=true")
+    server, collector = HttpPublisher(settings.device.http), Collector()
+    with Background(Pipeline(settings, [server, collector])) as run:
+        port = wait_for(lambda: server.port, "the HTTP server to listen", 30)
+        her = wait_for(lambda: next((d["track_id"] for d in persons_after(collector, 0)
+                                     if d.get("track_id") is not None), None), "her track", 30)
+        status, answer = posted(port, {"track_id": her, "name": "grace"})
+        assert (status, answer["taught"], answer["label"]) == (200, "grace", "person"), answer
+        assert [(e.name, e.label, e.positive) for e in load_gallery(gallery, None).examples] == [
+            ("grace", "person", True)]
+        taught_at = collector.count + 1  # the frame the outputs had may be followed by one judged before the POST
+        wait_for(lambda: len(persons_after(collector, taught_at)) >= 5, "five frames after", 30)
+        assert {(d["track_id"], d.get("name")) for d in persons_after(collector, taught_at)} == {(her, "grace")}
+        status, answer = posted(port, {"track_id": her, "not": True})
+        assert (status, answer["taught"]) == (200, "not a person"), answer
+        assert [(e.name, e.positive) for e in load_gallery(gallery, None).examples] == [("not:person", False)]
+        not_at = collector.count + 1
+        wait_for(lambda: collector.count >= not_at + 5, "five frames after", 30)
+        assert persons_after(collector, not_at) == []
+        assert run.pipeline.stats.document()["detections_dropped"]["taught_not"] >= 5
+        refused = [
+            (posted(port, b"{not json"), 400, "the body is not JSON"),
+            (posted(port, {"track_id": her, "name": "a/b"}), 400, "name to teach"),
+            (posted(port, {"track_id": 999, "name": "bob"}), 404, "track 999 is not in the newest frame"),
+            (posted(port, {"track_id": her, "name": "bob"}, {"Content-Type": "application/json"}), 401,
+             "authentication required"),
+            (posted(port, {"track_id": her, "name": "bob"}, {"Authorization": f"Bearer {TOKEN}",
+                                                              "Content-Type": "text/plain"}), 415, "application/json"),
+        ]
+        for (status, answer), code, line in refused:
+            assert status == code and line in answer["error"] and "\n" not in answer["error"], answer
+        status, _, body = request(port, "/api/teach", {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 405 and b"POST" in body
+    assert [(e.name, e.positive) for e in load_gallery(gallery, None).examples] == [("not:person", False)]
+
+
+#: in the live page, every 0.2 s: once a detection has its teach button, choose it, type grace and press "this is";
+#: then the line the page shows for the answer
+TEACH_ON_THE_PAGE = """(() => {
+  const result = document.getElementById('teach-result').textContent;
+  if (result && result !== 'teaching…') return result;
+  const button = document.querySelector('#detections button.teach');
+  if (button && document.getElementById('teach-section').hidden) {
+    button.click();
+    document.getElementById('teach-name').value = 'grace';
+    document.getElementById('teach-is').click();
+  }
+  return null;
+})()"""
+
+
+def test_the_live_page_teaches_a_detection_with_its_cookie(tmp_path, pipeline):
+    """In Chromium, the page opened with ?token= (its cookie then authorizes the page's requests): a person's teach
+    button, the name grace, "this is": the page says so and the gallery holds her."""
+    gallery = tmp_path / "gallery.json"
+    settings = settings_of(pipeline, gallery, f"camera.source={IMAGES / 'grace_hopper.bmp'}", "camera.loop=true")
+    server = HttpPublisher(settings.device.http)
+    with Background(Pipeline(settings, [server])):
+        port = wait_for(lambda: server.port, "the HTTP server to listen", 30)
+        said = page_value(f"http://127.0.0.1:{port}/?token={TOKEN}", tmp_path, TEACH_ON_THE_PAGE,
+                          lambda value: isinstance(value, str), timeout=60)
+    assert isinstance(said, str) and re.fullmatch(r"taught: #\d+ is grace", said), said
+    assert [(e.name, e.label) for e in load_gallery(gallery, None).examples] == [("grace", "person")]

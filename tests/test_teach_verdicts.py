@@ -1,6 +1,7 @@
 """The teach step on made-up vectors: nearest neighbour with its threshold and margin, only within the detection's
 label; a track's majority name; a `--not` detection dropped, counted and taken out of its zones' counts, its track's
-events withheld from its `new` to its `end`; the overlay's caption with the name."""
+events withheld from its `new` to its `end`; the overlay's caption with the name; a gallery written while the run
+goes on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.scene.tracker import END, NEW, UPDATE, ObjectEvent
 from app.teach.gallery import Embedder, Example, Gallery
 from app.teach.matching import Match, Matcher
 from app.teach.verdicts import Verdicts
+from app.teach.watch import GalleryWatch
 
 
 def unit(*values: float) -> np.ndarray:
@@ -92,3 +94,23 @@ def test_the_overlay_shows_a_taught_name_after_the_label():
     named = Detection("person", 0, 0.92, (0.0, 0.0, 10.0, 10.0), 3, attributes={"name": "grace", "similarity": 0.8})
     assert box_caption(named) == "person grace 0.92 #3"
     assert box_caption(person(None)) == "person 0.90"
+
+
+def test_a_gallery_written_while_running_applies_at_the_next_frame_and_a_corrupt_one_keeps_the_examples(tmp_path,
+                                                                                                        caplog):
+    """The gallery watched: grace's track (kept vector, not embedded again) is named once grace is taught, keeps her
+    name when the file is overwritten with something that is not a gallery (one warning line), and is dropped once
+    the file says that view is not a person: its votes start over from its latest vector."""
+    path = tmp_path / "gallery.json"
+    embedder = GALLERY.embedder
+    watch = GalleryWatch(path, embedder, threshold=0.7, margin=0.1)
+    verdicts = Verdicts(watch.matcher(watch.load()), watch)
+    assert judged(verdicts, [person(4)], [GRACE], {0}).detections[0].attributes == {}
+    Gallery(embedder, GALLERY.examples[:1]).save(path)
+    assert judged(verdicts, [person(4)], [GRACE], set()).detections[0].attributes["name"] == "grace"
+    path.write_text("{not json")
+    assert judged(verdicts, [person(4)], [GRACE], set()).detections[0].attributes["name"] == "grace"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.teach.watch"]
+    assert len(warnings) == 1 and "not a gallery of taught examples" in warnings[0], warnings
+    Gallery(embedder, (Example("not:person", "person", GRACE, False, "the same view"),)).save(path)
+    assert judged(verdicts, [person(4)], [GRACE], set()).detections == [] and verdicts.taught_not == 1

@@ -1,5 +1,6 @@
 """HTTP: the live page, the MJPEG stream, the latest result, stats, health, Prometheus metrics, snapshot files,
-event clips and look-alike tracks (/api/similar, app/teach/similar.py).
+event clips, look-alike tracks (/api/similar, app/teach/similar.py) and "teach this" (POST /api/teach,
+app/teach/live.py: the only route that takes a POST, with a JSON body, so a cross-site form cannot send it).
 
 Standard library only (`http.server`), one thread per connection, all daemons, so the camera needs no web
 framework. It owns three promises:
@@ -56,6 +57,7 @@ from app.outputs.base import Output, PublishContext, Publisher, object_document
 from app.outputs.clips import clip_folder
 from app.outputs.mask_png import mask_png, segments_of
 from app.scene.tracker import ObjectEvent
+from app.teach.live import MAX_BODY, LiveTeacher
 from app.teach.similar import similar_document
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,8 @@ class HttpPublisher(Publisher):
         self._waiting_for = ""
         self._closing = threading.Event()
         self._serve_lock = threading.Lock()
+        #: "teach this" (POST /api/teach) with an embedder of its own
+        self.teacher = LiveTeacher()
 
     # --- the Publisher interface ---------------------------------------------------------------------------------
 
@@ -491,6 +495,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(app.api_clips(query))
         elif url.path == "/api/similar":
             self._send(json_response(*similar_document(app.ctx.settings, query)))
+        elif url.path == "/api/teach":
+            self._send(Response(405, b'{"error": "/api/teach takes a POST"}', "application/json",
+                                (("Allow", "POST"),)))
         elif url.path.startswith("/clips/"):
             self._clip(url.path[len("/clips/"):])
         elif url.path.startswith("/snapshots/") and url.path != "/snapshots/":
@@ -503,6 +510,32 @@ class _Handler(BaseHTTPRequestHandler):
                 "/snapshots/": app.snapshot_list,
             }.get(url.path, _not_found)
             self._send(endpoint())
+
+    def do_POST(self) -> None:
+        """`/api/teach` only: authorized as every route, with a JSON body (a cross-site form cannot send one)."""
+        try:
+            self._send(self._teach())
+        except (ConnectionError, TimeoutError) as exc:
+            log.debug("http: %s went away (%s)", self.address_string(), exc)
+
+    def _teach(self) -> Response:
+        app = self.server.publisher
+        url = urlsplit(self.path)
+        self.close_connection = True  # a body not read (refused) must not be taken for the next request
+        if not app.authorized(self.headers.get("Authorization", ""), parse_qs(url.query).get("token", [""])[0],
+                              self._cookie_token()):
+            return app.unauthorized()
+        if url.path != "/api/teach":
+            return _not_found()
+        if self.headers.get_content_type() != "application/json":
+            return json_response({"error": "/api/teach takes Content-Type: application/json"}, 415)
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return json_response({"error": f"/api/teach takes a JSON body of at most {MAX_BODY} bytes, with its "
+                                           "Content-Length"}, 413)
+        latest = app.latest
+        return json_response(*app.teacher.teach(app.ctx.settings, latest.frame if latest else None,
+                                                self.rfile.read(int(length))))
 
     def _cookie_token(self) -> str:
         try:

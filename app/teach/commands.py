@@ -19,7 +19,7 @@ from app.config.base import checked_name
 from app.config.settings import DeviceSettings
 from app.errors import ConfigError
 from app.teach.examples import Teaching
-from app.teach.gallery import Gallery, GalleryError, load_gallery, not_name
+from app.teach.gallery import Embedder, Example, Gallery, GalleryError, load_gallery, not_name
 from app.teach.recent import PATTERN, Recent, RecentError, nearest, read_recent
 from app.teach.run import gallery_path
 
@@ -33,23 +33,38 @@ def _loaded(path: Path, teaching: Teaching | None) -> Gallery:
         raise ConfigError(str(exc)) from None
 
 
+def checked_teach_name(name: str) -> None:
+    """ConfigError (one line) when `name` is not a name by NAME_RULE."""
+    try:
+        checked_name(name, "name to teach")
+    except ValueError as exc:
+        raise ConfigError(f"teach add {name!r}: {exc}") from None
+
+
 def add(settings: Settings, name: str | None, files: list[str], label: str) -> list[str]:
     """Teach `name` (None: `--not label`) from `files`; the lines saying what was stored."""
     if name is not None:
-        try:
-            checked_name(name, "name to teach")
-        except ValueError as exc:
-            raise ConfigError(f"teach add {name!r}: {exc}") from None
+        checked_teach_name(name)
     teaching = Teaching(settings)
     path = gallery_path(settings)
-    stored = _loaded(path, teaching)
+    _loaded(path, teaching)  # a gallery that cannot be used is refused before the files are read
     teaching.start_embedder()
     positive = name is not None
     examples = [teaching.example(Path(file), label, name if name is not None else not_name(label), positive)
                 for file in files]
-    stored.added(examples).save(path)
+    store(path, teaching.embedder, examples)
     what = f"{name} ({label})" if positive else f"not a {label}"
     return [f"taught {what}: {len(examples)} example(s) from {', '.join(files)} -> {path}"]
+
+
+def store(path: Path, embedder: Embedder, examples: list[Example]) -> None:
+    """Add `examples` of `embedder` to the gallery at `path` as it is now, written atomically (ConfigError: one line,
+    when it cannot be used)."""
+    try:
+        stored = load_gallery(path, embedder)
+    except GalleryError as exc:
+        raise ConfigError(str(exc)) from None
+    stored.added(examples).save(path)
 
 
 def listing(settings: DeviceSettings) -> list[str]:

@@ -41,17 +41,23 @@ MAX_CLIP_FRAMES = 300
 Box = tuple[float, float, float, float]
 
 
+def pipeline_embedder(settings: Settings) -> Crop | None:
+    """The pipeline's crop stage, its model loaded, when it embeds; else None."""
+    pipeline_crop = next((params for _, params in settings.pipeline.stages if isinstance(params, CropParams)), None)
+    if pipeline_crop is None:
+        return None
+    crop = Crop(pipeline_crop)
+    crop.load(settings, None)
+    assert crop.runner is not None
+    return crop if choose_kind(pipeline_crop.kind, crop.runner.model, crop.runner.labels).name == EMBEDDING else None
+
+
 def _embedder(settings: Settings) -> Crop:
     """The crop stage that embeds for the run (the pipeline's, when it embeds), its model loaded."""
-    pipeline_crop = next((params for _, params in settings.pipeline.stages if isinstance(params, CropParams)), None)
-    if pipeline_crop is not None:
-        crop = Crop(pipeline_crop)
+    crop = pipeline_embedder(settings)
+    if crop is None:
+        crop = Crop(CropParams(model=MANIFEST_EMBEDDER, kind=EMBEDDING))
         crop.load(settings, None)
-        assert crop.runner is not None
-        if choose_kind(pipeline_crop.kind, crop.runner.model, crop.runner.labels).name == EMBEDDING:
-            return crop
-    crop = Crop(CropParams(model=MANIFEST_EMBEDDER, kind=EMBEDDING))
-    crop.load(settings, None)
     return crop
 
 

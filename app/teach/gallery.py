@@ -21,6 +21,8 @@ from app.model.digest import digests
 from app.outputs.snapshots import write_atomically
 
 VERSION = 1
+#: an example this near (cosine) to a new one of its label is the same view: the new one replaces it
+SAME_VIEW = 0.98
 #: the name a `--not` example of LABEL is listed and removed under
 NOT_PREFIX = "not:"
 
@@ -75,7 +77,13 @@ class Gallery:
         return counts
 
     def added(self, examples: list[Example]) -> Gallery:
-        return replace(self, examples=(*self.examples, *examples))
+        """The gallery with `examples`, each replacing the examples of its label at least SAME_VIEW near it (the same
+        view taught again, or corrected: "this is grace", then "this is not a person")."""
+        kept = list(self.examples)
+        for new in examples:
+            kept = [e for e in kept if e.label != new.label or float(e.vector @ new.vector) < SAME_VIEW]
+            kept.append(new)
+        return replace(self, examples=tuple(kept))
 
     def without(self, name: str) -> Gallery:
         return replace(self, examples=tuple(e for e in self.examples if e.name != name))

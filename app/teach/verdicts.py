@@ -16,6 +16,11 @@ tracker), the `end` the track stage gives when the run stops, and a track that t
 went out, whose events go on while its detections are dropped. A detection whose verdict is a name carries `name`
 and `similarity` (its track's latest vote for that name), and the frame's object events of its track carry `name`
 (so MQTT, webhooks and Home Assistant's event entity see who it is; its `end` too, judged before it is forgotten).
+
+When the gallery file is written while the run goes on (app/teach/watch.py), the new examples apply from the next
+frame: every track's votes start over from its latest embedding (the crop stage hands it on every frame), judged
+against the new examples, so "this is" or "this is not" taught on a track in view applies to it at once; a track
+whose events were withheld stays withheld.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 from app.frame import Detection, Frame
 from app.scene.tracker import END, NEW, ObjectEvent
 from app.teach.matching import Match, Matcher
+from app.teach.watch import GalleryWatch
 
 #: the reason the stats give for the detections dropped as near a `--not` example
 TAUGHT_NOT = "taught_not"
@@ -53,8 +59,10 @@ class Votes:
 
 
 class Verdicts:
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, watch: GalleryWatch | None = None) -> None:
         self.matcher = matcher
+        #: the gallery file, read again when written (None: the matcher stays as made)
+        self._watch = watch
         #: detections dropped as near a `--not` example, since the start
         self.taught_not = 0
         self._votes: dict[int, Votes] = {}
@@ -74,6 +82,9 @@ class Verdicts:
     def judge(self, frame: Frame, vectors: list[np.ndarray | None], fresh: set[int]) -> None:
         """Name, keep or drop each of `frame`'s detections (`vectors`: each one's embedding or None; `fresh`: the
         indices embedded this frame), and withhold the object events of tracks judged `--not`."""
+        if self._watch is not None and (matcher := self._watch.changed()) is not None:
+            self.matcher, fresh = matcher, {i for i, vector in enumerate(vectors) if vector is not None}
+            self._votes.clear()  # judged again from each track's latest embedding
         kept: list[Detection] = []
         for i, detection in enumerate(frame.detections):
             verdict = self._verdict(detection, vectors[i], i in fresh)
