@@ -138,9 +138,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                        help="results per run (default 600); captured frames for gated")
     bench.add_argument("--repeat", type=int, default=3, metavar="N", help="repetitions of every run (default 3)")
     bench.add_argument("--modes", default="limit,loop,pipeline", metavar="M,M",
-                       help="which of limit, loop, pipeline, gated, robot to run (default limit,loop,pipeline; "
-                       "pipeline runs with motion gating off, gated with it on, robot with UDP and ZeroMQ clients "
-                       "timing their receipt)")
+                       help="which of limit, loop, pipeline, gated, robot, clips to run (default "
+                       "limit,loop,pipeline; pipeline runs with motion gating off, gated with it on, robot with UDP "
+                       "and ZeroMQ clients timing their receipt, clips with event clips on)")
     bench.add_argument("--outputs", default="off,on", metavar="off,on",
                        help="outputs off, on or both (default both): overlay, JSON lines, snapshots, one MJPEG viewer")
     bench.add_argument("--live-fps", type=float, metavar="F",
