@@ -122,3 +122,12 @@ def test_the_segment_pipeline_prints_segments(tmp_path):
     (line,) = ran.stdout.splitlines()
     person = json.loads(line)["segments"][0]
     assert (person["label"], person["class_id"]) == ("person", 15) and person["area"] == pytest.approx(0.686, abs=0.005)
+
+
+def test_the_mask_is_made_once_a_frame_and_shared_read_only():
+    """Privacy, the overlay and the mask API each ask for the mask: one array, made once, that none can change."""
+    found = segments("grace_hopper.bmp")
+    mask = found.mask_at_source()
+    assert found.mask_at_source() is mask and not mask.flags.writeable
+    with pytest.raises(ValueError):
+        mask[0, 0] = 0

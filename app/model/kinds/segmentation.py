@@ -11,7 +11,7 @@ a crop) are `UNSEEN` (255, PASCAL VOC's ignore label) and count for no class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -96,20 +96,29 @@ def class_shares(class_map: np.ndarray, geometry: InputGeometry) -> dict[int, fl
 @dataclass(frozen=True)
 class Segments:
     """A frame's segmentation: each class's share of the source frame (`shares`, largest first, in the JSON) and
-    the model's class map on its own grid, kept out of the JSON, at source size on request."""
+    the model's class map on its own grid, kept out of the JSON, at source size on request (made once per frame:
+    privacy, the overlay and the mask API share it, read-only)."""
 
     class_map: np.ndarray
     geometry: InputGeometry
     shares: dict[int, float]
     labels: dict[int, str]
+    _mask: list[np.ndarray] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def as_json(self) -> list[dict]:
         return [{"label": self.labels.get(i, str(i)), "class_id": i, "area": round(share, 4)}
                 for i, share in self.shares.items()]
 
     def mask_at_source(self) -> np.ndarray:
-        """The class of every source pixel, uint8 [frame height, frame width]; `UNSEEN` where the model's input
-        does not cover the frame."""
+        """The class of every source pixel, uint8 [frame height, frame width], read-only (copy it to change it);
+        `UNSEEN` where the model's input does not cover the frame."""
+        if not self._mask:
+            mask = self._made_mask()
+            mask.flags.writeable = False
+            self._mask.append(mask)
+        return self._mask[0]
+
+    def _made_mask(self) -> np.ndarray:
         columns, rows = source_cells(self.geometry, self.class_map.shape)
         # bytes before the gather (a 720p mask moves 8x less than in intp), rows then columns (one fancy index of
         # both, np.ix_, ran 5-7x slower here)
