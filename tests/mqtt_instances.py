@@ -18,7 +18,7 @@ from app.metrics import Stats
 from app.model.kinds.base import DETECTIONS
 from app.outputs.base import PublishContext
 from app.outputs.mqtt import MqttPublisher
-from conftest import Broker, pet_pipeline, wait_for
+from conftest import Broker, Subscriber, pet_pipeline, wait_for
 
 
 def settings(tmp_path: Path, broker: Broker, pipeline: str, labels: list[str] | None, *overrides: str) -> Settings:
@@ -89,3 +89,20 @@ def discovery(held: dict[str, bytes]) -> dict[str, dict]:
     """The retained Home Assistant discovery documents by topic."""
     return {topic: json.loads(payload) for topic, payload in held.items()
             if topic.startswith("homeassistant/") and topic.endswith("/config")}
+
+
+def emptied_while_listed(watcher: Subscriber, device: str, kind: str) -> list[str]:
+    """The state topics of a `kind` (`/count/`, `/area/`) emptied while the latest `device` document listed them,
+    or held Home Assistant's removal marker (`{"platform": ...}`): none, or an entity's template would render an
+    empty value."""
+    listed: set[str | None] = set()
+    pending = False
+    emptied = []
+    for message in [m for m in list(watcher.messages) if not m.retain]:
+        if message.topic == device and message.payload:
+            components = json.loads(message.payload)["components"].values()
+            listed = {c.get("state_topic") for c in components}
+            pending = any(set(c) <= {"platform"} for c in components)
+        elif not message.payload and kind in message.topic and (message.topic in listed or pending):
+            emptied.append(message.topic)
+    return emptied

@@ -6,13 +6,11 @@ the token and are refused with privacy on; the planner names a clip only for the
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.error import HTTPError
 
@@ -33,6 +31,7 @@ from app.scene.tracker import END, NEW, ObjectEvent
 from app.sources import pacer, video_file
 from browser import page_value
 from clip_video import FPS, SPEED, FedRing, clip_settings, make_h264
+from webhook_receiver import Receiver
 from conftest import CAT_BREEDS, Broker, free_port, pet_pipeline, subscribed, wait_for
 
 TOKEN = "a-token-of-twenty-chars"
@@ -52,37 +51,12 @@ class Served:
     discovery: dict
 
 
-class Hooks:
-    """A webhook receiver on 127.0.0.1: every POSTed JSON body, in order."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                hooks.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Served]:
     """One run of the pipeline with clips, MQTT, a webhook and HTTP on; then an HTTP output serving its clips."""
     tmp_path = tmp_path_factory.mktemp("served")
     source = make_h264(tmp_path / "camera.mp4", 60, 20, 35)
-    broker, hooks, port = Broker(tmp_path, free_port()), Hooks(), free_port()
+    broker, hooks, port = Broker(tmp_path, free_port()), Receiver(), free_port()
     broker.start()
     settings = clip_settings(tmp_path, source, "camera.realtime=true", "mqtt.enabled=true", "mqtt.host=127.0.0.1",
                              f"mqtt.port={broker.port}", "webhooks.enabled=true", f"webhooks.urls=[{hooks.url}]",
@@ -102,7 +76,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
         http.start(PublishContext(settings, Stats(), settings.pipeline.publish))
         try:
             yield Served(f"http://127.0.0.1:{port}", folder, json.loads(sidecars[0].read_text()), mqtt_objects,
-                         [body for body in hooks.bodies if "track_id" in body], discovery)
+                         [body for body in hooks.bodies() if "track_id" in body], discovery)
         finally:
             http.close(time.monotonic() + 5)
     finally:

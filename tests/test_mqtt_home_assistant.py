@@ -5,7 +5,6 @@ pipelines no longer configured left retained, and keeps the rest."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import socket
@@ -23,7 +22,7 @@ from app.outputs.mqtt.topics import Message, Topics
 from app.pipeline import Pipeline
 from app.sources.base import Captured
 from conftest import Background, FakeCamera, Subscriber, app, pet_pipeline, subscribed, wait_for
-from mqtt_instances import Instance, discovery, retained, retained_once, settings
+from mqtt_instances import Instance, discovery, emptied_while_listed, retained, retained_once, settings
 
 
 BASE = "smartcam/cam0/detect"
@@ -82,17 +81,7 @@ def test_a_removed_entity_s_count_is_emptied_only_after_the_discovery_no_longer_
     try:
         start(settings(tmp_path, broker, "detect", ["Bengal"]))
         wait_for(lambda: watcher.payloads(f"{BASE}/count/beagle", retained=False) == [b""], "beagle's count emptied")
-        listed: set[str | None] = set()  # the state topics the latest device document names
-        pending = False  # the latest device document holds Home Assistant's removal marker, `{"platform": ...}`
-        emptied_while_listed = []
-        for message in [m for m in list(watcher.messages) if not m.retain]:
-            if message.topic == DEVICE and message.payload:
-                components = json.loads(message.payload)["components"].values()
-                listed = {c.get("state_topic") for c in components}
-                pending = any(set(c) <= {"platform"} for c in components)
-            elif not message.payload and "/count/" in message.topic and (message.topic in listed or pending):
-                emptied_while_listed.append(message.topic)
-        assert emptied_while_listed == []
+        assert emptied_while_listed(watcher, DEVICE, "/count/") == []
     finally:
         watcher.close()
 

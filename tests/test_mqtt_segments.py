@@ -20,8 +20,8 @@ from app.outputs.mqtt import discovery as mqtt_discovery
 from app.outputs.mqtt.areas import AREA_STEP, area_states
 from app.outputs.mqtt.clean import plan, removals
 from app.scene.tracker import ObjectEvent
-from conftest import Broker, Subscriber, pet_pipeline, run_model, subscribed, wait_for
-from mqtt_instances import discovery, retained, retained_once, settings
+from conftest import Broker, pet_pipeline, run_model, subscribed, wait_for
+from mqtt_instances import discovery, emptied_while_listed, retained, retained_once, settings
 
 BASE = "smartcam/cam0/segment"
 DEVICE = "homeassistant/device/smartcam_cam0_segment/config"
@@ -124,7 +124,7 @@ def test_an_area_no_longer_watched_is_removed_and_emptied_after_the_discovery_no
     with subscribed(broker.port) as watcher:
         second = start(settings(tmp_path, broker, "segment", ["person"]))
         wait_for(lambda: watcher.payloads(f"{BASE}/area/cat", retained=False) == [b""], "cat's area emptied")
-        assert never_emptied_while_listed(watcher) == []
+        assert emptied_while_listed(watcher, DEVICE, "/area/") == []
         assert watcher.payloads(f"{BASE}/area/person", retained=False) == []
         documents = [json.loads(p)["components"] for p in watcher.payloads(DEVICE, retained=False) if p]
         assert "person_area" in documents[-1] and "cat_area" not in documents[-1]
@@ -136,24 +136,8 @@ def test_an_area_no_longer_watched_is_removed_and_emptied_after_the_discovery_no
         assert second.publisher.reconfigure(PublishContext(reloaded, second.stats, reloaded.pipeline.publish))
         wait_for(lambda: watcher.payloads(f"{BASE}/area/person", retained=False)[-1:] == [b""],
                  "person's area emptied")
-        assert never_emptied_while_listed(watcher) == []
+        assert emptied_while_listed(watcher, DEVICE, "/area/") == []
     assert not [t for t, payload in retained(broker.port).items() if "area" in t]
-
-
-def never_emptied_while_listed(watcher: Subscriber) -> list[str]:
-    """The area topics emptied while the latest device document listed them, or held Home Assistant's removal
-    marker (`{"platform": ...}`): none, or an entity's template would render an empty value."""
-    listed: set[str | None] = set()
-    pending = False
-    emptied_while_listed = []
-    for message in [m for m in list(watcher.messages) if not m.retain]:
-        if message.topic == DEVICE and message.payload:
-            components = json.loads(message.payload)["components"].values()
-            listed = {c.get("state_topic") for c in components}
-            pending = any(set(c) <= {"platform"} for c in components)
-        elif not message.payload and "/area/" in message.topic and (message.topic in listed or pending):
-            emptied_while_listed.append(message.topic)
-    return emptied_while_listed
 
 
 def test_mqtt_clean_empties_an_old_instance_s_areas_after_its_discovery():
