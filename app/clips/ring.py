@@ -83,7 +83,8 @@ class PacketRing:
             self._timeline.clear()
             self._bytes = 0
             self._next += 1
-            self.time_base = stream.time_base or Fraction(1, 90000)
+            given = stream.time_base  # a Fraction, or PyAV's own rational in newer releases
+            self.time_base = Fraction(given.numerator, given.denominator) if given else Fraction(1, 90000)
             self.template = template
 
     def add(self, packet: av.Packet) -> None:
