@@ -1,7 +1,7 @@
 """Teach on the HTTP output, with the real models (YOLOv8n tracked, MobileNet v2 cut at its pooled features):
 `/api/similar?track=ID` ranks the camera's recent tracks by cosine with one of them, and `POST /api/teach` ("teach
-this" on the live page) names a track in view or says it is not what the detector thinks, applied from the run's
-next frames; both behind the same auth."""
+this" on the live page) names a track in view or a snapshot, or says it is not what the detector thinks, applied
+from the run's next frames; both behind the same auth."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from app.config import Settings, load_settings
 from app.metrics import Stats
 from app.outputs.base import PublishContext
 from app.outputs.http import HttpPublisher
+from app.outputs.snapshots import snapshot_name
 from app.pipeline import Pipeline
+from app.teach.from_snapshot import snapshot_label
 from app.teach.gallery import load_gallery
 from browser import page_value
 from conftest import IMAGES, Background, Collector, imread, wait_for
 from http_client import request
-from teach_helpers import Run, embedder_fixture, ended, pipeline_fixture, teach  # noqa: F401 (fixtures)
+from teach_helpers import Run, embedder_fixture, ended, pan, pipeline_fixture, teach  # noqa: F401 (fixtures)
 
 TOKEN = "s3cret-token"
 
@@ -146,12 +148,52 @@ def test_teach_this_names_her_track_in_view_then_a_not_drops_it(tmp_path, pipeli
     assert [(e.name, e.positive) for e in load_gallery(gallery, None).examples] == [("not:person", False)]
 
 
-#: in the live page, every 0.2 s: once a detection has its teach button, choose it, type grace and press "this is";
-#: then the line the page shows for the answer
+def test_teach_this_on_a_snapshot_names_her_in_a_pan_and_refuses_in_one_line(tmp_path, pipeline):
+    """grace_hopper.bmp written in the snapshots folder as a person snapshot of this camera; POST {that snapshot,
+    name: grace}: the gallery holds her (label person, from the file name), and a pan over her photo names her.
+    Refused in one line each: a snapshot not there (404), a path out of the folder (404, though the file is there),
+    a snapshot whose label the detector does not find in it (cat_720p.jpg as a person: 422)."""
+    gallery, folder = tmp_path / "gallery.json", tmp_path / "snapshots"
+    settings = settings_of(pipeline, gallery, f"snapshots.dir={folder}")
+    folder.mkdir()
+    camera = settings.device.camera.name
+    her, cat, missing, outside = (snapshot_name(ts, camera, "person") for ts in (1.0e9, 1.1e9, 1.2e9, 1.3e9))
+    for name, image in ((her, "grace_hopper.bmp"), (cat, "cat_720p.jpg"), (f"../{outside}", "grace_hopper.bmp")):
+        cv2.imwrite(str(folder / name), imread(IMAGES / image))
+    with http_output(settings) as server:
+        assert server.port is not None
+        status, answer = posted(server.port, {"snapshot": her, "name": "grace"})
+        assert (status, answer["taught"], answer["label"], answer["snapshot"]) == (200, "grace", "person", her), answer
+        refused = [
+            (posted(server.port, {"snapshot": missing, "name": "bob"}), 404, "no snapshot"),
+            (posted(server.port, {"snapshot": f"../{outside}", "not": True}), 404, "no snapshot"),
+            (posted(server.port, {"snapshot": cat, "name": "bob"}), 422, "the detector finds no person in it"),
+        ]
+    for (status, answer), code, line in refused:
+        assert status == code and line in answer["error"] and "\n" not in answer["error"], answer
+    assert [(e.name, e.label, e.positive) for e in load_gallery(gallery, None).examples] == [("grace", "person", True)]
+    frames = Run(pipeline, gallery).frames(pan(imread(IMAGES / "grace_hopper.bmp"), keep=0.8))
+    persons = [d for frame in frames for d in frame.detections if d.label == "person"]
+    named = [d for d in persons if d.attributes.get("name") == "grace"]
+    print(f"named grace after teaching her snapshot: {len(named)}/{len(persons)} person detections")
+    assert persons and len(named) >= 0.95 * len(persons)
+
+
+def test_a_snapshots_label_is_the_detectors_label_it_spells():
+    """The label in a snapshot's name is the detector's label spelled so (a space is a `_` in a file name); a
+    name not of this camera has none."""
+    name = snapshot_name(0.0, "front door", "traffic light")
+    assert snapshot_label(name, "front door", ["person", "traffic light"]) == "traffic light"
+    assert snapshot_label(snapshot_name(0.0, "front door", "person"), "front door", ["traffic light"]) == "person"
+    assert snapshot_label(name, "back door", ["traffic light"]) is None
+
+
+#: in the live page, every 0.2 s: once a detection (LIST: #detections) or a snapshot (#snapshots) has its teach
+#: button, choose it, type grace and press "this is"; then the line the page shows for the answer
 TEACH_ON_THE_PAGE = """(() => {
   const result = document.getElementById('teach-result').textContent;
   if (result && result !== 'teaching…') return result;
-  const button = document.querySelector('#detections button.teach');
+  const button = document.querySelector('LIST button.teach');
   if (button && document.getElementById('teach-section').hidden) {
     button.click();
     document.getElementById('teach-name').value = 'grace';
@@ -169,7 +211,24 @@ def test_the_live_page_teaches_a_detection_with_its_cookie(tmp_path, pipeline):
     server = HttpPublisher(settings.device.http)
     with Background(Pipeline(settings, [server])):
         port = wait_for(lambda: server.port, "the HTTP server to listen", 30)
-        said = page_value(f"http://127.0.0.1:{port}/?token={TOKEN}", tmp_path, TEACH_ON_THE_PAGE,
-                          lambda value: isinstance(value, str), timeout=60)
+        said = page_value(f"http://127.0.0.1:{port}/?token={TOKEN}", tmp_path,
+                          TEACH_ON_THE_PAGE.replace("LIST", "#detections"), lambda value: isinstance(value, str),
+                          timeout=60)
     assert isinstance(said, str) and re.fullmatch(r"taught: #\d+ is grace", said), said
+    assert [(e.name, e.label) for e in load_gallery(gallery, None).examples] == [("grace", "person")]
+
+
+def test_the_pages_snapshot_list_teaches_a_snapshot(tmp_path, pipeline):
+    """In Chromium, no camera running: the page lists the snapshot of grace_hopper.bmp by name with a teach button;
+    the name grace, "this is": the page says so and the gallery holds her."""
+    gallery, folder = tmp_path / "gallery.json", tmp_path / "snapshots"
+    settings = settings_of(pipeline, gallery, f"snapshots.dir={folder}")
+    folder.mkdir()
+    her = snapshot_name(1.0e9, settings.device.camera.name, "person")
+    cv2.imwrite(str(folder / her), imread(IMAGES / "grace_hopper.bmp"))
+    with http_output(settings) as server:
+        said = page_value(f"http://127.0.0.1:{server.port}/?token={TOKEN}", tmp_path,
+                          TEACH_ON_THE_PAGE.replace("LIST", "#snapshots"), lambda value: isinstance(value, str),
+                          timeout=60)
+    assert said == f"taught: {her} is grace", said
     assert [(e.name, e.label) for e in load_gallery(gallery, None).examples] == [("grace", "person")]

@@ -427,7 +427,11 @@ def _file_in(folder: Path, name: str) -> Path | None:
 
 def _snapshot_path(folder: Path, raw_name: str) -> Path | None:
     """The file `raw_name` (as sent, percent-encoded) names directly inside `folder`, or None."""
-    name = unquote(raw_name)
+    return _snapshot_file(folder, unquote(raw_name))
+
+
+def _snapshot_file(folder: Path, name: str) -> Path | None:
+    """The snapshot `name` (decoded) directly inside `folder`, or None."""
     return _file_in(folder, name) if SNAPSHOT_NAME.fullmatch(name) else None
 
 
@@ -535,7 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
                                            "Content-Length"}, 413)
         latest = app.latest
         return json_response(*app.teacher.teach(app.ctx.settings, latest.frame if latest else None,
-                                                self.rfile.read(int(length))))
+                                                self.rfile.read(int(length)),
+                                                lambda name: _snapshot_file(app.snapshots_dir, name)))
 
     def _cookie_token(self) -> str:
         try:
