@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from app.config import CameraConfig, ReconnectConfig
 from app.errors import SourceError
 from app.sources.auto import AutoCamera
 from app.sources.base import Captured, EndOfStream, Source
+from app.sources import reconnect
 from app.sources.reconnect import CONNECTED, RECONNECTING, STALLED, STALLED_S, STOPPED, Reconnecting
 
 FRAME = Captured(np.zeros((4, 4, 3), np.uint8))
@@ -115,15 +117,18 @@ def test_auto_with_no_camera_yet_fails_the_open_with_what_to_pass(monkeypatch):
         assert alternative in str(error.value)
 
 
-def test_a_connected_source_whose_read_hangs_is_shown_down_until_a_frame_comes():
-    source = Reconnecting(Scripted(opens=["up"], reads=["ok", "ok"]), BACKOFF, RecordedWaits())
+def test_a_connected_source_whose_read_hangs_is_shown_down_until_a_frame_comes(monkeypatch):
+    clock = [1000.0]  # the health's clock, stepped by the test
+    monkeypatch.setattr(reconnect, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    source = Reconnecting(Scripted(opens=["up"], reads=["ok", "ok", "ok"]), BACKOFF, RecordedWaits())
     source.open()
     source.read()
+    clock[0] += 5
+    source.read()  # connected since the first frame; stalled counts from the last
+    clock[0] += STALLED_S  # no frame for exactly STALLED_S: still connected
     assert source.health.document()["ok"] is True
-    assert source.health.last_frame is not None
-    source.health.last_frame -= STALLED_S + 1  # the next read has hung that long
+    clock[0] += 1  # the next read has hung past it
     document = source.health.document()
-    for_s = document["for_s"]
-    assert document["state"] == STALLED and document["ok"] is False and isinstance(for_s, float) and for_s > STALLED_S
+    assert document["state"] == STALLED and document["ok"] is False and document["for_s"] == STALLED_S + 1
     source.read()
     assert source.health.document()["ok"] is True and source.health.document()["state"] == CONNECTED
